@@ -1,0 +1,93 @@
+/* Types shared by every module of the egress-inspector core. */
+#ifndef EGRESS_INSPECTOR_COMMON_H
+#define EGRESS_INSPECTOR_COMMON_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define EI_MUST_USE __attribute__((warn_unused_result))
+
+/* Outcome of every parser: a complete message, a prefix that needs more bytes, or bytes
+ * that cannot be the message the parser was asked for. */
+typedef enum {
+    EI_PARSE_OK = 0,
+    EI_PARSE_NEED_MORE,
+    EI_PARSE_MALFORMED,
+} ei_parse_status;
+
+/* A read-only window into bytes owned by someone else (usually the packet). */
+typedef struct {
+    const uint8_t *ptr;
+    size_t len;
+} ei_view;
+
+/* An IPv4 or IPv6 address in network byte order. IPv4 uses the first 4 bytes; the rest
+ * are zero, so two addresses compare equal with memcmp over the whole struct. */
+typedef struct {
+    uint8_t family; /* 4 or 6 */
+    uint8_t pad[3];
+    uint8_t bytes[16];
+} ei_addr;
+
+/* Writes the textual form of addr ("192.0.2.1", "2001:db8::1") into out, which must hold
+ * EI_ADDR_STRLEN bytes. Returns out. */
+#define EI_ADDR_STRLEN 46
+const char *ei_addr_format(const ei_addr *addr, char out[EI_ADDR_STRLEN]);
+
+/* Parses a textual IPv4 or IPv6 address. Returns false when text is neither. */
+EI_MUST_USE bool ei_addr_parse(const char *text, ei_addr *out);
+
+/* Why a flow was decided the way it was. Every verdict carries exactly one reason; the
+ * names (ei_reason_name) are part of the log format and never change meaning. */
+typedef enum {
+    EI_REASON_NONE = 0,
+    /* allow */
+    EI_REASON_ALLOWED_NAME,        /* host matched an exact or wildcard entry */
+    EI_REASON_ALLOWED_ADDRESS,     /* destination matched a CIDR entry */
+    /* deny: policy */
+    EI_REASON_NAME_NOT_ALLOWED,    /* a clean, single name that no entry allows */
+    EI_REASON_NO_HOSTNAME,         /* the flow's first message carries no name */
+    EI_REASON_NOT_TLS_OR_HTTP,     /* client data that is neither a ClientHello nor a request */
+    EI_REASON_NO_NAME_WITHIN_LIMIT,/* byte or packet bound reached before a name */
+    /* deny: ambiguity in the name itself */
+    EI_REASON_EMPTY_NAME,
+    EI_REASON_INVALID_NAME,        /* outside the hostname grammar */
+    EI_REASON_MULTIPLE_NAMES,      /* two server_name entries, or two names in one */
+    /* deny: TLS */
+    EI_REASON_TLS_MALFORMED,       /* a length that lies, truncated structure, bad type */
+    EI_REASON_TLS_DUPLICATE_EXTENSION,
+    /* deny: HTTP */
+    EI_REASON_HTTP_MALFORMED,
+    EI_REASON_HTTP_MULTIPLE_HOST,
+    EI_REASON_HTTP_HOST_MISMATCH,  /* Host disagrees with absolute URI or CONNECT target */
+    /* deny: transport */
+    EI_REASON_TCP_OVERLAP_CONFLICT,/* retransmitted bytes differ from what was seen */
+    EI_REASON_REASSEMBLY_LIMIT,    /* message larger than the per-flow buffer */
+    EI_REASON_HELD_LIMIT,          /* too many packets waiting for a decision */
+    EI_REASON_FLOW_EVICTED,        /* the flow table made room; held packets are released */
+    EI_REASON_INCOMPLETE,          /* the flow ended (or the capture did) mid-message */
+    EI_REASON_SHUTDOWN,            /* the daemon stopped while the flow was undecided */
+    EI_REASON_COUNT
+} ei_reason;
+
+/* Stable snake_case name of a reason, e.g. "tls_duplicate_extension". */
+const char *ei_reason_name(ei_reason reason);
+
+/* The verdict on a flow, or on one packet of it. */
+typedef enum {
+    EI_VERDICT_PENDING = 0, /* not decided yet: pass the packet, keep watching the flow */
+    EI_VERDICT_ALLOW,
+    EI_VERDICT_DENY,
+} ei_verdict;
+
+const char *ei_verdict_name(ei_verdict verdict);
+
+typedef enum {
+    EI_MODE_ENFORCE = 0,
+    EI_MODE_MONITOR,
+} ei_mode;
+
+const char *ei_mode_name(ei_mode mode);
+
+#endif

@@ -1,0 +1,121 @@
+/* The pipeline: one packet in, one action out. Every door (NFQUEUE, pcap replay, tests,
+ * fuzzers) drives this same code.
+ *
+ * It does no I/O and reads no clock: the caller passes the time with each packet, and
+ * learns of decisions and of released packets through two callbacks, called before
+ * ei_pipeline_packet returns. One pipeline belongs to one thread. */
+#ifndef EGRESS_INSPECTOR_PIPELINE_H
+#define EGRESS_INSPECTOR_PIPELINE_H
+
+#include "egress_inspector/common.h"
+#include "egress_inspector/packet.h"
+#include "egress_inspector/policy.h"
+
+/* What to do with one packet. */
+typedef enum {
+    EI_ACTION_PASS = 0, /* let it through; its flow is not decided yet */
+    EI_ACTION_ALLOW,    /* let it through; the flow is decided and may skip the queue */
+    EI_ACTION_DENY,     /* the flow is denied: drop (and reset) it */
+    EI_ACTION_HOLD,     /* keep it: its verdict comes later through on_release */
+    EI_ACTION_DROP,     /* drop this packet alone (unreadable headers, IP fragment) */
+    EI_ACTION_COUNT
+} ei_action;
+
+const char *ei_action_name(ei_action action);
+
+typedef struct {
+    uint32_t max_flows;             /* flow table entries */
+    uint32_t reassembly_bytes;      /* per flow: the longest first message we read */
+    uint64_t max_buffered_bytes;    /* all flows' reassembly buffers together */
+    uint16_t max_held_packets;      /* per flow */
+    uint16_t max_packets_before_name; /* client packets an undecided flow may send */
+    uint64_t undecided_timeout_ns;  /* idle undecided flows are decided `incomplete` */
+    uint64_t decided_timeout_ns;    /* idle decided flows are forgotten */
+    /* Every packet goes from client to server (NFQUEUE on the workload's egress path).
+     * When false (captures), direction is learnt from the SYN or the first message. */
+    bool oriented;
+    uint64_t hash_seed;
+} ei_pipeline_config;
+
+/* Defaults: 262144 flows, 16 KiB per flow, 64 MiB in all, 32 held packets, 64 client
+ * packets before a name, 30 s undecided, 300 s decided. */
+void ei_pipeline_config_default(ei_pipeline_config *cfg);
+
+/* One decided flow. Pointers are valid only during the callback. */
+typedef struct {
+    uint64_t ts_ns;
+    ei_addr src;          /* the client */
+    ei_addr dst;
+    uint16_t sport;
+    uint16_t dport;
+    ei_l7 l7;
+    /* The name as the client sent it: normalized (lower-case, no trailing dot) when
+     * host_valid, else the raw bytes. NULL when the flow carried none. */
+    const char *host;
+    size_t host_len;
+    bool host_valid;
+    ei_decision decision; /* what the policy says, whatever the mode */
+    ei_mode mode;
+    bool enforced;        /* false in monitor mode, and for allows */
+    bool midstream;       /* the capture or queue began after the flow's SYN */
+    bool ech;
+    uint16_t tls_version; /* highest offered (supported_versions, else legacy_version) */
+    ei_view alpn;         /* first ALPN protocol offered, len 0 if none */
+} ei_flow_event;
+
+typedef void (*ei_event_fn)(void *ctx, const ei_flow_event *event);
+/* A held packet's final action (EI_ACTION_ALLOW or EI_ACTION_DENY). */
+typedef void (*ei_release_fn)(void *ctx, uint64_t packet_id, ei_action action);
+
+/* Counters of everything the pipeline met, for logs and metrics. Monotonic unless
+ * marked as a gauge. */
+typedef struct {
+    uint64_t packets;
+    uint64_t packet_errors[EI_PKT_ERROR_COUNT];
+    uint64_t actions[EI_ACTION_COUNT];
+    uint64_t decisions[EI_REASON_COUNT];   /* by reason */
+    uint64_t flows_created;
+    uint64_t flows_midstream;
+    uint64_t flows_evicted;
+    uint64_t flows_expired;
+    uint64_t flows;                        /* gauge */
+    uint64_t held;                         /* gauge: packets waiting for a verdict */
+    uint64_t released;
+    uint64_t reassembling;                 /* gauge: flows with buffered bytes */
+    uint64_t buffered_bytes;               /* gauge */
+    uint64_t buffer_budget_exhausted;      /* a flow denied because all buffers were full */
+    uint64_t out_of_memory;
+} ei_counters;
+
+typedef struct ei_pipeline ei_pipeline;
+
+/* NULL when memory runs out. policy must outlive its use (see ei_pipeline_set_policy). */
+EI_MUST_USE ei_pipeline *ei_pipeline_new(const ei_pipeline_config *cfg,
+                                         const ei_policy_set *policy, ei_mode mode,
+                                         ei_event_fn on_event, ei_release_fn on_release,
+                                         void *ctx);
+
+/* Releases every held packet (as denied, reason shutdown) through the callbacks, then
+ * frees the pipeline. */
+void ei_pipeline_free(ei_pipeline *p, uint64_t now_ns);
+
+/* Flows decided from now on use this policy; flows decided earlier keep their verdict.
+ * The caller keeps the old set alive until this returns. */
+void ei_pipeline_set_policy(ei_pipeline *p, const ei_policy_set *policy);
+void ei_pipeline_set_mode(ei_pipeline *p, ei_mode mode);
+
+/* Judges one packet. packet_id names it in a later on_release when the answer is HOLD. */
+ei_action ei_pipeline_packet(ei_pipeline *p, int linktype, const uint8_t *data, size_t len,
+                             uint64_t now_ns, uint64_t packet_id);
+
+/* Ages flows: undecided ones idle past their timeout are decided (incomplete, their held
+ * packets released), decided ones are forgotten. Cheap to call often. */
+void ei_pipeline_expire(ei_pipeline *p, uint64_t now_ns);
+
+/* Decides every undecided flow that sent data, with `reason` (incomplete at the end of
+ * a capture, shutdown when the daemon stops), and releases every held packet. */
+void ei_pipeline_flush(ei_pipeline *p, uint64_t now_ns, ei_reason reason);
+
+const ei_counters *ei_pipeline_counters(const ei_pipeline *p);
+
+#endif

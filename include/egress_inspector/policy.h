@@ -1,0 +1,103 @@
+/* Allowlist policies: the rules file, the matchers and the decision.
+ *
+ * A policy set is the immutable result of parsing one rules file. It is built once,
+ * shared read-only by every thread, and replaced as a whole on reload; nothing in it
+ * changes after ei_rules_parse returns. */
+#ifndef EGRESS_INSPECTOR_POLICY_H
+#define EGRESS_INSPECTOR_POLICY_H
+
+#include "egress_inspector/common.h"
+
+#define EI_NAME_MAX 253 /* RFC 1035 presentation form, without the trailing dot */
+
+/* Checks name against the hostname grammar (letters, digits, '-', '_', '.', labels of 1
+ * to 63 bytes, at most 253 bytes in all once one trailing dot is dropped) and writes its
+ * lower-case form, without the trailing dot and NUL-terminated, into out.
+ * Returns EI_REASON_NONE on success, EI_REASON_EMPTY_NAME for a name that is empty (or
+ * only "."), EI_REASON_INVALID_NAME for anything else outside the grammar (an embedded
+ * NUL, a space, an empty label, a label over 63 bytes, 254 bytes or more). */
+EI_MUST_USE ei_reason ei_name_normalize(const uint8_t *name, size_t len,
+                                        char out[EI_NAME_MAX + 1], size_t *out_len);
+
+typedef struct ei_policy_set ei_policy_set;
+typedef struct ei_policy ei_policy;
+
+/* Called once per error found in a rules file, in line order. line is 1-based. */
+typedef void (*ei_rules_error_fn)(void *ctx, unsigned line, const char *message);
+
+/* Parses a rules file held in memory (text need not be NUL-terminated).
+ * Returns a new policy set, or NULL when the file has any error: every error is reported
+ * through on_error (which may be NULL) and nothing is half-applied. *errors, when not
+ * NULL, receives the number of errors. The caller frees the set with ei_policy_set_free. */
+EI_MUST_USE ei_policy_set *ei_rules_parse(const char *text, size_t len,
+                                          ei_rules_error_fn on_error, void *ctx,
+                                          unsigned *errors);
+
+void ei_policy_set_free(ei_policy_set *set);
+
+/* Number of policies in the set and the number of allow entries in all of them. */
+size_t ei_policy_set_policies(const ei_policy_set *set);
+size_t ei_policy_set_entries(const ei_policy_set *set);
+
+/* The policy for a workload: the one whose `source` CIDR is the longest prefix match for
+ * src, else the policy named "default" (which always exists: an empty one denies all).
+ * Never returns NULL. */
+const ei_policy *ei_policy_for_source(const ei_policy_set *set, const ei_addr *src);
+
+const char *ei_policy_name(const ei_policy *policy);
+
+/* What an allow entry matched, for the log: the entry as written in the file and its
+ * line. rule is NULL when nothing matched. */
+typedef struct {
+    const char *rule;
+    unsigned line;
+} ei_match;
+
+/* Looks up an already normalized name (ei_name_normalize) for a TCP destination port:
+ * an exact entry first, then the closest wildcard. Constant work in the number of
+ * entries (hash for exact names, suffix tree for wildcards). */
+ei_match ei_policy_match_name(const ei_policy *policy, const char *name, size_t len,
+                              uint16_t port);
+
+/* Looks up a destination address and port among the CIDR entries (longest prefix). */
+ei_match ei_policy_match_address(const ei_policy *policy, const ei_addr *dst,
+                                 uint16_t port);
+
+/* What the pipeline knows about a flow when it asks for a decision. */
+typedef enum {
+    EI_L7_NONE = 0,
+    EI_L7_TLS,
+    EI_L7_HTTP,
+} ei_l7;
+
+const char *ei_l7_name(ei_l7 l7);
+
+typedef struct {
+    ei_addr src;
+    ei_addr dst;
+    uint16_t sport;
+    uint16_t dport;
+    bool have_message; /* false at SYN time: only address entries can decide */
+    ei_l7 l7;
+    /* The normalized name (NUL-terminated), or NULL when the message carried none. */
+    const char *host;
+    size_t host_len;
+    /* EI_REASON_NONE when the message parsed cleanly, else why it cannot be trusted
+     * (ambiguity, malformation, a transport problem). Always denies. */
+    ei_reason problem;
+} ei_flow_facts;
+
+typedef struct {
+    ei_verdict verdict; /* PENDING only when !have_message and no address entry matched */
+    ei_reason reason;
+    const ei_policy *policy;
+    ei_match match;
+} ei_decision;
+
+/* The one decision function every mode shares. Pure: same facts and set, same answer.
+ * Order: an address entry for (dst, dport) allows whatever the message; then a problem
+ * denies with its own reason; then a missing name denies (no_hostname); then the name
+ * is looked up. */
+ei_decision ei_decide(const ei_flow_facts *facts, const ei_policy_set *set);
+
+#endif

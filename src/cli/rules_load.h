@@ -1,0 +1,15 @@
+/* Loading a rules file from disk for the CLI and the daemon. */
+#ifndef EI_CLI_RULES_LOAD_H
+#define EI_CLI_RULES_LOAD_H
+
+#include <stdio.h>
+
+#include "egress_inspector/policy.h"
+
+#define EI_RULES_FILE_MAX (64u << 20)
+
+/* Reads and parses path. Every problem is printed to err as "PATH:LINE: message" (or
+ * "PATH: message" when the file cannot be read); returns NULL if there was any. */
+ei_policy_set *ei_rules_load(const char *path, FILE *err, unsigned *errors);
+
+#endif

@@ -1,0 +1,72 @@
+#include "egress_inspector/common.h"
+
+#include <arpa/inet.h>
+#include <string.h>
+
+const char *ei_addr_format(const ei_addr *addr, char out[EI_ADDR_STRLEN])
+{
+    int af = addr->family == 6 ? AF_INET6 : AF_INET;
+    if (inet_ntop(af, addr->bytes, out, EI_ADDR_STRLEN) == NULL)
+        out[0] = '\0';
+    return out;
+}
+
+bool ei_addr_parse(const char *text, ei_addr *out)
+{
+    memset(out, 0, sizeof *out);
+    if (inet_pton(AF_INET, text, out->bytes) == 1) {
+        out->family = 4;
+        return true;
+    }
+    if (inet_pton(AF_INET6, text, out->bytes) == 1) {
+        out->family = 6;
+        return true;
+    }
+    return false;
+}
+
+static const char *const reason_names[EI_REASON_COUNT] = {
+    [EI_REASON_NONE] = "none",
+    [EI_REASON_ALLOWED_NAME] = "allowed_name",
+    [EI_REASON_ALLOWED_ADDRESS] = "allowed_address",
+    [EI_REASON_NAME_NOT_ALLOWED] = "name_not_allowed",
+    [EI_REASON_NO_HOSTNAME] = "no_hostname",
+    [EI_REASON_NOT_TLS_OR_HTTP] = "not_tls_or_http",
+    [EI_REASON_NO_NAME_WITHIN_LIMIT] = "no_name_within_limit",
+    [EI_REASON_EMPTY_NAME] = "empty_name",
+    [EI_REASON_INVALID_NAME] = "invalid_name",
+    [EI_REASON_MULTIPLE_NAMES] = "multiple_names",
+    [EI_REASON_TLS_MALFORMED] = "tls_malformed",
+    [EI_REASON_TLS_DUPLICATE_EXTENSION] = "tls_duplicate_extension",
+    [EI_REASON_HTTP_MALFORMED] = "http_malformed",
+    [EI_REASON_HTTP_MULTIPLE_HOST] = "http_multiple_host",
+    [EI_REASON_HTTP_HOST_MISMATCH] = "http_host_mismatch",
+    [EI_REASON_TCP_OVERLAP_CONFLICT] = "tcp_overlap_conflict",
+    [EI_REASON_REASSEMBLY_LIMIT] = "reassembly_limit",
+    [EI_REASON_HELD_LIMIT] = "held_limit",
+    [EI_REASON_FLOW_EVICTED] = "flow_evicted",
+    [EI_REASON_INCOMPLETE] = "incomplete",
+    [EI_REASON_SHUTDOWN] = "shutdown",
+};
+
+const char *ei_reason_name(ei_reason reason)
+{
+    if ((unsigned)reason >= EI_REASON_COUNT)
+        return "unknown";
+    return reason_names[reason];
+}
+
+const char *ei_verdict_name(ei_verdict verdict)
+{
+    switch (verdict) {
+    case EI_VERDICT_ALLOW: return "allow";
+    case EI_VERDICT_DENY: return "deny";
+    case EI_VERDICT_PENDING: break;
+    }
+    return "pending";
+}
+
+const char *ei_mode_name(ei_mode mode)
+{
+    return mode == EI_MODE_MONITOR ? "monitor" : "enforce";
+}

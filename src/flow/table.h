@@ -1,0 +1,85 @@
+/* The flow table: one entry per TCP connection, found from either direction's 5-tuple.
+ *
+ * Entries live in one array and link to each other by 32-bit index (hash chains and two
+ * LRU lists: undecided flows and decided ones, each with its own idle timeout, so the
+ * oldest entry of a list is always the first to expire). The table never grows past
+ * max_flows: inserting into a full table evicts the least recently used entry, undecided
+ * ones last, and says so to the caller, which must decide its held packets. */
+#ifndef EI_FLOW_TABLE_H
+#define EI_FLOW_TABLE_H
+
+#include "egress_inspector/common.h"
+#include "flow/reasm.h"
+
+#define EI_FLOW_NONE UINT32_MAX
+
+enum {
+    EI_FLOW_F_CLIENT_IS_A = 0x01, /* endpoint a (the lower one) is the client */
+    EI_FLOW_F_ORIENTED = 0x02,    /* we know which side is the client */
+    EI_FLOW_F_SYN = 0x04,         /* the client's SYN was seen: base_seq is exact */
+    EI_FLOW_F_CLOSED = 0x08,      /* FIN or RST seen */
+    EI_FLOW_F_DECIDED = 0x10,
+    EI_FLOW_F_ON_DECIDED_LIST = 0x20, /* the table's own: which LRU list holds the entry */
+};
+
+/* The two endpoints in canonical order (a <= b), so both directions find the entry. */
+typedef struct {
+    uint8_t a[16];
+    uint8_t b[16];
+    uint16_t pa;
+    uint16_t pb;
+    uint8_t family;
+} ei_flow_key;
+
+typedef struct {
+    ei_flow_key key;
+    uint8_t flags;
+    uint8_t verdict;        /* ei_verdict once decided */
+    uint8_t reason;         /* ei_reason once decided */
+    uint8_t packets;        /* client packets while undecided (saturates) */
+    uint32_t base_seq;      /* client sequence number of stream byte 0 */
+    uint32_t hnext;         /* hash chain */
+    uint32_t prev, next;    /* LRU list */
+    uint64_t last_ns;
+    ei_reasm *reasm;        /* client bytes and held packets; NULL when there are none */
+} ei_flow;
+
+typedef struct {
+    ei_flow *flows;
+    uint32_t *buckets;
+    uint32_t nbuckets;      /* power of two */
+    uint32_t capacity;      /* entries allocated */
+    uint32_t max_flows;
+    uint32_t count;
+    uint32_t free_head;     /* free entries chained through hnext */
+    uint32_t head[2], tail[2]; /* LRU lists: [0] undecided, [1] decided; head = newest */
+    uint64_t seed;
+} ei_flow_table;
+
+/* Builds a flow key from one packet's endpoints; *sender_is_a tells the direction. */
+void ei_flow_key_make(const ei_addr *src, uint16_t sport, const ei_addr *dst, uint16_t dport,
+                      ei_flow_key *key, bool *sender_is_a);
+
+/* max_flows >= 1. seed keys the hash so that remote peers cannot aim at one chain.
+ * Returns false when memory for the first entries cannot be had. */
+EI_MUST_USE bool ei_flow_table_init(ei_flow_table *t, uint32_t max_flows, uint64_t seed);
+void ei_flow_table_destroy(ei_flow_table *t);
+
+ei_flow *ei_flow_find(ei_flow_table *t, const ei_flow_key *key);
+
+/* Adds a new entry (the key must not be present). When the table is full, the least
+ * recently used entry is unlinked first and copied to *evicted (with its reasm, which the
+ * caller now owns), and *did_evict is set. Returns NULL only when memory runs out. */
+ei_flow *ei_flow_insert(ei_flow_table *t, const ei_flow_key *key, uint64_t now_ns,
+                        ei_flow *evicted, bool *did_evict);
+
+/* Marks the entry as just used (and moves it to the list its DECIDED flag names). */
+void ei_flow_touch(ei_flow_table *t, ei_flow *f, uint64_t now_ns);
+
+/* Removes an entry. Its reasm must already be freed or taken by the caller. */
+void ei_flow_remove(ei_flow_table *t, ei_flow *f);
+
+/* The oldest entry of a list (0 undecided, 1 decided), or NULL. */
+ei_flow *ei_flow_oldest(ei_flow_table *t, int decided);
+
+#endif

@@ -1,0 +1,100 @@
+#include "io/replay.h"
+
+#include <pcap/pcap.h>
+
+#include "io/log.h"
+
+typedef struct {
+    FILE *out;
+    ei_jsonw line;
+} replay_ctx;
+
+static void on_event(void *ctx, const ei_flow_event *ev)
+{
+    replay_ctx *rc = ctx;
+    size_t n;
+    ei_log_format_event(&rc->line, ev);
+    n = rc->line.len;
+    fwrite(rc->line.buf, 1, n, rc->out);
+}
+
+static void print_summary(FILE *err, const ei_counters *c, uint64_t frames)
+{
+    ei_jsonw w;
+    ei_jsonw_begin(&w);
+    ei_jsonw_str(&w, "event", "replay_summary");
+    ei_jsonw_uint(&w, "frames", frames);
+    ei_jsonw_uint(&w, "flows", c->flows_created);
+    ei_jsonw_uint(&w, "flows_midstream", c->flows_midstream);
+    ei_jsonw_uint(&w, "flows_evicted", c->flows_evicted);
+    ei_jsonw_uint(&w, "flows_expired", c->flows_expired);
+    for (int a = 0; a < EI_ACTION_COUNT; a++) {
+        char key[32];
+        snprintf(key, sizeof key, "packets_%s", ei_action_name((ei_action)a));
+        ei_jsonw_uint(&w, key, c->actions[a]);
+    }
+    ei_jsonw_uint(&w, "packets_released", c->released);
+    for (int e = 1; e < EI_PKT_ERROR_COUNT; e++)
+        if (c->packet_errors[e]) {
+            char key[48];
+            snprintf(key, sizeof key, "packet_error_%s", ei_packet_error_name((ei_packet_error)e));
+            ei_jsonw_uint(&w, key, c->packet_errors[e]);
+        }
+    for (int r = 1; r < EI_REASON_COUNT; r++)
+        if (c->decisions[r]) {
+            char key[48];
+            snprintf(key, sizeof key, "decided_%s", ei_reason_name((ei_reason)r));
+            ei_jsonw_uint(&w, key, c->decisions[r]);
+        }
+    ei_jsonw_uint(&w, "buffer_budget_exhausted", c->buffer_budget_exhausted);
+    ei_jsonw_uint(&w, "out_of_memory", c->out_of_memory);
+    ei_jsonw_end(&w);
+    fwrite(w.buf, 1, w.len, err);
+}
+
+int ei_replay_run(const ei_replay_options *opt)
+{
+    char errbuf[PCAP_ERRBUF_SIZE];
+    pcap_t *pc = pcap_open_offline_with_tstamp_precision(opt->pcap_path,
+                                                        PCAP_TSTAMP_PRECISION_NANO, errbuf);
+    if (pc == NULL) {
+        fprintf(opt->err, "egress-inspector: %s: cannot read capture: %s\n", opt->pcap_path, errbuf);
+        return 2;
+    }
+    int linktype = pcap_datalink(pc);
+    if (!ei_link_supported(linktype)) {
+        fprintf(opt->err, "egress-inspector: %s: link type %d (%s) is not supported\n",
+                opt->pcap_path, linktype, pcap_datalink_val_to_name(linktype) ? pcap_datalink_val_to_name(linktype) : "?");
+        pcap_close(pc);
+        return 2;
+    }
+    replay_ctx rc = { .out = opt->out };
+    ei_pipeline *p = ei_pipeline_new(&opt->pipeline, opt->policy, opt->mode, on_event, NULL, &rc);
+    if (p == NULL) {
+        fprintf(opt->err, "egress-inspector: out of memory\n");
+        pcap_close(pc);
+        return 1;
+    }
+    struct pcap_pkthdr *hdr;
+    const u_char *data;
+    uint64_t frames = 0, now = 0;
+    int rv;
+    while ((rv = pcap_next_ex(pc, &hdr, &data)) == 1) {
+        now = (uint64_t)hdr->ts.tv_sec * 1000000000u + (uint64_t)hdr->ts.tv_usec;
+        frames++;
+        (void)ei_pipeline_packet(p, linktype, data, hdr->caplen, now, frames);
+    }
+    int status = 0;
+    if (rv == PCAP_ERROR) {
+        fprintf(opt->err, "egress-inspector: %s: error after frame %llu: %s\n", opt->pcap_path,
+                (unsigned long long)frames, pcap_geterr(pc));
+        status = 2;
+    }
+    ei_pipeline_flush(p, now, EI_REASON_INCOMPLETE);
+    if (opt->summary)
+        print_summary(opt->err, ei_pipeline_counters(p), frames);
+    ei_pipeline_free(p, now);
+    pcap_close(pc);
+    fflush(opt->out);
+    return status;
+}

@@ -1,0 +1,24 @@
+/* Replay: a capture file, packet by packet, through the same pipeline as the daemon. */
+#ifndef EI_IO_REPLAY_H
+#define EI_IO_REPLAY_H
+
+#include <stdio.h>
+
+#include "egress_inspector/pipeline.h"
+
+typedef struct {
+    const char *pcap_path;
+    const ei_policy_set *policy;
+    ei_mode mode;
+    ei_pipeline_config pipeline;
+    FILE *out;      /* decision lines */
+    FILE *err;      /* errors and the closing summary */
+    bool summary;   /* print counters as a JSON line on err at the end */
+} ei_replay_options;
+
+/* Reads the whole capture (pcap or pcapng). Returns 0, or 2 when the file cannot be
+ * opened or read to its end (after printing the decisions made until then), or 1 when
+ * memory runs out. */
+int ei_replay_run(const ei_replay_options *opt);
+
+#endif

@@ -1,0 +1,274 @@
+/* HTTP/1.x request head (RFC 9112 2-5, RFC 9110 7.2).
+ *
+ *   request-line   = method SP request-target SP HTTP-version CRLF
+ *   field-line     = field-name ":" OWS field-value OWS CRLF
+ *   request head   = request-line *( field-line ) CRLF
+ *   Host           = uri-host [ ":" port ]
+ *
+ * Lines end in CRLF or a bare LF (RFC 9112 2.2 lets a recipient accept LF); a CR anywhere
+ * else is refused, as are obs-fold and whitespace before a colon, which servers and
+ * middleboxes have read in different ways (request smuggling). */
+#include "egress_inspector/http.h"
+
+#include <string.h>
+
+#include "parse/cursor.h"
+
+enum { METHOD_MAX = 24 };
+
+static bool is_method_char(uint8_t ch)
+{
+    return (ch >= 'A' && ch <= 'Z') || ch == '-' || ch == '_';
+}
+
+/* tchar (RFC 9110 5.6.2) */
+static bool is_token_char(uint8_t ch)
+{
+    if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9'))
+        return true;
+    return ch != 0 && strchr("!#$%&'*+-.^_`|~", ch) != NULL;
+}
+
+bool ei_http_sniff(const uint8_t *data, size_t len)
+{
+    size_t i = 0;
+    for (; i < len && i <= METHOD_MAX; i++) {
+        if (data[i] == ' ')
+            return i > 0;
+        if (!is_method_char(data[i]))
+            return false;
+    }
+    return i == len && len > 0;
+}
+
+static ei_parse_status malformed(ei_http_request *req, ei_reason why)
+{
+    req->problem = why;
+    return EI_PARSE_MALFORMED;
+}
+
+/* The next line, without its CRLF or LF. false when no LF has arrived yet. */
+static bool next_line(ei_cursor *c, ei_view *line)
+{
+    size_t left = ei_cursor_left(c);
+    const uint8_t *lf = left ? memchr(c->ptr + c->off, '\n', left) : NULL;
+    if (lf == NULL)
+        return false;
+    size_t n = (size_t)(lf - (c->ptr + c->off));
+    *line = ei_cursor_bytes(c, n);
+    ei_cursor_skip(c, 1);
+    if (line->len > 0 && line->ptr[line->len - 1] == '\r')
+        line->len--;
+    return true;
+}
+
+/* Bytes up to (not including) the first `stop`, which is consumed; the rest of the
+ * cursor when there is none. */
+static ei_view take_until(ei_cursor *c, uint8_t stop)
+{
+    size_t left = ei_cursor_left(c);
+    const uint8_t *at = left ? memchr(c->ptr + c->off, stop, left) : NULL;
+    if (at == NULL)
+        return ei_cursor_rest(c);
+    ei_view v = ei_cursor_bytes(c, (size_t)(at - (c->ptr + c->off)));
+    ei_cursor_skip(c, 1);
+    return v;
+}
+
+static bool has_byte(ei_view v, uint8_t b)
+{
+    return v.len > 0 && memchr(v.ptr, b, v.len) != NULL;
+}
+
+static bool view_eq_nocase(ei_view a, const char *b)
+{
+    size_t n = strlen(b);
+    if (a.len != n)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        uint8_t x = a.ptr[i], y = (uint8_t)b[i];
+        if (x >= 'A' && x <= 'Z')
+            x = (uint8_t)(x + 32);
+        if (x != y)
+            return false;
+    }
+    return true;
+}
+
+/* Names compare case-insensitively and one trailing dot does not matter. */
+static bool same_host(ei_view a, ei_view b)
+{
+    if (a.len > 0 && a.ptr[a.len - 1] == '.')
+        a.len--;
+    if (b.len > 0 && b.ptr[b.len - 1] == '.')
+        b.len--;
+    if (a.len != b.len)
+        return false;
+    for (size_t i = 0; i < a.len; i++) {
+        uint8_t x = a.ptr[i], y = b.ptr[i];
+        if (x >= 'A' && x <= 'Z')
+            x = (uint8_t)(x + 32);
+        if (y >= 'A' && y <= 'Z')
+            y = (uint8_t)(y + 32);
+        if (x != y)
+            return false;
+    }
+    return true;
+}
+
+/* authority = host [ ":" port ], host = "[" IPv6 "]" / reg-name / IPv4. Splits off the
+ * port, which must be 1-5 digits up to 65535 when present (an empty port is allowed, as
+ * RFC 3986 does). userinfo ("user@host") is refused: it is deprecated for http (RFC 9110
+ * 4.2.4) and a classic way to make a URL look like it names another host. */
+static bool split_authority(ei_view auth, ei_view *host, uint16_t *port, bool *has_port)
+{
+    ei_cursor c = ei_cursor_from_view(auth);
+    *has_port = false;
+    *port = 0;
+    if (has_byte(auth, '@'))
+        return false;
+    if (auth.len > 0 && auth.ptr[0] == '[') {
+        take_until(&c, ']');
+        *host = (ei_view){ auth.ptr, c.off };
+        if (host->len < 2 || host->ptr[host->len - 1] != ']')
+            return false;
+        if (ei_cursor_left(&c) > 0 && ei_cursor_u8(&c) != ':')
+            return false;
+        *has_port = c.off > host->len;
+    } else {
+        *host = take_until(&c, ':');
+        *has_port = host->len < auth.len;
+    }
+    ei_view digits = ei_cursor_rest(&c);
+    if (digits.len > 5)
+        return false;
+    uint32_t value = 0;
+    for (size_t i = 0; i < digits.len; i++) {
+        if (digits.ptr[i] < '0' || digits.ptr[i] > '9')
+            return false;
+        value = value * 10 + (uint32_t)(digits.ptr[i] - '0');
+    }
+    if (value > 65535)
+        return false;
+    *port = (uint16_t)value;
+    return true;
+}
+
+/* absolute-form: scheme "://" authority [ path-abempty ] [ "?" query ] */
+static bool absolute_authority(ei_view target, ei_view *authority)
+{
+    ei_cursor c = ei_cursor_from_view(target);
+    ei_view scheme = take_until(&c, ':');
+    if (scheme.len == target.len || !(view_eq_nocase(scheme, "http") || view_eq_nocase(scheme, "https")))
+        return false;
+    if (ei_cursor_left(&c) < 2 || c.ptr[c.off] != '/' || c.ptr[c.off + 1] != '/')
+        return false;
+    ei_cursor_skip(&c, 2);
+    size_t start = c.off, end = c.off;
+    while (end < c.len && c.ptr[end] != '/' && c.ptr[end] != '?' && c.ptr[end] != '#')
+        end++;
+    *authority = ei_cursor_bytes(&c, end - start);
+    return ei_cursor_ok(&c);
+}
+
+static ei_parse_status parse_request_line(ei_view line, ei_http_request *req)
+{
+    ei_cursor c = ei_cursor_from_view(line);
+    req->method = take_until(&c, ' ');
+    req->target = take_until(&c, ' ');
+    ei_view version = ei_cursor_rest(&c);
+    if (req->method.len == 0 || req->method.len > METHOD_MAX || req->target.len == 0 ||
+        has_byte(req->target, ' ') || has_byte(line, '\r') || version.len != 8 ||
+        memcmp(version.ptr, "HTTP/1.", 7) != 0 || version.ptr[7] < '0' || version.ptr[7] > '9')
+        return EI_PARSE_MALFORMED;
+    for (size_t i = 0; i < req->method.len; i++)
+        if (!is_method_char(req->method.ptr[i]))
+            return EI_PARSE_MALFORMED;
+    req->version_minor = (uint8_t)(version.ptr[7] - '0');
+    if (view_eq_nocase(req->method, "connect"))
+        req->form = EI_HTTP_AUTHORITY_FORM;
+    else if (req->target.ptr[0] == '/')
+        req->form = EI_HTTP_ORIGIN_FORM;
+    else if (req->target.len == 1 && req->target.ptr[0] == '*')
+        req->form = EI_HTTP_ASTERISK_FORM;
+    else
+        req->form = EI_HTTP_ABSOLUTE_FORM;
+    return EI_PARSE_OK;
+}
+
+ei_parse_status ei_http_parse_request(const uint8_t *data, size_t len, ei_http_request *req)
+{
+    memset(req, 0, sizeof *req);
+    ei_cursor c = ei_cursor_make(data, len);
+    ei_view line;
+    if (!next_line(&c, &line))
+        return len == 0 || ei_http_sniff(data, len) ? EI_PARSE_NEED_MORE
+                                                    : malformed(req, EI_REASON_HTTP_MALFORMED);
+    if (parse_request_line(line, req) != EI_PARSE_OK)
+        return malformed(req, EI_REASON_HTTP_MALFORMED);
+
+    ei_view host_value = { NULL, 0 };
+    for (;;) {
+        if (!next_line(&c, &line))
+            return EI_PARSE_NEED_MORE;
+        if (line.len == 0)
+            break;
+        if (line.ptr[0] == ' ' || line.ptr[0] == '\t' || has_byte(line, '\r'))
+            return malformed(req, EI_REASON_HTTP_MALFORMED);
+        ei_cursor lc = ei_cursor_from_view(line);
+        ei_view name = take_until(&lc, ':');
+        if (name.len == line.len || name.len == 0)
+            return malformed(req, EI_REASON_HTTP_MALFORMED);
+        for (size_t i = 0; i < name.len; i++)
+            if (!is_token_char(name.ptr[i]))
+                return malformed(req, EI_REASON_HTTP_MALFORMED);
+        if (!view_eq_nocase(name, "host"))
+            continue;
+        if (++req->host_headers > 1)
+            return malformed(req, EI_REASON_HTTP_MULTIPLE_HOST);
+        host_value = ei_cursor_rest(&lc);
+        while (host_value.len > 0 && (host_value.ptr[0] == ' ' || host_value.ptr[0] == '\t')) {
+            host_value.ptr++;
+            host_value.len--;
+        }
+        while (host_value.len > 0 &&
+               (host_value.ptr[host_value.len - 1] == ' ' || host_value.ptr[host_value.len - 1] == '\t'))
+            host_value.len--;
+    }
+
+    ei_view host = { NULL, 0 };
+    uint16_t port;
+    bool has_port;
+    if (req->host_headers == 1) {
+        if (!split_authority(host_value, &host, &port, &has_port))
+            return malformed(req, EI_REASON_HTTP_MALFORMED);
+        if (host.ptr == NULL)
+            host.ptr = data; /* present but empty: a name of length 0, not "no name" */
+    }
+
+    ei_view authority;
+    bool has_authority = false;
+    if (req->form == EI_HTTP_AUTHORITY_FORM) {
+        authority = req->target;
+        has_authority = true;
+    } else if (req->form == EI_HTTP_ABSOLUTE_FORM) {
+        if (!absolute_authority(req->target, &authority))
+            return malformed(req, EI_REASON_HTTP_MALFORMED);
+        has_authority = true;
+    }
+    if (has_authority) {
+        ei_view target_host;
+        uint16_t target_port;
+        if (!split_authority(authority, &target_host, &target_port, &has_port) ||
+            target_host.len == 0 || (req->form == EI_HTTP_AUTHORITY_FORM && !has_port))
+            return malformed(req, EI_REASON_HTTP_MALFORMED);
+        if (req->host_headers == 1 && !same_host(host, target_host))
+            return malformed(req, EI_REASON_HTTP_HOST_MISMATCH);
+        if (req->host_headers == 0)
+            host = target_host;
+        if (req->form == EI_HTTP_AUTHORITY_FORM)
+            req->connect_port = target_port;
+    }
+    req->host = host;
+    return EI_PARSE_OK;
+}

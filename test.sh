@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Installs what is missing, builds egress-inspector twice (plain, and with ASan+UBSan),
+# and runs the whole test suite on both builds. Needs root for the packages and for the
+# tests that build network namespaces.
+set -euo pipefail
+cd "$(dirname "$0")"
+scripts/install-deps test
+
+jobs=$(nproc)
+cmake -S . -B build -DEI_WERROR=ON >/dev/null
+cmake --build build -j"$jobs"
+cmake -S . -B build-asan -DEI_WERROR=ON -DEI_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug >/dev/null
+cmake --build build-asan -j"$jobs"
+
+echo "== sanitizer build (ASan + UBSan)"
+ctest --test-dir build-asan --output-on-failure -j"$jobs"
+echo "== release build"
+ctest --test-dir build --output-on-failure -j"$jobs"
