@@ -75,7 +75,24 @@ static void test_ambiguities_fail_closed(void)
            EI_PARSE_MALFORMED, EI_REASON_HTTP_MALFORMED);
     expect("CONNECT allowed.example HTTP/1.1\r\n\r\n", EI_PARSE_MALFORMED, EI_REASON_HTTP_MALFORMED);
     expect("GET / HTTP/2.0\r\n\r\n", EI_PARSE_MALFORMED, EI_REASON_HTTP_MALFORMED);
-    expect("EHLO mail.example\r\n", EI_PARSE_MALFORMED, EI_REASON_HTTP_MALFORMED);
+    /* a line that is no request line: the head is still read to its end */
+    expect("EHLO mail.example\r\n", EI_PARSE_NEED_MORE, EI_REASON_NONE);
+    expect("EHLO mail.example\r\n\r\n", EI_PARSE_MALFORMED, EI_REASON_HTTP_MALFORMED);
+}
+
+static void test_refused_request_still_names_its_host(void)
+{
+    ei_http_request req;
+    CU_ASSERT_EQUAL(parse("OPTIONS\r\nHost: www.example.com\r\n\r\n", &req), EI_PARSE_MALFORMED);
+    CU_ASSERT_FALSE(req.line_ok);
+    CU_ASSERT(host_is(&req, "www.example.com"));
+    CU_ASSERT_EQUAL(parse("GET   /x HTTP/1.1\r\nHost: a.example:8080\r\nX: 1\r\n\r\n", &req),
+                    EI_PARSE_MALFORMED);
+    CU_ASSERT(host_is(&req, "a.example"));
+    CU_ASSERT_EQUAL(parse("GET / HTTP/1.1\r\nHost: a.example\r\nHost: b.example\r\n\r\n", &req),
+                    EI_PARSE_MALFORMED);
+    CU_ASSERT_EQUAL(req.problem, EI_REASON_HTTP_MULTIPLE_HOST);
+    CU_ASSERT(host_is(&req, "a.example"));
 }
 
 static void test_proxy_forms(void)
@@ -131,6 +148,7 @@ int main(void)
         EI_CASE(test_origin_form),
         EI_CASE(test_every_truncation_needs_more),
         EI_CASE(test_ambiguities_fail_closed),
+        EI_CASE(test_refused_request_still_names_its_host),
         EI_CASE(test_proxy_forms),
         EI_CASE(test_no_name_and_empty_name),
         EI_CASE(test_bare_lf_and_whitespace),

@@ -16,6 +16,7 @@ typedef struct {
     ei_view method;
     ei_view target;
     ei_http_target_form form;
+    bool line_ok;              /* the request line is method SP target SP HTTP/1.x */
     uint8_t version_minor;     /* HTTP/1.x */
     unsigned host_headers;     /* Host header lines seen */
     /* The name the request is for: the host part (no port, brackets kept for an IPv6
@@ -26,17 +27,19 @@ typedef struct {
     /* The port of a CONNECT target, else 0. */
     uint16_t connect_port;
     /* When the result is EI_PARSE_MALFORMED: http_malformed, http_multiple_host or
-     * http_host_mismatch. */
+     * http_host_mismatch (the first found). host is still filled when a Host was seen. */
     ei_reason problem;
 } ei_http_request;
 
 /* True when the stream's first bytes can start a request line (an upper-case method
- * token followed by a space). With fewer bytes, answers for what is there. */
+ * token followed by a space or the line's end). With fewer bytes, answers for what is
+ * there. */
 bool ei_http_sniff(const uint8_t *data, size_t len);
 
 /* Parses the request line and header fields up to the empty line that ends them.
- * Returns EI_PARSE_OK (req filled, views into data), EI_PARSE_NEED_MORE (a consistent
- * prefix; the empty line has not arrived) or EI_PARSE_MALFORMED (req->problem says why).
+ * Returns EI_PARSE_OK (req filled, views into data), EI_PARSE_NEED_MORE (the empty line
+ * has not arrived) or EI_PARSE_MALFORMED (req->problem says why). A request that is
+ * refused is still read to the end of its head, so that its Host can be reported.
  * Fails closed on what two readers could read differently: more than one Host, a Host
  * that disagrees with an absolute-form or CONNECT target, whitespace before a field's
  * colon, obsolete line folding, a bare CR. Allocates nothing. */

@@ -33,7 +33,7 @@ bool ei_http_sniff(const uint8_t *data, size_t len)
 {
     size_t i = 0;
     for (; i < len && i <= METHOD_MAX; i++) {
-        if (data[i] == ' ')
+        if (data[i] == ' ' || data[i] == '\r' || data[i] == '\n')
             return i > 0;
         if (!is_method_char(data[i]))
             return false;
@@ -196,6 +196,85 @@ static ei_parse_status parse_request_line(ei_view line, ei_http_request *req)
     return EI_PARSE_OK;
 }
 
+/* Remembers the first problem; the head is still read to its end, so the log can name
+ * the Host of a request that is refused. */
+static void note(ei_http_request *req, ei_reason why)
+{
+    if (req->problem == EI_REASON_NONE)
+        req->problem = why;
+}
+
+static ei_view trim_ows(ei_view v)
+{
+    while (v.len > 0 && (v.ptr[0] == ' ' || v.ptr[0] == '\t')) {
+        v.ptr++;
+        v.len--;
+    }
+    while (v.len > 0 && (v.ptr[v.len - 1] == ' ' || v.ptr[v.len - 1] == '\t'))
+        v.len--;
+    return v;
+}
+
+/* One field line: name ":" OWS value OWS. Returns false for a line that is not one. */
+static bool parse_field(ei_view line, ei_view *name, ei_view *value)
+{
+    if (line.ptr[0] == ' ' || line.ptr[0] == '\t' || has_byte(line, '\r'))
+        return false; /* obs-fold, or a bare CR */
+    ei_cursor lc = ei_cursor_from_view(line);
+    *name = take_until(&lc, ':');
+    if (name->len == line.len || name->len == 0)
+        return false;
+    for (size_t i = 0; i < name->len; i++)
+        if (!is_token_char(name->ptr[i]))
+            return false; /* includes whitespace before the colon */
+    *value = trim_ows(ei_cursor_rest(&lc));
+    return true;
+}
+
+/* Checks the target against Host and settles the name the request is for. */
+static void settle_host(ei_http_request *req, ei_view host_value, const uint8_t *data)
+{
+    ei_view host = { NULL, 0 };
+    uint16_t port;
+    bool has_port;
+    if (req->host_headers >= 1) {
+        if (!split_authority(host_value, &host, &port, &has_port)) {
+            note(req, EI_REASON_HTTP_MALFORMED);
+            host = host_value; /* still worth naming in the log */
+        }
+        if (host.ptr == NULL)
+            host.ptr = data; /* present but empty: a name of length 0, not "no name" */
+    }
+    req->host = host;
+    if (req->problem != EI_REASON_NONE && !req->line_ok)
+        return;
+
+    ei_view authority;
+    if (req->form == EI_HTTP_AUTHORITY_FORM) {
+        authority = req->target;
+    } else if (req->form == EI_HTTP_ABSOLUTE_FORM) {
+        if (!absolute_authority(req->target, &authority)) {
+            note(req, EI_REASON_HTTP_MALFORMED);
+            return;
+        }
+    } else {
+        return;
+    }
+    ei_view target_host;
+    uint16_t target_port;
+    if (!split_authority(authority, &target_host, &target_port, &has_port) ||
+        target_host.len == 0 || (req->form == EI_HTTP_AUTHORITY_FORM && !has_port)) {
+        note(req, EI_REASON_HTTP_MALFORMED);
+        return;
+    }
+    if (req->host_headers >= 1 && !same_host(host, target_host))
+        note(req, EI_REASON_HTTP_HOST_MISMATCH);
+    if (req->host_headers == 0)
+        req->host = target_host;
+    if (req->form == EI_HTTP_AUTHORITY_FORM)
+        req->connect_port = target_port;
+}
+
 ei_parse_status ei_http_parse_request(const uint8_t *data, size_t len, ei_http_request *req)
 {
     memset(req, 0, sizeof *req);
@@ -204,8 +283,11 @@ ei_parse_status ei_http_parse_request(const uint8_t *data, size_t len, ei_http_r
     if (!next_line(&c, &line))
         return len == 0 || ei_http_sniff(data, len) ? EI_PARSE_NEED_MORE
                                                     : malformed(req, EI_REASON_HTTP_MALFORMED);
-    if (parse_request_line(line, req) != EI_PARSE_OK)
+    if (!ei_http_sniff(data, len))
         return malformed(req, EI_REASON_HTTP_MALFORMED);
+    req->line_ok = parse_request_line(line, req) == EI_PARSE_OK;
+    if (!req->line_ok)
+        note(req, EI_REASON_HTTP_MALFORMED);
 
     ei_view host_value = { NULL, 0 };
     for (;;) {
@@ -213,62 +295,18 @@ ei_parse_status ei_http_parse_request(const uint8_t *data, size_t len, ei_http_r
             return EI_PARSE_NEED_MORE;
         if (line.len == 0)
             break;
-        if (line.ptr[0] == ' ' || line.ptr[0] == '\t' || has_byte(line, '\r'))
-            return malformed(req, EI_REASON_HTTP_MALFORMED);
-        ei_cursor lc = ei_cursor_from_view(line);
-        ei_view name = take_until(&lc, ':');
-        if (name.len == line.len || name.len == 0)
-            return malformed(req, EI_REASON_HTTP_MALFORMED);
-        for (size_t i = 0; i < name.len; i++)
-            if (!is_token_char(name.ptr[i]))
-                return malformed(req, EI_REASON_HTTP_MALFORMED);
+        ei_view name, value;
+        if (!parse_field(line, &name, &value)) {
+            note(req, EI_REASON_HTTP_MALFORMED);
+            continue;
+        }
         if (!view_eq_nocase(name, "host"))
             continue;
-        if (++req->host_headers > 1)
-            return malformed(req, EI_REASON_HTTP_MULTIPLE_HOST);
-        host_value = ei_cursor_rest(&lc);
-        while (host_value.len > 0 && (host_value.ptr[0] == ' ' || host_value.ptr[0] == '\t')) {
-            host_value.ptr++;
-            host_value.len--;
-        }
-        while (host_value.len > 0 &&
-               (host_value.ptr[host_value.len - 1] == ' ' || host_value.ptr[host_value.len - 1] == '\t'))
-            host_value.len--;
+        if (++req->host_headers == 1)
+            host_value = value;
+        else
+            note(req, EI_REASON_HTTP_MULTIPLE_HOST);
     }
-
-    ei_view host = { NULL, 0 };
-    uint16_t port;
-    bool has_port;
-    if (req->host_headers == 1) {
-        if (!split_authority(host_value, &host, &port, &has_port))
-            return malformed(req, EI_REASON_HTTP_MALFORMED);
-        if (host.ptr == NULL)
-            host.ptr = data; /* present but empty: a name of length 0, not "no name" */
-    }
-
-    ei_view authority;
-    bool has_authority = false;
-    if (req->form == EI_HTTP_AUTHORITY_FORM) {
-        authority = req->target;
-        has_authority = true;
-    } else if (req->form == EI_HTTP_ABSOLUTE_FORM) {
-        if (!absolute_authority(req->target, &authority))
-            return malformed(req, EI_REASON_HTTP_MALFORMED);
-        has_authority = true;
-    }
-    if (has_authority) {
-        ei_view target_host;
-        uint16_t target_port;
-        if (!split_authority(authority, &target_host, &target_port, &has_port) ||
-            target_host.len == 0 || (req->form == EI_HTTP_AUTHORITY_FORM && !has_port))
-            return malformed(req, EI_REASON_HTTP_MALFORMED);
-        if (req->host_headers == 1 && !same_host(host, target_host))
-            return malformed(req, EI_REASON_HTTP_HOST_MISMATCH);
-        if (req->host_headers == 0)
-            host = target_host;
-        if (req->form == EI_HTTP_AUTHORITY_FORM)
-            req->connect_port = target_port;
-    }
-    req->host = host;
-    return EI_PARSE_OK;
+    settle_host(req, host_value, data);
+    return req->problem == EI_REASON_NONE ? EI_PARSE_OK : EI_PARSE_MALFORMED;
 }

@@ -178,6 +178,10 @@ static void read_message(ei_pipeline *p, const uint8_t *data, size_t len, messag
         m->problem = req.problem;
         m->host = req.host;
         m->port = req.connect_port;
+        if (m->status == EI_PARSE_MALFORMED && !req.line_ok && req.host_headers == 0) {
+            m->l7 = EI_L7_NONE; /* lines of text, but no request: some other protocol */
+            m->problem = EI_REASON_NONE;
+        }
     } else {
         m->status = EI_PARSE_OK; /* a complete answer: this is neither */
     }
