@@ -34,11 +34,14 @@ typedef struct {
     /* Every packet goes from client to server (NFQUEUE on the workload's egress path).
      * When false (captures), direction is learnt from the SYN or the first message. */
     bool oriented;
+    /* Read SOCKS, STARTTLS and PROXY preambles before the first message (their packets
+     * pass: the server must answer them). Off: a flow must begin with its message. */
+    bool preambles;
     uint64_t hash_seed;
 } ei_pipeline_config;
 
 /* Defaults: 262144 flows, 16 KiB per flow, 64 MiB in all, 32 held packets, 64 client
- * packets before a name, 30 s undecided, 300 s decided. */
+ * packets before a name, 30 s undecided, 300 s decided, preambles read. */
 void ei_pipeline_config_default(ei_pipeline_config *cfg);
 
 /* One decided flow. Pointers are valid only during the callback. */

@@ -68,6 +68,7 @@ typedef enum {
     EI_L7_NONE = 0,
     EI_L7_TLS,
     EI_L7_HTTP,
+    EI_L7_SOCKS,  /* a SOCKS 4a / 5 CONNECT that names its target */
 } ei_l7;
 
 const char *ei_l7_name(ei_l7 l7);

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "egress_inspector/http.h"
+#include "egress_inspector/preamble.h"
 #include "egress_inspector/tls.h"
 #include "flow/reasm.h"
 #include "flow/table.h"
@@ -40,6 +41,7 @@ typedef struct {
     bool ech;
     uint16_t tls_version;
     ei_view alpn;
+    bool in_preamble;  /* the bytes so far end inside (or right after) a preamble */
 } message;
 
 const char *ei_action_name(ei_action action)
@@ -61,6 +63,7 @@ void ei_pipeline_config_default(ei_pipeline_config *cfg)
     cfg->max_packets_before_name = 64;
     cfg->undecided_timeout_ns = 30ull * 1000000000ull;
     cfg->decided_timeout_ns = 300ull * 1000000000ull;
+    cfg->preambles = true;
 }
 
 ei_pipeline *ei_pipeline_new(const ei_pipeline_config *cfg, const ei_policy_set *policy,
@@ -155,10 +158,32 @@ static uint16_t highest_version(const ei_tls_hello *h)
     return best ? best : h->legacy_version;
 }
 
-/* Reads the client's first bytes as a ClientHello or an HTTP request head. */
+/* Reads the client's first bytes as a ClientHello or an HTTP request head, after a
+ * preamble (SOCKS, STARTTLS, PROXY) if there is one. A SOCKS preamble that names its
+ * target is itself the message: the proxy connects to that name. */
 static void read_message(ei_pipeline *p, const uint8_t *data, size_t len, message *m)
 {
     memset(m, 0, sizeof *m);
+    ei_preamble pre;
+    if (p->cfg.preambles && !ei_tls_sniff(data, len)) {
+        ei_parse_status st = ei_preamble_parse(data, len, &pre);
+        if (st == EI_PARSE_NEED_MORE || (st == EI_PARSE_OK && !pre.has_name && pre.length == len)) {
+            m->status = EI_PARSE_NEED_MORE;
+            m->in_preamble = true;
+            return;
+        }
+        if (st == EI_PARSE_OK && pre.has_name) {
+            m->status = EI_PARSE_OK;
+            m->l7 = EI_L7_SOCKS;
+            m->host = pre.name;
+            m->port = pre.port;
+            return;
+        }
+        if (st == EI_PARSE_OK) {
+            data += pre.length;
+            len -= pre.length;
+        }
+    }
     if (ei_tls_sniff(data, len)) {
         ei_tls_hello hello;
         m->l7 = EI_L7_TLS;
@@ -373,7 +398,7 @@ static ei_flow *open_flow(ei_pipeline *p, const ei_packet *pkt, const ei_flow_ke
 /* Adds the client's segment to the flow's stream and reads the message when it can.
  * Returns the flow's action if this decided it, else PASS. */
 static ei_action take_client_data(ei_pipeline *p, ei_flow *f, const ei_packet *pkt,
-                                  uint64_t now_ns)
+                                  uint64_t now_ns, bool *in_preamble)
 {
     const uint8_t *data = pkt->payload.ptr;
     size_t len = pkt->payload.len;
@@ -393,6 +418,7 @@ static ei_action take_client_data(ei_pipeline *p, ei_flow *f, const ei_packet *p
         read_message(p, data, len, &m);
         if (m.status != EI_PARSE_NEED_MORE)
             return decide(p, f, now_ns, true, &m, EI_REASON_NONE);
+        *in_preamble = m.in_preamble;
     }
     if (f->reasm == NULL) {
         f->reasm = ei_reasm_new(p->cfg.max_held_packets);
@@ -422,6 +448,7 @@ static ei_action take_client_data(ei_pipeline *p, ei_flow *f, const ei_packet *p
     read_message(p, r->buf, r->contig, &m);
     if (m.status != EI_PARSE_NEED_MORE)
         return decide(p, f, now_ns, true, &m, EI_REASON_NONE);
+    *in_preamble = m.in_preamble;
     if (r->contig >= p->cfg.reassembly_bytes)
         return decide(p, f, now_ns, true, &m, EI_REASON_REASSEMBLY_LIMIT);
     return EI_ACTION_PASS;
@@ -463,12 +490,13 @@ static ei_action judge_tcp(ei_pipeline *p, const ei_packet *pkt, uint64_t now_ns
         return EI_ACTION_PASS; /* the server's packets do not decide anything */
 
     ei_action action = EI_ACTION_PASS;
+    bool in_preamble = false;
     if (created && (f->flags & EI_FLOW_F_SYN))
         action = decide(p, f, now_ns, false, NULL, EI_REASON_NONE); /* address entries */
     if (action == EI_ACTION_PASS && f->packets < UINT8_MAX)
         f->packets++;
     if (action == EI_ACTION_PASS && pkt->payload.len > 0)
-        action = take_client_data(p, f, pkt, now_ns);
+        action = take_client_data(p, f, pkt, now_ns, &in_preamble);
     if (action == EI_ACTION_PASS) {
         if (f->packets > p->cfg.max_packets_before_name)
             action = decide_unread(p, f, now_ns, EI_REASON_NO_NAME_WITHIN_LIMIT);
@@ -477,11 +505,13 @@ static ei_action judge_tcp(ei_pipeline *p, const ei_packet *pkt, uint64_t now_ns
     }
     if (f->flags & EI_FLOW_F_DECIDED)
         ei_flow_touch(&p->table, f, now_ns); /* onto the decided list */
-    if (action != EI_ACTION_PASS || pkt->payload.len == 0)
+    if (action != EI_ACTION_PASS || pkt->payload.len == 0 || in_preamble)
         return action;
 
     /* Undecided, and this packet carries bytes: the server must not see them yet. (No
-     * buffer means every byte lay before the stream's start: nothing new to hide.) */
+     * buffer means every byte lay before the stream's start: nothing new to hide.
+     * Preamble commands must reach the server, which answers before the client goes on:
+     * their grammar is exact and their length bounded.) */
     ei_reasm *r = f->reasm;
     if (r == NULL)
         return EI_ACTION_PASS;

@@ -6,6 +6,7 @@ const char *ei_l7_name(ei_l7 l7)
     switch (l7) {
     case EI_L7_TLS: return "tls";
     case EI_L7_HTTP: return "http";
+    case EI_L7_SOCKS: return "socks";
     case EI_L7_NONE: break;
     }
     return "none";

@@ -1,0 +1,312 @@
+/* Preambles before the first named message. Formats:
+ *
+ * SOCKS 4 (and 4a), RFC-less but fixed since 1992:
+ *   VN=4 (1) | CD=1 CONNECT (1) | DSTPORT (2) | DSTIP (4) | USERID ... 0x00
+ *   4a: DSTIP = 0.0.0.x (x != 0), then DOMAIN ... 0x00
+ * SOCKS 5 (RFC 1928, RFC 1929):
+ *   greeting: VER=5 (1) | NMETHODS (1) | METHODS (NMETHODS)
+ *   optional user/password: VER=1 (1) | ULEN (1) | UNAME | PLEN (1) | PASSWD
+ *   request:  VER=5 (1) | CMD=1 CONNECT (1) | RSV=0 (1) | ATYP (1) | DST.ADDR | DST.PORT (2)
+ *             ATYP 1: 4 bytes, 3: LEN (1) + name, 4: 16 bytes
+ * STARTTLS (RFC 3207 SMTP, RFC 2595 POP3/IMAP, RFC 4217 FTP): CRLF-terminated command
+ *   lines from a short list, the last of which asks for TLS (STARTTLS, STLS, AUTH TLS).
+ * LDAP StartTLS (RFC 4511 4.14.1): one BER LDAPMessage carrying ExtendedRequest with the
+ *   OID 1.3.6.1.4.1.1466.20037.
+ * PostgreSQL SSLRequest: length 8 (4) | code 80877103 (4).
+ * PROXY protocol (haproxy's proxy-protocol.txt): v1 "PROXY ... CRLF" of at most 107
+ *   bytes; v2 a 12-byte signature, ver/cmd (1), family (1), length (2), addresses. */
+#include "egress_inspector/preamble.h"
+
+#include <string.h>
+
+#include "parse/cursor.h"
+
+static const uint8_t postgres_ssl[8] = { 0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f };
+static const uint8_t proxy_v2_sig[12] = { 0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d,
+                                          0x0a, 0x51, 0x55, 0x49, 0x54, 0x0a };
+static const char ldap_starttls_oid[] = "1.3.6.1.4.1.1466.20037";
+
+const char *ei_preamble_name(ei_preamble_kind kind)
+{
+    switch (kind) {
+    case EI_PREAMBLE_SOCKS4: return "socks4";
+    case EI_PREAMBLE_SOCKS5: return "socks5";
+    case EI_PREAMBLE_STARTTLS: return "starttls";
+    case EI_PREAMBLE_LDAP_STARTTLS: return "ldap_starttls";
+    case EI_PREAMBLE_POSTGRES_SSL: return "postgres_ssl";
+    case EI_PREAMBLE_PROXY: return "proxy_protocol";
+    case EI_PREAMBLE_NONE: break;
+    }
+    return "none";
+}
+
+/* Whether the first n bytes of data equal the first n of want (n <= want's length):
+ * a prefix of a fixed string is the start of it. */
+static bool prefix_of(const uint8_t *data, size_t len, const void *want, size_t want_len)
+{
+    size_t n = len < want_len ? len : want_len;
+    return memcmp(data, want, n) == 0;
+}
+
+/* The result for a structure that ended early: more may come, unless the bound is hit. */
+static ei_parse_status short_read(size_t len)
+{
+    return len >= EI_PREAMBLE_MAX ? EI_PARSE_MALFORMED : EI_PARSE_NEED_MORE;
+}
+
+static ei_parse_status socks4(ei_cursor c, ei_preamble *out)
+{
+    out->kind = EI_PREAMBLE_SOCKS4;
+    ei_cursor_skip(&c, 2);
+    out->port = ei_cursor_u16(&c);
+    ei_view ip = ei_cursor_bytes(&c, 4);
+    if (!ei_cursor_ok(&c))
+        return short_read(c.len);
+    bool socks4a = ip.ptr[0] == 0 && ip.ptr[1] == 0 && ip.ptr[2] == 0 && ip.ptr[3] != 0;
+    for (int field = 0; field < (socks4a ? 2 : 1); field++) {
+        size_t start = c.off;
+        while (ei_cursor_left(&c) > 0 && c.ptr[c.off] != 0 && c.off - start < 255)
+            c.off++;
+        if (ei_cursor_left(&c) == 0)
+            return short_read(c.len);
+        if (c.ptr[c.off] != 0)
+            return EI_PARSE_MALFORMED;
+        if (field == 1) {
+            out->name = (ei_view){ c.ptr + start, c.off - start };
+            out->has_name = true;
+        }
+        c.off++;
+    }
+    out->length = c.off;
+    return EI_PARSE_OK;
+}
+
+static ei_parse_status socks5(ei_cursor c, ei_preamble *out)
+{
+    out->kind = EI_PREAMBLE_SOCKS5;
+    ei_cursor_skip(&c, 1);
+    ei_cursor methods = ei_cursor_block8(&c);
+    if (!ei_cursor_ok(&c))
+        return short_read(c.len);
+    if (ei_cursor_left(&methods) == 0)
+        return EI_PARSE_MALFORMED;
+    if (ei_cursor_left(&c) == 0)
+        return EI_PARSE_NEED_MORE;
+    if (c.ptr[c.off] == 1) { /* RFC 1929 username/password */
+        ei_cursor_skip(&c, 1);
+        ei_cursor_block8(&c);
+        ei_cursor_block8(&c);
+        if (!ei_cursor_ok(&c))
+            return short_read(c.len);
+    }
+    uint8_t ver = ei_cursor_u8(&c);
+    uint8_t cmd = ei_cursor_u8(&c);
+    uint8_t rsv = ei_cursor_u8(&c);
+    uint8_t atyp = ei_cursor_u8(&c);
+    if (ei_cursor_ok(&c) && (ver != 5 || cmd != 1 || rsv != 0))
+        return EI_PARSE_MALFORMED;
+    if (atyp == 3) {
+        out->name = ei_cursor_bytes(&c, ei_cursor_u8(&c));
+        out->has_name = true;
+    } else if (atyp == 1 || atyp == 4) {
+        ei_cursor_skip(&c, atyp == 1 ? 4 : 16);
+    } else if (ei_cursor_ok(&c)) {
+        return EI_PARSE_MALFORMED;
+    }
+    out->port = ei_cursor_u16(&c);
+    if (!ei_cursor_ok(&c))
+        return short_read(c.len);
+    out->length = c.off;
+    return EI_PARSE_OK;
+}
+
+static bool word_is(ei_view w, const char *s)
+{
+    size_t n = strlen(s);
+    if (w.len != n)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        uint8_t ch = w.ptr[i];
+        if (ch >= 'a' && ch <= 'z')
+            ch = (uint8_t)(ch - 32);
+        if (ch != (uint8_t)s[i])
+            return false;
+    }
+    return true;
+}
+
+static ei_view next_word(ei_cursor *c)
+{
+    while (ei_cursor_left(c) > 0 && c->ptr[c->off] == ' ')
+        c->off++;
+    size_t start = c->off;
+    while (ei_cursor_left(c) > 0 && c->ptr[c->off] != ' ')
+        c->off++;
+    return (ei_view){ c->ptr + start, c->off - start };
+}
+
+/* 0: not a command we allow before TLS; 1: allowed; 2: asks for TLS (the last line). */
+static int starttls_command(ei_view line)
+{
+    static const char *const allowed[] = { "EHLO", "HELO", "LHLO", "CAPA", "CAPABILITY",
+                                           "FEAT", "NOOP", "AUTH" };
+    ei_cursor c = ei_cursor_from_view(line);
+    ei_view cmd = next_word(&c);
+    ei_view arg = next_word(&c);
+    if (word_is(arg, "STARTTLS") || word_is(arg, "CAPABILITY") || word_is(arg, "NOOP")) {
+        cmd = arg; /* IMAP: a tag, then the command */
+        arg = next_word(&c);
+    }
+    if (word_is(cmd, "STARTTLS") || word_is(cmd, "STLS"))
+        return 2;
+    if (word_is(cmd, "AUTH") && (word_is(arg, "TLS") || word_is(arg, "SSL") || word_is(arg, "TLS-C")))
+        return 2;
+    for (size_t i = 0; i < sizeof allowed / sizeof allowed[0]; i++)
+        if (word_is(cmd, allowed[i]))
+            return 1;
+    return 0;
+}
+
+static ei_parse_status starttls(ei_cursor c, ei_preamble *out)
+{
+    out->kind = EI_PREAMBLE_STARTTLS;
+    for (int lines = 0; lines < EI_PREAMBLE_LINES; lines++) {
+        size_t left = ei_cursor_left(&c);
+        const uint8_t *lf = left ? memchr(c.ptr + c.off, '\n', left) : NULL;
+        if (lf == NULL) {
+            ei_view partial = { c.ptr + c.off, left };
+            /* a partial line must still be printable text */
+            for (size_t i = 0; i < partial.len; i++)
+                if ((partial.ptr[i] < 0x20 || partial.ptr[i] > 0x7e) && partial.ptr[i] != '\r')
+                    return EI_PARSE_MALFORMED;
+            return lines == 0 && left == 0 ? EI_PARSE_NEED_MORE : short_read(c.len);
+        }
+        ei_view line = ei_cursor_bytes(&c, (size_t)(lf - (c.ptr + c.off)));
+        ei_cursor_skip(&c, 1);
+        if (line.len == 0 || line.ptr[line.len - 1] != '\r')
+            return EI_PARSE_MALFORMED;
+        line.len--;
+        for (size_t i = 0; i < line.len; i++)
+            if (line.ptr[i] < 0x20 || line.ptr[i] > 0x7e)
+                return EI_PARSE_MALFORMED;
+        int kind = starttls_command(line);
+        if (kind == 0 || c.off > EI_PREAMBLE_MAX)
+            return EI_PARSE_MALFORMED;
+        if (kind == 2) {
+            out->length = c.off;
+            return EI_PARSE_OK;
+        }
+    }
+    return EI_PARSE_MALFORMED;
+}
+
+static ei_parse_status ldap_starttls(ei_cursor c, ei_preamble *out)
+{
+    out->kind = EI_PREAMBLE_LDAP_STARTTLS;
+    ei_cursor_skip(&c, 1);
+    uint8_t len = ei_cursor_u8(&c);
+    if (!ei_cursor_ok(&c))
+        return EI_PARSE_NEED_MORE;
+    if (len >= 0x80 || len < sizeof ldap_starttls_oid)
+        return EI_PARSE_MALFORMED;
+    ei_view msg = ei_cursor_bytes(&c, len);
+    if (!ei_cursor_ok(&c))
+        return EI_PARSE_NEED_MORE;
+    /* ExtendedRequest [APPLICATION 23] whose requestName is the StartTLS OID */
+    if (memchr(msg.ptr, 0x77, msg.len) == NULL ||
+        memmem(msg.ptr, msg.len, ldap_starttls_oid, sizeof ldap_starttls_oid - 1) == NULL)
+        return EI_PARSE_MALFORMED;
+    out->length = c.off;
+    return EI_PARSE_OK;
+}
+
+static ei_parse_status proxy_v1(ei_cursor c, ei_preamble *out)
+{
+    out->kind = EI_PREAMBLE_PROXY;
+    size_t left = ei_cursor_left(&c);
+    const uint8_t *lf = memchr(c.ptr, '\n', left < 108 ? left : 108);
+    if (lf == NULL)
+        return left < 108 ? EI_PARSE_NEED_MORE : EI_PARSE_MALFORMED;
+    size_t n = (size_t)(lf - c.ptr) + 1;
+    if (n < 8 || c.ptr[n - 2] != '\r')
+        return EI_PARSE_MALFORMED;
+    for (size_t i = 0; i < n - 2; i++)
+        if (!((c.ptr[i] >= '0' && c.ptr[i] <= '9') || (c.ptr[i] >= 'A' && c.ptr[i] <= 'Z') ||
+              (c.ptr[i] >= 'a' && c.ptr[i] <= 'f') || c.ptr[i] == ' ' || c.ptr[i] == '.' ||
+              c.ptr[i] == ':'))
+            return EI_PARSE_MALFORMED;
+    out->length = n;
+    return EI_PARSE_OK;
+}
+
+static ei_parse_status proxy_v2(ei_cursor c, ei_preamble *out)
+{
+    out->kind = EI_PREAMBLE_PROXY;
+    ei_cursor_skip(&c, 12);
+    uint8_t ver_cmd = ei_cursor_u8(&c);
+    ei_cursor_skip(&c, 1);
+    ei_cursor_block16(&c);
+    if (!ei_cursor_ok(&c))
+        return short_read(c.len);
+    if (ver_cmd >> 4 != 2 || c.off > EI_PREAMBLE_MAX)
+        return EI_PARSE_MALFORMED;
+    out->length = c.off;
+    return EI_PARSE_OK;
+}
+
+/* Case-insensitive: do the bytes so far match the start of word? */
+static bool starts_with_word(const uint8_t *data, size_t len, const char *word)
+{
+    size_t n = strlen(word);
+    for (size_t k = 0; k < n && k < len; k++) {
+        uint8_t ch = data[k];
+        if (ch >= 'a' && ch <= 'z')
+            ch = (uint8_t)(ch - 32);
+        if (ch != (uint8_t)word[k])
+            return false;
+    }
+    return true;
+}
+
+static bool starts_like_command(const uint8_t *data, size_t len)
+{
+    static const char *const first[] = { "EHLO ", "HELO ", "LHLO ", "CAPA\r", "STLS\r",
+                                         "STARTTLS\r", "FEAT\r", "AUTH ", "AUTH\r" };
+    for (size_t i = 0; i < sizeof first / sizeof first[0]; i++)
+        if (starts_with_word(data, len, first[i]))
+            return true;
+    /* an IMAP tag, then CAPABILITY or STARTTLS */
+    const uint8_t *sp = memchr(data, ' ', len < 32 ? len : 32);
+    if (sp == NULL || sp == data)
+        return false;
+    size_t rest = len - (size_t)(sp + 1 - data);
+    return starts_with_word(sp + 1, rest, "CAPABILITY") || starts_with_word(sp + 1, rest, "STARTTLS");
+}
+
+ei_parse_status ei_preamble_parse(const uint8_t *data, size_t len, ei_preamble *out)
+{
+    memset(out, 0, sizeof *out);
+    if (len == 0)
+        return EI_PARSE_NEED_MORE;
+    ei_cursor c = ei_cursor_make(data, len);
+    if (data[0] == 4 && (len < 2 || data[1] == 1))
+        return socks4(c, out);
+    if (data[0] == 5 && (len < 2 || (data[1] >= 1 && data[1] <= 16)))
+        return socks5(c, out);
+    if (data[0] == 0 && prefix_of(data, len, postgres_ssl, sizeof postgres_ssl)) {
+        out->kind = EI_PREAMBLE_POSTGRES_SSL;
+        if (len < sizeof postgres_ssl)
+            return EI_PARSE_NEED_MORE;
+        out->length = sizeof postgres_ssl;
+        return EI_PARSE_OK;
+    }
+    if (data[0] == 0x30 && (len < 2 || data[1] < 0x80))
+        return ldap_starttls(c, out);
+    if (data[0] == 0x0d && prefix_of(data, len, proxy_v2_sig, sizeof proxy_v2_sig))
+        return proxy_v2(c, out);
+    if (prefix_of(data, len, "PROXY ", 6))
+        return proxy_v1(c, out);
+    if (starts_like_command(data, len))
+        return starttls(c, out);
+    return EI_PARSE_MALFORMED;
+}
