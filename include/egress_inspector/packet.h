@@ -10,17 +10,22 @@
 typedef enum {
     EI_LINK_NULL = 0,      /* BSD loopback: 4-byte address family in host byte order */
     EI_LINK_ETHERNET = 1,  /* with up to EI_MAX_VLAN_TAGS 802.1Q / 802.1ad tags */
+    EI_LINK_PPP = 9,
+    EI_LINK_C_HDLC = 104,  /* Cisco HDLC */
+    EI_LINK_RADIOTAP = 127,/* 802.11 data frames behind a radiotap header */
     EI_LINK_RAW = 101,     /* IPv4 or IPv6, told apart by the version nibble */
     EI_LINK_LOOP = 108,    /* OpenBSD loopback: family in network byte order */
     EI_LINK_SLL = 113,     /* Linux cooked capture v1 */
     EI_LINK_IPV4 = 228,
     EI_LINK_IPV6 = 229,
+    EI_LINK_NFLOG = 239,   /* Linux nfnetlink_log */
     EI_LINK_SLL2 = 276,    /* Linux cooked capture v2 */
 } ei_link;
 
 #define EI_MAX_VLAN_TAGS 4
 #define EI_MAX_IPV6_EXT_HEADERS 8
-#define EI_MAX_IP_NESTING 2 /* IP-in-IP (4in4, 6in4, 4in6, 6in6) layers we look through */
+/* Tunnel layers looked through: IP in IP, GRE (and ERSPAN), VXLAN, Geneve, GTP-U. */
+#define EI_MAX_ENCAP 4
 
 /* Whether the packet's link type is one we read. */
 bool ei_link_supported(int linktype);
@@ -64,8 +69,8 @@ typedef struct {
 } ei_packet;
 
 /* Reads one packet of the given link type. Returns EI_PKT_OK and fills *out, or the
- * first problem found. Tunnels of IP in IP are looked through (innermost addresses
- * win), up to EI_MAX_IP_NESTING layers. */
+ * first problem found. Tunnels are looked through (the innermost packet wins), up to
+ * EI_MAX_ENCAP layers; PPPoE sessions too. */
 EI_MUST_USE ei_packet_error ei_packet_parse(int linktype, const uint8_t *data, size_t len,
                                             ei_packet *out);
 
