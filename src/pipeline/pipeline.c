@@ -435,13 +435,13 @@ static ei_action take_client_data(ei_pipeline *p, ei_flow *f, const ei_packet *p
     ei_reasm_status st = ei_reasm_add(r, (uint32_t)rel, data, len, p->cfg.reassembly_bytes);
     p->count.buffered_bytes += ei_reasm_footprint(r) - footprint;
     if (st == EI_REASM_CONFLICT)
-        return decide(p, f, now_ns, true, NULL, EI_REASON_TCP_OVERLAP_CONFLICT);
+        return decide_unread(p, f, now_ns, EI_REASON_TCP_OVERLAP_CONFLICT);
     if (st == EI_REASM_NOMEM || p->count.buffered_bytes > p->cfg.max_buffered_bytes) {
         if (st == EI_REASM_NOMEM)
             p->count.out_of_memory++;
         else
             p->count.buffer_budget_exhausted++;
-        return decide(p, f, now_ns, true, NULL, EI_REASON_REASSEMBLY_LIMIT);
+        return decide_unread(p, f, now_ns, EI_REASON_REASSEMBLY_LIMIT);
     }
     if (r->contig == before)
         return EI_ACTION_PASS;

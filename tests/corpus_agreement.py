@@ -1,0 +1,25 @@
+#!/usr/bin/env python3
+"""Runs ../shared/corpus/check.py (the public corpus with its tshark ground truth) and
+fails when replay agrees with tshark on fewer than --min percent of the TLS and HTTP
+flows. Prints check.py's table and a closing 'N passed, N failed' line."""
+import argparse, os, re, subprocess, sys
+
+ap = argparse.ArgumentParser()
+ap.add_argument("--bin", required=True)
+ap.add_argument("--corpus", default=os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                                 "..", "..", "shared", "corpus"))
+ap.add_argument("--min", type=float, default=99.0)
+a = ap.parse_args()
+check = os.path.join(a.corpus, "check.py")
+if not os.path.exists(check):
+    print(f"corpus: {check} not found (the corpus sits beside the repository in ../shared)")
+    print("0 passed, 1 failed")
+    sys.exit(1)
+out = subprocess.run([sys.executable, check, "--bin", a.bin, "--show", "20"],
+                     capture_output=True, text=True, timeout=1200).stdout
+print(out)
+m = re.search(r"total: (\d+) agree, (\d+) disagree, (\d+) missing of (\d+) flows", out)
+ok = bool(m) and 100.0 * int(m.group(1)) / int(m.group(4)) >= a.min
+print(f"corpus agreement >= {a.min}%: {'yes' if ok else 'NO'}")
+print(f"{1 if ok else 0} passed, {0 if ok else 1} failed")
+sys.exit(0 if ok else 1)
