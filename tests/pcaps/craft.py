@@ -102,10 +102,11 @@ class Capture:
         self.packets.append(pkt)
 
     def conn(self, sport, segments, expect, v6=False, ip_opts=None, ext_headers=0,
-             syn_data=None, close=True, dport=443):
+             syn_data=None, close=True, dport=443, client=None, server=None):
         """segments: list of (offset, bytes) client data in sending order; None = an empty
         ACK. expect: (l7, host, verdict, reason), or None when no decision is expected."""
         c, s = (CLIENT6, SERVER6) if v6 else (CLIENT4, SERVER4)
+        c, s = client or c, server or s
 
         def ip(src, dst):
             if not v6:
@@ -148,6 +149,8 @@ class Capture:
         for p in self.packets:
             w.write(p)
         w.close()
+        if not self.expect:
+            return
         with open(path.rsplit(".", 1)[0] + ".expect", "w") as f:
             f.write(f"# why: {self.why}\n")
             if not self.oracle:
@@ -309,9 +312,30 @@ def evasion():
     return caps
 
 
+def example():
+    """The capture README.md's example command replays against rules/example.rules."""
+    cap = Capture("example.pcap", "the bundled example")
+    ci, default, payments = "10.244.1.10", "10.244.0.10", "10.244.7.10"
+    pq = records(client_hello(names=(b"raw.githubusercontent.com",), pq=True, sni_after_keyshare=True))
+    flows = [
+        (ci, "140.82.112.3", 443, whole(tls(b"github.com"))),
+        (ci, "185.199.108.133", 443, [(0, pq[:1200]), (1200, pq[1200:])]),
+        (ci, "198.51.100.7", 443, whole(tls(b"pastebin.example"))),
+        (default, "140.82.112.5", 443, whole(tls(b"api.github.com"))),
+        (default, "140.82.112.3", 443, whole(tls(b"github.com"))),
+        (default, "151.101.0.1", 80, whole(b"GET /debian/ HTTP/1.1\r\nHost: deb.debian.org\r\n\r\n")),
+        (default, "198.51.100.8", 443, whole(records(client_hello(names=(b"api.github.com", b"evil.example"))))),
+        (payments, "54.187.174.169", 443, whole(tls(b"api.stripe.com"))),
+        (payments, "140.82.112.5", 443, whole(tls(b"api.github.com"))),
+    ]
+    for i, (client, server, dport, segments) in enumerate(flows):
+        cap.conn(41000 + i, segments, None, client=client, server=server, dport=dport)
+    return [cap]
+
+
 def main():
     conf.verb = 0
-    caps = crafted() + evasion()
+    caps = crafted() + evasion() + example()
     for cap in caps:
         cap.write()
     print(f"wrote {len(caps)} captures")

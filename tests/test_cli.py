@@ -1,0 +1,71 @@
+#!/usr/bin/env python3
+"""The command line as an operator meets it: check-rules, replay errors, modes.
+Usage: test_cli.py --bin build/egress-inspector. Ends with 'N passed, N failed'."""
+import argparse, json, os, subprocess, sys, tempfile
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ap = argparse.ArgumentParser()
+ap.add_argument("--bin", required=True)
+BIN = ap.parse_args().bin
+results = []
+
+
+def run(*args):
+    return subprocess.run([BIN, *args], capture_output=True, text=True, timeout=60)
+
+
+def check(name, cond, detail=""):
+    results.append(cond)
+    print(("ok   " if cond else "FAIL ") + name + ("" if cond else f": {detail}"))
+
+
+r = run("check-rules", os.path.join(ROOT, "rules", "example.rules"))
+check("example rules are valid", r.returncode == 0 and "3 policies" in r.stdout, r.stdout + r.stderr)
+
+with tempfile.TemporaryDirectory() as tmp:
+    bad = os.path.join(tmp, "bad.rules")
+    with open(bad, "w") as f:
+        f.write("allow ok.example\nallow bad..example\nsource 10.0.0.0/8\npolicy p\n"
+                "source 10.0.0.1/8\nallow api.example:99999\nfrobnicate x\nallow *.\n")
+    r = run("check-rules", bad)
+    want = [f"{bad}:{n}:" for n in (2, 3, 5, 6, 7, 8)]
+    check("every error of a rules file is reported with its line",
+          r.returncode == 1 and all(w in r.stderr for w in want) and "nothing applied" in r.stderr,
+          r.stderr)
+    r = run("replay", "--rules", bad, "--pcap", os.path.join(ROOT, "tests", "pcaps", "example.pcap"))
+    check("replay refuses a broken rules file", r.returncode == 2 and r.stdout == "", r.stderr)
+
+    garbage = os.path.join(tmp, "garbage.pcap")
+    with open(garbage, "wb") as f:
+        f.write(b"\xd4\xc3\xb2\xa1" + os.urandom(64))
+    r = run("replay", "--rules", os.path.join(ROOT, "rules", "example.rules"), "--pcap", garbage)
+    check("a malformed capture gives a clear error, no crash",
+          r.returncode == 2 and "egress-inspector:" in r.stderr, r.stderr)
+    with open(os.path.join(ROOT, "tests", "pcaps", "example.pcap"), "rb") as f:
+        data = f.read()
+    cut = os.path.join(tmp, "cut.pcap")
+    with open(cut, "wb") as f:
+        f.write(data[: len(data) // 2 + 7])
+    r = run("replay", "--rules", os.path.join(ROOT, "rules", "example.rules"), "--pcap", cut)
+    check("a capture cut mid-packet: decisions so far, then an error", r.returncode == 2 and
+          len(r.stdout.splitlines()) >= 1 and "error after frame" in r.stderr, r.stderr)
+
+r = run("replay", "--rules", os.path.join(ROOT, "rules", "example.rules"), "--pcap", "/nonexistent.pcap")
+check("a missing capture is named in the error", r.returncode == 2 and "/nonexistent.pcap" in r.stderr, r.stderr)
+
+args = ["--rules", os.path.join(ROOT, "rules", "example.rules"), "--pcap", os.path.join(ROOT, "tests", "pcaps", "example.pcap")]
+enf = [json.loads(l) for l in run("replay", *args).stdout.splitlines()]
+mon = [json.loads(l) for l in run("replay", *args, "--mode", "monitor").stdout.splitlines()]
+check("monitor computes what enforce would and enforces nothing",
+      [(d["verdict"], d["reason"]) for d in enf] == [(d["verdict"], d["reason"]) for d in mon]
+      and any(d["verdict"] == "deny" for d in mon) and not any(d["enforced"] for d in mon)
+      and all(d["mode"] == "monitor" for d in mon))
+check("policies are chosen by source address",
+      {d["policy"] for d in enf} == {"default", "ci-runners", "payments"})
+r = run("replay", *args, "--mode", "audit")
+check("an unknown mode is refused", r.returncode == 2 and "--mode" in r.stderr, r.stderr)
+r = run("frobnicate")
+check("an unknown command prints the usage", r.returncode == 2 and "usage:" in r.stderr, r.stderr)
+
+print(f"{sum(results)} passed, {len(results) - sum(results)} failed")
+sys.exit(0 if all(results) else 1)
