@@ -6,8 +6,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli/iptables.h"
 #include "cli/rules_load.h"
 #include "egress_inspector/pipeline.h"
+#include "io/daemon.h"
 #include "io/replay.h"
 
 #ifndef EI_VERSION
@@ -22,6 +24,15 @@ static const char usage[] =
     "         [--reassembly-bytes N] [--max-flows N] [--summary]\n"
     "      Run a capture (pcap or pcapng) through the pipeline; print one JSON line per\n"
     "      decided flow on stdout.\n"
+    "  run --rules FILE (--queue N | --queues A-B) [--mode enforce|monitor]\n"
+    "      [--fail closed|open] [--mark-allow HEX] [--mark-deny HEX]\n"
+    "      [--reassembly-bytes N] [--max-flows N] [--queue-maxlen N]\n"
+    "      The daemon: judge the packets iptables queues; JSON lines on stdout.\n"
+    "      SIGUSR1: enforce, SIGUSR2: monitor, SIGHUP: reload rules, SIGTERM: stop.\n"
+    "  iptables (--print | --apply | --remove) [--queue N | --queues A-B]\n"
+    "      [--source CIDR]... [--in-iface PATTERN]... [--hook forward|output]...\n"
+    "      [--ports LIST] [--fail closed|open] [--mark-allow HEX] [--mark-deny HEX]\n"
+    "      The node rules (IPv4 and IPv6) in chains of their own.\n"
     "  check-rules FILE\n"
     "      Validate a rules file; print every error as FILE:LINE: message.\n"
     "  version\n"
@@ -110,6 +121,258 @@ static int cmd_replay(int argc, char **argv)
     return status;
 }
 
+/* Options `run` and `iptables` share, so that the two always agree. */
+typedef struct {
+    uint16_t queue_first, queue_last;
+    bool fail_open;
+    uint32_t mark_allow, mark_deny;
+} node_options;
+
+enum { OPT_QUEUE = 300, OPT_QUEUES, OPT_FAIL, OPT_MARK_ALLOW, OPT_MARK_DENY };
+
+#define NODE_LONG_OPTIONS                                           \
+    { "queue", required_argument, NULL, OPT_QUEUE },                \
+    { "queues", required_argument, NULL, OPT_QUEUES },              \
+    { "fail", required_argument, NULL, OPT_FAIL },                  \
+    { "mark-allow", required_argument, NULL, OPT_MARK_ALLOW },      \
+    { "mark-deny", required_argument, NULL, OPT_MARK_DENY }
+
+static void node_defaults(node_options *n)
+{
+    n->queue_first = n->queue_last = 0;
+    n->fail_open = false;
+    /* Clear of kube-proxy (0x4000 masquerade, 0x8000 drop), Calico (0xffff0000), Cilium
+     * (0x0f00 and the upper half) and Istio (0x539). */
+    n->mark_allow = 0x1000;
+    n->mark_deny = 0x2000;
+}
+
+static bool parse_mark(const char *opt, const char *text, uint32_t *out)
+{
+    char *end;
+    errno = 0;
+    unsigned long v = strtoul(text, &end, 0);
+    if (errno != 0 || end == text || *end != '\0' || v == 0 || v > 0xffffffffUL) {
+        fprintf(stderr, "egress-inspector: %s: '%s' is not a non-zero 32-bit mark\n", opt, text);
+        return false;
+    }
+    *out = (uint32_t)v;
+    return true;
+}
+
+/* Handles one shared option; false (with a message) when its value is bad. */
+static bool node_option(node_options *n, int c, const char *arg)
+{
+    uint64_t a, b;
+    switch (c) {
+    case OPT_QUEUE:
+        if (!parse_number("--queue", arg, 0, 65535, &a))
+            return false;
+        n->queue_first = n->queue_last = (uint16_t)a;
+        return true;
+    case OPT_QUEUES: {
+        char first[16];
+        const char *dash = strchr(arg, '-');
+        size_t len = dash ? (size_t)(dash - arg) : 0;
+        if (dash == NULL || len == 0 || len >= sizeof first) {
+            fprintf(stderr, "egress-inspector: --queues: '%s' is not A-B\n", arg);
+            return false;
+        }
+        memcpy(first, arg, len);
+        first[len] = '\0';
+        if (!parse_number("--queues", first, 0, 65535, &a) ||
+            !parse_number("--queues", dash + 1, a, a + 63 > 65535 ? 65535 : a + 63, &b))
+            return false;
+        n->queue_first = (uint16_t)a;
+        n->queue_last = (uint16_t)b;
+        return true;
+    }
+    case OPT_FAIL:
+        if (strcmp(arg, "closed") != 0 && strcmp(arg, "open") != 0) {
+            fprintf(stderr, "egress-inspector: --fail: '%s' is neither closed nor open\n", arg);
+            return false;
+        }
+        n->fail_open = strcmp(arg, "open") == 0;
+        return true;
+    case OPT_MARK_ALLOW:
+        return parse_mark("--mark-allow", arg, &n->mark_allow);
+    case OPT_MARK_DENY:
+        return parse_mark("--mark-deny", arg, &n->mark_deny);
+    default:
+        return false;
+    }
+}
+
+static bool node_check(const node_options *n)
+{
+    if (n->mark_allow & n->mark_deny) {
+        fprintf(stderr, "egress-inspector: --mark-allow and --mark-deny share bits\n");
+        return false;
+    }
+    if ((n->mark_allow | n->mark_deny) & 0xc000u) {
+        fprintf(stderr, "egress-inspector: marks 0x4000 and 0x8000 belong to kube-proxy\n");
+        return false;
+    }
+    return true;
+}
+
+static int cmd_run(int argc, char **argv)
+{
+    enum { OPT_REASM = 256, OPT_FLOWS, OPT_MAXLEN };
+    static const struct option opts[] = {
+        { "rules", required_argument, NULL, 'r' },
+        { "mode", required_argument, NULL, 'm' },
+        { "reassembly-bytes", required_argument, NULL, OPT_REASM },
+        { "max-flows", required_argument, NULL, OPT_FLOWS },
+        { "queue-maxlen", required_argument, NULL, OPT_MAXLEN },
+        NODE_LONG_OPTIONS,
+        { NULL, 0, NULL, 0 },
+    };
+    ei_daemon_options d = { .mode = EI_MODE_ENFORCE, .queue_maxlen = 4096 };
+    ei_pipeline_config_default(&d.pipeline);
+    node_options n;
+    node_defaults(&n);
+    uint64_t v;
+    int c;
+    while ((c = getopt_long(argc, argv, "r:m:", opts, NULL)) != -1) {
+        switch (c) {
+        case 'r': d.rules_path = optarg; break;
+        case 'm':
+            if (!parse_mode(optarg, &d.mode))
+                return 2;
+            break;
+        case OPT_REASM:
+            if (!parse_number("--reassembly-bytes", optarg, 256, 1u << 20, &v))
+                return 2;
+            d.pipeline.reassembly_bytes = (uint32_t)v;
+            break;
+        case OPT_FLOWS:
+            if (!parse_number("--max-flows", optarg, 1, 1u << 26, &v))
+                return 2;
+            d.pipeline.max_flows = (uint32_t)v;
+            break;
+        case OPT_MAXLEN:
+            if (!parse_number("--queue-maxlen", optarg, 16, 1u << 20, &v))
+                return 2;
+            d.queue_maxlen = (uint32_t)v;
+            break;
+        case '?':
+            fputs(usage, stderr);
+            return 2;
+        default:
+            if (!node_option(&n, c, optarg))
+                return 2;
+        }
+    }
+    if (d.rules_path == NULL || optind != argc) {
+        fprintf(stderr, "egress-inspector run: --rules FILE is required\n");
+        return 2;
+    }
+    if (!node_check(&n))
+        return 2;
+    d.queue_first = n.queue_first;
+    d.queue_last = n.queue_last;
+    d.fail_open = n.fail_open;
+    d.mark_allow = n.mark_allow;
+    d.mark_deny = n.mark_deny;
+    return ei_daemon_run(&d);
+}
+
+static int cmd_iptables(int argc, char **argv)
+{
+    enum { OPT_PRINT = 256, OPT_APPLY, OPT_REMOVE, OPT_SOURCE, OPT_IFACE, OPT_HOOK, OPT_PORTS };
+    static const struct option opts[] = {
+        { "print", no_argument, NULL, OPT_PRINT },
+        { "apply", no_argument, NULL, OPT_APPLY },
+        { "remove", no_argument, NULL, OPT_REMOVE },
+        { "source", required_argument, NULL, OPT_SOURCE },
+        { "in-iface", required_argument, NULL, OPT_IFACE },
+        { "hook", required_argument, NULL, OPT_HOOK },
+        { "ports", required_argument, NULL, OPT_PORTS },
+        NODE_LONG_OPTIONS,
+        { NULL, 0, NULL, 0 },
+    };
+    ei_iptables_options o = { .ports = "80,443" };
+    node_options n;
+    node_defaults(&n);
+    int action = 0, c;
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (c) {
+        case OPT_PRINT: case OPT_APPLY: case OPT_REMOVE:
+            if (action != 0 && action != c) {
+                fprintf(stderr, "egress-inspector iptables: one of --print, --apply, --remove\n");
+                return 2;
+            }
+            action = c;
+            break;
+        case OPT_SOURCE: {
+            ei_addr probe;
+            char host[64];
+            size_t len = strcspn(optarg, "/");
+            if (len >= sizeof host || (memcpy(host, optarg, len), host[len] = '\0', !ei_addr_parse(host, &probe))) {
+                fprintf(stderr, "egress-inspector: --source: '%s' is not a CIDR\n", optarg);
+                return 2;
+            }
+            if (o.nsources == EI_IPTABLES_MAX_SELECTORS)
+                return 2;
+            o.sources[o.nsources++] = optarg;
+            break;
+        }
+        case OPT_IFACE:
+            if (strlen(optarg) == 0 || strlen(optarg) > 15 || strspn(optarg, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.+") != strlen(optarg) ||
+                o.niifaces == EI_IPTABLES_MAX_SELECTORS) {
+                fprintf(stderr, "egress-inspector: --in-iface: '%s' is not an interface pattern\n", optarg);
+                return 2;
+            }
+            o.iifaces[o.niifaces++] = optarg;
+            break;
+        case OPT_HOOK:
+            if (strcmp(optarg, "forward") == 0)
+                o.hook_forward = true;
+            else if (strcmp(optarg, "output") == 0)
+                o.hook_output = true;
+            else {
+                fprintf(stderr, "egress-inspector: --hook: '%s' is neither forward nor output\n", optarg);
+                return 2;
+            }
+            break;
+        case OPT_PORTS:
+            if (strspn(optarg, "0123456789,:") != strlen(optarg) || strlen(optarg) == 0) {
+                fprintf(stderr, "egress-inspector: --ports: '%s' is not a port list\n", optarg);
+                return 2;
+            }
+            o.ports = optarg;
+            break;
+        case '?':
+            fputs(usage, stderr);
+            return 2;
+        default:
+            if (!node_option(&n, c, optarg))
+                return 2;
+        }
+    }
+    if (action == 0 || optind != argc) {
+        fprintf(stderr, "egress-inspector iptables: --print, --apply or --remove\n");
+        return 2;
+    }
+    if (!node_check(&n))
+        return 2;
+    if (!o.hook_forward && !o.hook_output)
+        o.hook_forward = true;
+    o.queue_first = n.queue_first;
+    o.queue_last = n.queue_last;
+    o.fail_open = n.fail_open;
+    o.mark_allow = n.mark_allow;
+    o.mark_deny = n.mark_deny;
+    if (action == OPT_REMOVE)
+        return ei_iptables_remove();
+    if (action == OPT_PRINT) {
+        ei_iptables_print(stdout, &o);
+        return 0;
+    }
+    return ei_iptables_apply(&o);
+}
+
 static int cmd_check_rules(int argc, char **argv)
 {
     if (argc != 2) {
@@ -140,6 +403,10 @@ int main(int argc, char **argv)
         return cmd_replay(argc - 1, argv + 1);
     if (strcmp(cmd, "check-rules") == 0)
         return cmd_check_rules(argc - 1, argv + 1);
+    if (strcmp(cmd, "run") == 0)
+        return cmd_run(argc - 1, argv + 1);
+    if (strcmp(cmd, "iptables") == 0)
+        return cmd_iptables(argc - 1, argv + 1);
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
         printf("egress-inspector %s\n", EI_VERSION);
         return 0;

@@ -1,0 +1,212 @@
+/* `egress-inspector iptables`: the node rules, in chains of our own.
+ *
+ * filter EGRESS-INSPECTOR (jumped to first from FORWARD and/or OUTPUT):
+ *   1. a packet carrying the deny mark (sent back by the daemon with NF_REPEAT): save the
+ *      mark on its connection, answer the client with a TCP reset;
+ *   2. later packets of a denied connection: reset;
+ *   3. packets of an allowed connection: leave the chain (they never reach the queue);
+ *   4. workload TCP to the inspected ports: NFQUEUE.
+ * mangle EGRESS-INSPECTOR-SAVE (jumped to from POSTROUTING): copy the allow mark of a
+ *   packet to its connection, which makes rule 3 match from the next packet on.
+ * Every rule names only our mark bits, so kube-proxy's and the CNI's marks are left alone. */
+#include "cli/iptables.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "egress_inspector/common.h"
+
+static const char CHAIN[] = "EGRESS-INSPECTOR";
+static const char SAVE_CHAIN[] = "EGRESS-INSPECTOR-SAVE";
+
+static bool is_v6(const char *cidr)
+{
+    return strchr(cidr, ':') != NULL;
+}
+
+static void queue_target(FILE *f, const ei_iptables_options *o)
+{
+    if (o->queue_first == o->queue_last)
+        fprintf(f, "-j NFQUEUE --queue-num %u", o->queue_first);
+    else
+        fprintf(f, "-j NFQUEUE --queue-balance %u:%u", o->queue_first, o->queue_last);
+    if (o->fail_open)
+        fputs(" --queue-bypass", f);
+    fputc('\n', f);
+}
+
+/* Which packets are workload traffic: forwarded ones (pods behind their veths) by input
+ * interface and/or source; the node's own (OUTPUT) by source, and always with a local
+ * source address, so that one chain serves both hooks without mixing them up. */
+static void queue_rules(FILE *f, const ei_iptables_options *o, bool v6, bool forward)
+{
+    size_t family_sources = 0;
+    for (size_t s = 0; s < o->nsources; s++)
+        family_sources += is_v6(o->sources[s]) == v6;
+    if (o->nsources > 0 && family_sources == 0)
+        return;
+    size_t nif = forward ? o->niifaces : 0;
+    for (size_t i = 0; i < (nif ? nif : 1); i++)
+        for (size_t s = 0; s < (o->nsources ? o->nsources : 1); s++) {
+            if (o->nsources > 0 && is_v6(o->sources[s]) != v6)
+                continue;
+            fprintf(f, "-A %s", CHAIN);
+            if (nif)
+                fprintf(f, " -i %s", o->iifaces[i]);
+            else
+                fprintf(f, " -m addrtype %s--src-type LOCAL", forward ? "! " : "");
+            if (o->nsources > 0)
+                fprintf(f, " -s %s", o->sources[s]);
+            fprintf(f, " -p tcp -m multiport --dports %s ", o->ports);
+            queue_target(f, o);
+        }
+}
+
+/* The rule set for one address family, in iptables-restore format. */
+static void write_family(FILE *f, const ei_iptables_options *o, bool v6)
+{
+    uint32_t mask = o->mark_allow | o->mark_deny;
+    fprintf(f, "*filter\n:%s - [0:0]\n", CHAIN);
+    fprintf(f, "-A %s -m mark --mark 0x%x/0x%x -j CONNMARK --save-mark --nfmask 0x%x --ctmask 0x%x\n",
+            CHAIN, o->mark_deny, mask, mask, mask);
+    fprintf(f, "-A %s -p tcp -m mark --mark 0x%x/0x%x -j REJECT --reject-with tcp-reset\n",
+            CHAIN, o->mark_deny, mask);
+    fprintf(f, "-A %s -p tcp -m connmark --mark 0x%x/0x%x -j REJECT --reject-with tcp-reset\n",
+            CHAIN, o->mark_deny, mask);
+    fprintf(f, "-A %s -m connmark --mark 0x%x/0x%x -j RETURN\n", CHAIN, o->mark_allow, mask);
+    fprintf(f, "-A %s -m mark --mark 0x%x/0x%x -j RETURN\n", CHAIN, o->mark_allow, mask);
+
+    for (int hook = 0; hook < 2; hook++)
+        if (hook == 0 ? o->hook_forward : o->hook_output)
+            queue_rules(f, o, v6, hook == 0);
+    fputs("COMMIT\n", f);
+    fprintf(f, "*mangle\n:%s - [0:0]\n", SAVE_CHAIN);
+    fprintf(f, "-A %s -m mark --mark 0x%x/0x%x -j CONNMARK --save-mark --nfmask 0x%x --ctmask 0x%x\n",
+            SAVE_CHAIN, o->mark_allow, mask, mask, mask);
+    fputs("COMMIT\n", f);
+}
+
+void ei_iptables_print(FILE *f, const ei_iptables_options *o)
+{
+    fputs("# egress-inspector node rules, IPv4 (iptables-restore --noflush)\n", f);
+    write_family(f, o, false);
+    fputs("# egress-inspector node rules, IPv6 (ip6tables-restore --noflush)\n", f);
+    write_family(f, o, true);
+    fputs("# jumps: FORWARD/OUTPUT -> EGRESS-INSPECTOR (first), mangle POSTROUTING -> EGRESS-INSPECTOR-SAVE\n", f);
+}
+
+/* Runs a command without a shell; returns its exit status (127 if it could not run). */
+static int run(const char *const argv[], const char *stdin_text, bool quiet)
+{
+    int pipefd[2] = { -1, -1 };
+    if (stdin_text != NULL && pipe(pipefd) < 0)
+        return 127;
+    pid_t pid = fork();
+    if (pid < 0)
+        return 127;
+    if (pid == 0) {
+        if (stdin_text != NULL) {
+            dup2(pipefd[0], STDIN_FILENO);
+            close(pipefd[0]);
+            close(pipefd[1]);
+        }
+        if (quiet) {
+            FILE *null = freopen("/dev/null", "w", stderr);
+            (void)null;
+        }
+        char *args[16];
+        size_t n = 0;
+        for (; argv[n] != NULL && n < 15; n++)
+            args[n] = strdup(argv[n]); /* execvp wants them writable */
+        args[n] = NULL;
+        execvp(args[0], args);
+        _exit(127);
+    }
+    if (stdin_text != NULL) {
+        close(pipefd[0]);
+        size_t len = strlen(stdin_text), off = 0;
+        while (off < len) {
+            ssize_t n = write(pipefd[1], stdin_text + off, len - off);
+            if (n <= 0)
+                break;
+            off += (size_t)n;
+        }
+        close(pipefd[1]);
+    }
+    int status;
+    if (waitpid(pid, &status, 0) < 0)
+        return 127;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 127;
+}
+
+/* Deletes every jump from a built-in chain to ours (there may be several after a crash). */
+static void remove_jumps(const char *tool, const char *table, const char *from, const char *to)
+{
+    const char *argv[] = { tool, "-w", "-t", table, "-D", from, "-j", to, NULL };
+    for (int i = 0; i < 16 && run(argv, NULL, true) == 0; i++)
+        continue;
+}
+
+static void remove_family(const char *tool)
+{
+    remove_jumps(tool, "filter", "FORWARD", CHAIN);
+    remove_jumps(tool, "filter", "OUTPUT", CHAIN);
+    remove_jumps(tool, "mangle", "POSTROUTING", SAVE_CHAIN);
+    const char *chains[][2] = { { "filter", CHAIN }, { "mangle", SAVE_CHAIN } };
+    for (size_t i = 0; i < 2; i++) {
+        const char *flush[] = { tool, "-w", "-t", chains[i][0], "-F", chains[i][1], NULL };
+        const char *del[] = { tool, "-w", "-t", chains[i][0], "-X", chains[i][1], NULL };
+        run(flush, NULL, true);
+        run(del, NULL, true);
+    }
+}
+
+static int apply_family(const ei_iptables_options *o, bool v6)
+{
+    const char *tool = v6 ? "ip6tables" : "iptables";
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    if (f == NULL)
+        return 1;
+    write_family(f, o, v6);
+    fclose(f);
+    remove_jumps(tool, "filter", "FORWARD", CHAIN);
+    remove_jumps(tool, "filter", "OUTPUT", CHAIN);
+    remove_jumps(tool, "mangle", "POSTROUTING", SAVE_CHAIN);
+    const char *restore[] = { v6 ? "ip6tables-restore" : "iptables-restore", "-w", "--noflush", NULL };
+    int rc = run(restore, text, false);
+    free(text);
+    if (rc != 0) {
+        fprintf(stderr, "egress-inspector: %s-restore failed (exit %d)\n", tool, rc);
+        return 1;
+    }
+    if (o->hook_forward) {
+        const char *argv[] = { tool, "-w", "-I", "FORWARD", "1", "-j", CHAIN, NULL };
+        rc |= run(argv, NULL, false);
+    }
+    if (o->hook_output) {
+        const char *argv[] = { tool, "-w", "-I", "OUTPUT", "1", "-j", CHAIN, NULL };
+        rc |= run(argv, NULL, false);
+    }
+    const char *save[] = { tool, "-w", "-t", "mangle", "-I", "POSTROUTING", "1", "-j", SAVE_CHAIN, NULL };
+    rc |= run(save, NULL, false);
+    return rc != 0;
+}
+
+int ei_iptables_apply(const ei_iptables_options *o)
+{
+    if (apply_family(o, false) != 0 || apply_family(o, true) != 0)
+        return 1;
+    return 0;
+}
+
+int ei_iptables_remove(void)
+{
+    remove_family("iptables");
+    remove_family("ip6tables");
+    return 0;
+}

@@ -1,0 +1,411 @@
+/* The daemon: queues in, verdicts out, one JSON line per decision and per lifecycle event.
+ *
+ * Threads share one thing, the current policy and mode, through atomics: a worker adopts a
+ * new policy at the top of its loop and says which generation it runs; the main thread
+ * frees an old policy only after every worker has moved past it. Signals are read from a
+ * signalfd by the main thread alone; no work happens in a signal handler. */
+#include "io/daemon.h"
+
+#include <errno.h>
+#include <linux/netfilter.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/random.h>
+#include <sys/signalfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli/rules_load.h"
+#include "io/jsonw.h"
+#include "io/log.h"
+#include "io/nfq.h"
+
+enum { LOOP_TICK_MS = 100, RECV_BUDGET = 32, MAX_QUEUES = 64 };
+
+typedef struct {
+    _Atomic(ei_policy_set *) policy;
+    _Atomic uint64_t generation;
+    atomic_int mode;
+    atomic_bool stop;
+} shared_state;
+
+typedef struct {
+    shared_state *sh;
+    const ei_daemon_options *opt;
+    uint16_t queue;
+    ei_nfq *nfq;
+    ei_pipeline *pipe;
+    int epfd;
+    int wakefd;
+    _Atomic uint64_t adopted;   /* generation this worker runs */
+    ei_mode mode;
+    uint64_t now;
+    pthread_t thread;
+} worker;
+
+static uint64_t wall_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* One whole line per write(2), so lines of several threads never interleave. */
+static void emit(const ei_jsonw *w)
+{
+    ssize_t n = write(STDOUT_FILENO, w->buf, w->len);
+    (void)n;
+}
+
+static void log_begin(ei_jsonw *w, const char *event)
+{
+    char ts[32];
+    ei_log_format_time(wall_ns(), ts);
+    ei_jsonw_begin(w);
+    ei_jsonw_str(w, "ts", ts);
+    ei_jsonw_str(w, "event", event);
+}
+
+/* ---- verdicts ---- */
+
+static uint32_t with_mark(const ei_daemon_options *opt, uint32_t old, uint32_t bits)
+{
+    return (old & ~(opt->mark_allow | opt->mark_deny)) | bits;
+}
+
+/* Applies a pipeline action to a queued packet. The packet id travels with its original
+ * mark in one 64-bit pipeline id, so a held packet's verdict keeps the other bits of its
+ * mark (kube-proxy's, the CNI's). Allowed packets go on with the allow mark (saved to the
+ * connection in mangle POSTROUTING); denied ones are sent through the hook again with the
+ * deny mark, where the node rules save it and answer with a TCP reset. */
+static void apply(worker *w, uint64_t pid, ei_action action)
+{
+    uint32_t id = (uint32_t)pid, mark = (uint32_t)(pid >> 32);
+    const ei_daemon_options *opt = w->opt;
+    switch (action) {
+    case EI_ACTION_PASS:
+        ei_nfq_verdict(w->nfq, id, NF_ACCEPT, 0);
+        break;
+    case EI_ACTION_ALLOW:
+        ei_nfq_verdict(w->nfq, id, NF_ACCEPT, with_mark(opt, mark, opt->mark_allow));
+        break;
+    case EI_ACTION_DENY:
+        ei_nfq_verdict(w->nfq, id, NF_REPEAT, with_mark(opt, mark, opt->mark_deny));
+        break;
+    case EI_ACTION_DROP:
+    default:
+        ei_nfq_verdict(w->nfq, id, NF_DROP, 0);
+        break;
+    case EI_ACTION_HOLD:
+        break;
+    }
+}
+
+static void on_release(void *ctx, uint64_t pid, ei_action action)
+{
+    apply(ctx, pid, action);
+}
+
+static void on_event(void *ctx, const ei_flow_event *ev)
+{
+    (void)ctx;
+    ei_jsonw w;
+    ei_log_format_event(&w, ev);
+    emit(&w);
+}
+
+static void on_packet(void *ctx, uint32_t id, uint32_t mark, const uint8_t *data, size_t len)
+{
+    worker *w = ctx;
+    uint64_t pid = (uint64_t)mark << 32 | id;
+    apply(w, pid, ei_pipeline_packet(w->pipe, EI_LINK_RAW, data, len, w->now, pid));
+}
+
+/* ---- workers ---- */
+
+static void adopt(worker *w)
+{
+    uint64_t gen = atomic_load(&w->sh->generation);
+    if (gen != atomic_load(&w->adopted)) {
+        ei_pipeline_set_policy(w->pipe, atomic_load(&w->sh->policy));
+        atomic_store(&w->adopted, gen);
+    }
+    ei_mode mode = (ei_mode)atomic_load(&w->sh->mode);
+    if (mode != w->mode) {
+        ei_pipeline_set_mode(w->pipe, mode);
+        w->mode = mode;
+    }
+}
+
+static void *worker_main(void *arg)
+{
+    worker *w = arg;
+    struct epoll_event ev[4];
+    while (!atomic_load(&w->sh->stop)) {
+        int n = epoll_wait(w->epfd, ev, 4, LOOP_TICK_MS);
+        adopt(w);
+        w->now = wall_ns();
+        for (int i = 0; i < n; i++) {
+            if (ev[i].data.fd == w->wakefd) {
+                uint64_t v;
+                ssize_t r = read(w->wakefd, &v, sizeof v);
+                (void)r;
+            }
+        }
+        if (atomic_load(&w->sh->stop))
+            break;
+        (void)ei_nfq_receive(w->nfq, RECV_BUDGET, on_packet, w);
+        ei_pipeline_expire(w->pipe, w->now);
+        ei_nfq_flush(w->nfq, ei_pipeline_counters(w->pipe)->held == 0);
+    }
+    /* Stop reading; every packet still held gets its verdict (denied: shutdown). */
+    adopt(w);
+    w->now = wall_ns();
+    ei_pipeline_flush(w->pipe, w->now, EI_REASON_SHUTDOWN);
+    ei_nfq_flush(w->nfq, false);
+    return NULL;
+}
+
+static bool worker_open(worker *w, char *err, size_t errlen)
+{
+    ei_nfq_config qc = { .queue = w->queue, .fail_open = w->opt->fail_open,
+                         .max_len = w->opt->queue_maxlen, .rcvbuf = 8 << 20 };
+    w->nfq = ei_nfq_open(&qc, err, errlen);
+    if (w->nfq == NULL)
+        return false;
+    ei_pipeline_config pc = w->opt->pipeline;
+    pc.oriented = true;
+    if (getrandom(&pc.hash_seed, sizeof pc.hash_seed, 0) != (ssize_t)sizeof pc.hash_seed)
+        pc.hash_seed = wall_ns();
+    w->mode = (ei_mode)atomic_load(&w->sh->mode);
+    w->pipe = ei_pipeline_new(&pc, atomic_load(&w->sh->policy), w->mode, on_event, on_release, w);
+    w->epfd = epoll_create1(EPOLL_CLOEXEC);
+    w->wakefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (w->pipe == NULL || w->epfd < 0 || w->wakefd < 0) {
+        snprintf(err, errlen, "queue %u: %s", w->queue, w->pipe == NULL ? "out of memory" : strerror(errno));
+        return false;
+    }
+    struct epoll_event ev = { .events = EPOLLIN };
+    ev.data.fd = ei_nfq_fd(w->nfq);
+    epoll_ctl(w->epfd, EPOLL_CTL_ADD, ev.data.fd, &ev);
+    ev.data.fd = w->wakefd;
+    epoll_ctl(w->epfd, EPOLL_CTL_ADD, ev.data.fd, &ev);
+    atomic_store(&w->adopted, atomic_load(&w->sh->generation));
+    return true;
+}
+
+static void worker_close(worker *w)
+{
+    if (w->pipe != NULL)
+        ei_pipeline_free(w->pipe, wall_ns());
+    if (w->nfq != NULL) {
+        ei_nfq_flush(w->nfq, false);
+        ei_nfq_close(w->nfq);
+    }
+    if (w->epfd >= 0)
+        close(w->epfd);
+    if (w->wakefd >= 0)
+        close(w->wakefd);
+}
+
+static void wake_all(worker *ws, size_t n)
+{
+    uint64_t one = 1;
+    for (size_t i = 0; i < n; i++) {
+        ssize_t r = write(ws[i].wakefd, &one, sizeof one);
+        (void)r;
+    }
+}
+
+/* ---- main thread ---- */
+
+static void log_mode(ei_mode from, ei_mode to, const char *why)
+{
+    ei_jsonw w;
+    log_begin(&w, "mode");
+    ei_jsonw_str(&w, "from", ei_mode_name(from));
+    ei_jsonw_str(&w, "to", ei_mode_name(to));
+    ei_jsonw_str(&w, "signal", why);
+    ei_jsonw_end(&w);
+    emit(&w);
+}
+
+static void reload(shared_state *sh, worker *ws, size_t n, const char *path, uint64_t *failures)
+{
+    unsigned errors = 0;
+    ei_policy_set *set = ei_rules_load(path, stderr, &errors);
+    ei_jsonw w;
+    log_begin(&w, "reload");
+    ei_jsonw_str(&w, "rules", path);
+    if (set == NULL) {
+        (*failures)++;
+        ei_jsonw_str(&w, "result", "rejected");
+        ei_jsonw_uint(&w, "errors", errors);
+        ei_jsonw_uint(&w, "reload_failures", *failures);
+        ei_jsonw_str(&w, "kept", "previous rules");
+        ei_jsonw_end(&w);
+        emit(&w);
+        return;
+    }
+    ei_policy_set *old = atomic_exchange(&sh->policy, set);
+    uint64_t gen = atomic_fetch_add(&sh->generation, 1) + 1;
+    wake_all(ws, n);
+    /* Free the old set once no worker can still be reading it. */
+    for (int tries = 0; tries < 500; tries++) {
+        size_t done = 0;
+        for (size_t i = 0; i < n; i++)
+            done += atomic_load(&ws[i].adopted) >= gen;
+        if (done == n) {
+            ei_policy_set_free(old);
+            old = NULL;
+            break;
+        }
+        struct timespec ms = { 0, 10 * 1000000 };
+        nanosleep(&ms, NULL);
+    }
+    ei_jsonw_str(&w, "result", "applied");
+    ei_jsonw_uint(&w, "generation", gen);
+    ei_jsonw_uint(&w, "policies", ei_policy_set_policies(set));
+    ei_jsonw_uint(&w, "entries", ei_policy_set_entries(set));
+    if (old != NULL) /* a worker is stuck: keep the old set rather than free it under it */
+        ei_jsonw_bool(&w, "old_rules_leaked", true);
+    ei_jsonw_end(&w);
+    emit(&w);
+}
+
+int ei_daemon_run(const ei_daemon_options *opt)
+{
+    size_t nq = (size_t)opt->queue_last - opt->queue_first + 1;
+    if (opt->queue_last < opt->queue_first || nq > MAX_QUEUES) {
+        fprintf(stderr, "egress-inspector: at most %d queues\n", MAX_QUEUES);
+        return 2;
+    }
+    ei_policy_set *set = ei_rules_load(opt->rules_path, stderr, NULL);
+    if (set == NULL)
+        return 2;
+
+    /* Signals are blocked in every thread (threads inherit the mask) and read here. */
+    sigset_t mask;
+    sigemptyset(&mask);
+    sigaddset(&mask, SIGTERM);
+    sigaddset(&mask, SIGINT);
+    sigaddset(&mask, SIGHUP);
+    sigaddset(&mask, SIGUSR1);
+    sigaddset(&mask, SIGUSR2);
+    pthread_sigmask(SIG_BLOCK, &mask, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    int sfd = signalfd(-1, &mask, SFD_CLOEXEC);
+
+    shared_state sh;
+    atomic_init(&sh.policy, set);
+    atomic_init(&sh.generation, 1);
+    atomic_init(&sh.mode, (int)opt->mode);
+    atomic_init(&sh.stop, false);
+
+    worker *ws = calloc(nq, sizeof *ws);
+    if (ws == NULL || sfd < 0) {
+        fprintf(stderr, "egress-inspector: %s\n", ws == NULL ? "out of memory" : strerror(errno));
+        free(ws);
+        ei_policy_set_free(set);
+        return 1;
+    }
+    int status = 0;
+    size_t opened = 0;
+    char err[256];
+    for (; opened < nq; opened++) {
+        ws[opened] = (worker){ .sh = &sh, .opt = opt, .queue = (uint16_t)(opt->queue_first + opened),
+                               .epfd = -1, .wakefd = -1 };
+        if (!worker_open(&ws[opened], err, sizeof err)) {
+            fprintf(stderr, "egress-inspector: cannot bind NFQUEUE %s\n", err);
+            opened++;
+            status = 1;
+            break;
+        }
+    }
+    size_t started = 0;
+    if (status == 0) {
+        for (; started < nq; started++)
+            if (pthread_create(&ws[started].thread, NULL, worker_main, &ws[started]) != 0) {
+                fprintf(stderr, "egress-inspector: cannot start a queue thread\n");
+                status = 1;
+                break;
+            }
+    }
+    if (status == 0) {
+        ei_jsonw w;
+        log_begin(&w, "start");
+        ei_jsonw_str(&w, "rules", opt->rules_path);
+        ei_jsonw_uint(&w, "queue_first", opt->queue_first);
+        ei_jsonw_uint(&w, "queue_last", opt->queue_last);
+        ei_jsonw_str(&w, "mode", ei_mode_name(opt->mode));
+        ei_jsonw_str(&w, "fail", opt->fail_open ? "open" : "closed");
+        ei_jsonw_uint(&w, "policies", ei_policy_set_policies(set));
+        ei_jsonw_uint(&w, "entries", ei_policy_set_entries(set));
+        ei_jsonw_end(&w);
+        emit(&w);
+    }
+
+    uint64_t reload_failures = 0;
+    while (status == 0) {
+        struct signalfd_siginfo si;
+        ssize_t r = read(sfd, &si, sizeof si);
+        if (r != (ssize_t)sizeof si) {
+            if (r < 0 && errno == EINTR)
+                continue;
+            break;
+        }
+        if (si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT)
+            break;
+        if (si.ssi_signo == SIGHUP) {
+            reload(&sh, ws, nq, opt->rules_path, &reload_failures);
+        } else {
+            ei_mode to = si.ssi_signo == SIGUSR1 ? EI_MODE_ENFORCE : EI_MODE_MONITOR;
+            ei_mode from = (ei_mode)atomic_exchange(&sh.mode, (int)to);
+            wake_all(ws, nq);
+            log_mode(from, to, si.ssi_signo == SIGUSR1 ? "SIGUSR1" : "SIGUSR2");
+        }
+    }
+
+    atomic_store(&sh.stop, true);
+    wake_all(ws, started);
+    for (size_t i = 0; i < started; i++)
+        pthread_join(ws[i].thread, NULL);
+    /* Every queued packet has had its verdict by now: count to show it. */
+    uint64_t queued = 0, verdicts = 0, batches = 0, errors = 0;
+    for (size_t i = 0; i < opened; i++) {
+        if (ws[i].pipe != NULL)
+            ei_pipeline_free(ws[i].pipe, wall_ns());
+        ws[i].pipe = NULL;
+        if (ws[i].nfq == NULL)
+            continue;
+        ei_nfq_flush(ws[i].nfq, false);
+        const ei_nfq_stats *st = ei_nfq_stats_of(ws[i].nfq);
+        queued += st->queued;
+        verdicts += st->verdicts;
+        batches += st->batches;
+        errors += st->netlink_errors;
+    }
+    if (status == 0) {
+        ei_jsonw w;
+        log_begin(&w, "shutdown");
+        ei_jsonw_uint(&w, "queued", queued);
+        ei_jsonw_uint(&w, "verdicts", verdicts);
+        ei_jsonw_uint(&w, "batches", batches);
+        ei_jsonw_uint(&w, "netlink_errors", errors);
+        ei_jsonw_uint(&w, "reload_failures", reload_failures);
+        ei_jsonw_end(&w);
+        emit(&w);
+    }
+    for (size_t i = 0; i < opened; i++)
+        worker_close(&ws[i]);
+    free(ws);
+    close(sfd);
+    ei_policy_set_free(atomic_load(&sh.policy));
+    return status;
+}

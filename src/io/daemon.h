@@ -1,0 +1,24 @@
+/* `egress-inspector run`: the NFQUEUE daemon. One thread per queue, each with its own
+ * pipeline and epoll loop; the main thread owns signals, reloads and the policy. */
+#ifndef EI_IO_DAEMON_H
+#define EI_IO_DAEMON_H
+
+#include "egress_inspector/pipeline.h"
+
+typedef struct {
+    const char *rules_path;
+    uint16_t queue_first;
+    uint16_t queue_last;
+    ei_mode mode;
+    bool fail_open;
+    uint32_t mark_allow;  /* packet mark bits of a flow decided allowed (or monitored) */
+    uint32_t mark_deny;   /* packet mark bits of a flow decided denied */
+    uint32_t queue_maxlen;
+    ei_pipeline_config pipeline;
+} ei_daemon_options;
+
+/* Runs until SIGTERM or SIGINT. Returns the process exit status: 0 after a clean stop,
+ * 1 when the queues cannot be bound, 2 when the rules cannot be loaded. */
+int ei_daemon_run(const ei_daemon_options *opt);
+
+#endif

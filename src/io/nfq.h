@@ -1,0 +1,56 @@
+/* One NFQUEUE queue over libmnl, with libnetfilter_queue's nfq_nlmsg_* message helpers.
+ *
+ * The socket is non-blocking; the owner polls nfq_fd() and calls nfq_receive(), which
+ * hands each queued packet to a callback. Verdicts are collected and sent together by
+ * nfq_flush() (several netlink messages in one datagram, and one NFQNL_MSG_VERDICT_BATCH
+ * for a run of consecutive ids with the same verdict when no packet is being held). */
+#ifndef EI_IO_NFQ_H
+#define EI_IO_NFQ_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct ei_nfq ei_nfq;
+
+typedef struct {
+    uint16_t queue;
+    bool fail_open;       /* NFQA_CFG_F_FAIL_OPEN: accept when the queue is full */
+    uint32_t max_len;     /* packets the kernel keeps waiting for verdicts */
+    int rcvbuf;           /* socket receive buffer, bytes */
+} ei_nfq_config;
+
+typedef struct {
+    uint64_t queued;        /* packets received */
+    uint64_t verdicts;      /* verdicts sent (a batch counts each packet it covers) */
+    uint64_t batches;       /* NFQNL_MSG_VERDICT_BATCH messages */
+    uint64_t netlink_errors;/* failed receives or sends (ENOBUFS and others) */
+    uint64_t bad_messages;  /* queued messages without id or payload */
+} ei_nfq_stats;
+
+/* Called for each queued packet with its id and current mark (0 when it has none). The
+ * packet bytes are valid during the call only. */
+typedef void (*ei_nfq_packet_fn)(void *ctx, uint32_t id, uint32_t mark, const uint8_t *data,
+                                 size_t len);
+
+/* Opens the netlink socket, binds the queue and configures it, each step acknowledged.
+ * Returns NULL and writes why into err (size errlen) on failure. */
+ei_nfq *ei_nfq_open(const ei_nfq_config *cfg, char *err, size_t errlen);
+void ei_nfq_close(ei_nfq *q);
+
+int ei_nfq_fd(const ei_nfq *q);
+
+/* Reads what is waiting, up to `budget` datagrams, calling on_packet for each packet.
+ * Returns the number of packets read, or -1 on a socket error (counted, not fatal). */
+int ei_nfq_receive(ei_nfq *q, int budget, ei_nfq_packet_fn on_packet, void *ctx);
+
+/* Records a verdict (NF_ACCEPT, NF_DROP or NF_REPEAT) with a packet mark (0: none). */
+void ei_nfq_verdict(ei_nfq *q, uint32_t id, int verdict, uint32_t mark);
+
+/* Sends the recorded verdicts. may_batch: no packet of this queue is held, so a batch
+ * verdict cannot touch one. */
+void ei_nfq_flush(ei_nfq *q, bool may_batch);
+
+const ei_nfq_stats *ei_nfq_stats_of(const ei_nfq *q);
+
+#endif
