@@ -1,77 +1,297 @@
-/* Lookups. None of them scans the allowlist: a hash probe per name or suffix, and a walk
- * of at most 32 or 128 trie nodes per address. */
+/* The lookup structures and every lookup. None of them scans the allowlist: one hash
+ * probe for an exact name, one per label for wildcards, one per prefix length in use for
+ * addresses, and a binary search among the explicit ports of the key that matched. */
+#include <stdlib.h>
 #include <string.h>
 
 #include "policy/policy_impl.h"
 
-static uint32_t hash_name(const char *s, size_t len)
+enum {
+    MAP_MIN_SLOTS = 16,
+    PREFIX_KEY_MAX = 1 + 16, /* length byte, then the masked address */
+};
+
+#define FNV_BASIS 2166136261u
+#define FNV_PRIME 16777619u
+
+static uint32_t hash_step(uint32_t h, uint8_t byte)
 {
-    uint32_t h = 2166136261u; /* FNV-1a: keys are operator-written names, not attacker-chosen */
-    for (size_t i = 0; i < len; i++) {
-        h ^= (uint8_t)s[i];
-        h *= 16777619u;
-    }
+    return (h ^ byte) * FNV_PRIME;
+}
+
+/* FNV-1a over the key read from its last byte to its first. Read that way, the hash of a
+ * name's suffix extends to the next longer suffix, so the wildcard walk hashes each byte
+ * of a name once instead of once per label. */
+static uint32_t hash_key(const uint8_t *key, size_t len)
+{
+    uint32_t h = FNV_BASIS;
+    while (len > 0)
+        h = hash_step(h, key[--len]);
     return h;
 }
 
-const ei_port_list *ei_name_map_get(const ei_name_map *map, const char *key, size_t len)
+/* ---- hash map ---- */
+
+#define NO_SLOT UINT32_MAX
+
+/* The index of key's slot, or NO_SLOT. */
+static uint32_t map_index(const ei_map *m, const uint8_t *key, size_t len, uint32_t hash)
 {
-    if (map->count == 0)
-        return NULL;
-    for (uint32_t i = hash_name(key, len) & map->mask;; i = (i + 1) & map->mask) {
-        const ei_name_slot *s = &map->slots[i];
+    if (m->count == 0)
+        return NO_SLOT;
+    for (uint32_t i = hash & m->mask;; i = (i + 1) & m->mask) {
+        const ei_slot *s = &m->slots[i];
         if (s->key == NULL)
+            return NO_SLOT;
+        if (s->hash == hash && s->len == len && memcmp(s->key, key, len) == 0)
+            return i;
+    }
+}
+
+static const ei_slot *map_find(const ei_map *m, const uint8_t *key, size_t len, uint32_t hash)
+{
+    uint32_t i = map_index(m, key, len, hash);
+    return i != NO_SLOT ? &m->slots[i] : NULL;
+}
+
+static bool map_grow(ei_map *m)
+{
+    uint32_t nslots = m->slots != NULL ? (m->mask + 1) * 2 : MAP_MIN_SLOTS;
+    ei_slot *slots = calloc(nslots, sizeof *slots);
+    if (slots == NULL)
+        return false;
+    for (uint32_t i = 0; m->slots != NULL && i <= m->mask; i++) {
+        if (m->slots[i].key == NULL)
+            continue;
+        uint32_t j = m->slots[i].hash & (nslots - 1);
+        while (slots[j].key != NULL)
+            j = (j + 1) & (nslots - 1);
+        slots[j] = m->slots[i];
+    }
+    free(m->slots);
+    m->slots = slots;
+    m->mask = nslots - 1;
+    return true;
+}
+
+/* The slot for key (never empty): the existing one, or a new one whose value is
+ * EI_NO_VALUE. NULL when memory runs out. */
+static ei_slot *map_put(ei_map *m, const uint8_t *key, size_t len)
+{
+    uint32_t hash = hash_key(key, len);
+    uint32_t found = map_index(m, key, len, hash);
+    if (found != NO_SLOT)
+        return &m->slots[found];
+    if ((m->slots == NULL || (m->count + 1) * 2 > m->mask + 1) && !map_grow(m))
+        return NULL;
+    uint32_t i = hash & m->mask;
+    while (m->slots[i].key != NULL)
+        i = (i + 1) & m->mask;
+    uint8_t *copy = malloc(len);
+    if (copy == NULL)
+        return NULL;
+    memcpy(copy, key, len);
+    ei_slot *s = &m->slots[i];
+    s->key = copy;
+    s->len = (uint32_t)len;
+    s->hash = hash;
+    s->value = EI_NO_VALUE;
+    m->count++;
+    return s;
+}
+
+static void map_free(ei_map *m)
+{
+    for (uint32_t i = 0; m->slots != NULL && i <= m->mask; i++)
+        free(m->slots[i].key);
+    free(m->slots);
+}
+
+/* ---- port lists ---- */
+
+static bool ports_add(ei_ports *ps, uint16_t port, uint32_t rule)
+{
+    if (port == EI_PORT_UNSET) {
+        if (ps->default_rule == EI_NO_RULE) /* of identical entries, the first one stands */
+            ps->default_rule = rule;
+        return true;
+    }
+    if (ps->count == ps->cap) {
+        uint32_t cap = ps->cap != 0 ? ps->cap * 2 : 2;
+        ei_port_rule *items = realloc(ps->items, cap * sizeof *items);
+        if (items == NULL)
+            return false;
+        ps->items = items;
+        ps->cap = cap;
+    }
+    ps->items[ps->count].port = port;
+    ps->items[ps->count].rule = rule;
+    ps->count++;
+    return true;
+}
+
+static int compare_port_rule(const void *a, const void *b)
+{
+    const ei_port_rule *x = a, *y = b;
+    if (x->port != y->port)
+        return x->port < y->port ? -1 : 1;
+    return x->rule < y->rule ? -1 : x->rule > y->rule;
+}
+
+/* Sorting once here keeps inserts O(1) while the file is read; a key with thousands of
+ * ports would otherwise cost a quadratic number of moves. */
+static void ports_seal(ei_ports *ps)
+{
+    if (ps->count < 2)
+        return;
+    qsort(ps->items, ps->count, sizeof ps->items[0], compare_port_rule);
+    uint32_t kept = 1;
+    for (uint32_t i = 1; i < ps->count; i++)
+        if (ps->items[i].port != ps->items[kept - 1].port)
+            ps->items[kept++] = ps->items[i];
+    ps->count = kept;
+}
+
+/* The entry that allows port, or EI_NO_RULE. An entry naming the port is reported before
+ * one written without a port: it is the more specific of the two. */
+static uint32_t ports_find(const ei_ports *ps, uint16_t port, bool unset_is_any)
+{
+    uint32_t lo = 0, hi = ps->count;
+    while (lo < hi) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        if (ps->items[mid].port == port)
+            return ps->items[mid].rule;
+        if (ps->items[mid].port < port)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (ps->default_rule != EI_NO_RULE && (unset_is_any || port == 443 || port == 80))
+        return ps->default_rule;
+    return EI_NO_RULE;
+}
+
+/* The policy's port list for slot, appended when the slot is new. */
+static ei_ports *policy_ports(ei_policy *p, ei_slot *slot)
+{
+    if (slot->value != EI_NO_VALUE)
+        return &p->ports[slot->value];
+    if (p->nports == p->capports) {
+        uint32_t cap = p->capports != 0 ? p->capports * 2 : 16;
+        ei_ports *ports = realloc(p->ports, cap * sizeof *ports);
+        if (ports == NULL)
             return NULL;
-        if (strlen(s->key) == len && memcmp(s->key, key, len) == 0)
-            return &s->ports;
+        p->ports = ports;
+        p->capports = cap;
     }
+    ei_ports *ps = &p->ports[p->nports];
+    memset(ps, 0, sizeof *ps);
+    ps->default_rule = EI_NO_RULE;
+    slot->value = p->nports++;
+    return ps;
 }
 
-bool ei_port_list_matches(const ei_port_list *list, uint16_t port, bool unset_is_any,
-                          uint32_t *rule)
+/* ---- prefixes ---- */
+
+static unsigned family_bits(const ei_addr *a)
 {
-    for (uint32_t i = 0; i < list->count; i++) {
-        uint16_t p = list->items[i].port;
-        if (p == port || (p == EI_PORT_UNSET && (unset_is_any || port == 443 || port == 80))) {
-            *rule = list->items[i].rule;
-            return true;
-        }
+    return a->family == 6 ? 128 : 32;
+}
+
+/* The same key for every address inside addr/bits. */
+static size_t prefix_key(const ei_addr *a, unsigned bits, uint8_t key[PREFIX_KEY_MAX])
+{
+    unsigned nbytes = family_bits(a) / 8;
+    key[0] = (uint8_t)bits;
+    for (unsigned i = 0; i < nbytes; i++) {
+        unsigned keep = bits > i * 8 ? bits - i * 8 : 0;
+        uint8_t mask = (uint8_t)(keep >= 8 ? 0xffu : 0xff00u >> keep);
+        key[1 + i] = a->bytes[i] & mask;
     }
-    return false;
+    return 1 + nbytes;
 }
 
-int32_t ei_trie_longest(const ei_trie *t, const uint8_t *addr, unsigned bits,
-                        bool (*accept)(const void *ctx, int32_t value), const void *ctx)
+static ei_slot *prefixes_put(ei_prefixes *px, const ei_addr *a, unsigned bits)
 {
-    int32_t best = -1;
-    if (t->count == 0)
-        return best;
-    uint32_t n = 0;
-    for (unsigned depth = 0;; depth++) {
-        int32_t v = t->nodes[n].value;
-        if (v >= 0 && (accept == NULL || accept(ctx, v)))
-            best = v;
-        if (depth == bits)
-            break;
-        unsigned bit = addr[depth / 8] >> (7 - depth % 8) & 1;
-        n = t->nodes[n].child[bit];
-        if (n == 0)
-            break;
+    uint8_t key[PREFIX_KEY_MAX];
+    size_t len = prefix_key(a, bits, key);
+    ei_slot *s = map_put(&px->map, key, len);
+    if (s != NULL)
+        px->lengths[bits / 64] |= UINT64_C(1) << (bits % 64);
+    return s;
+}
+
+static const ei_slot *prefixes_at(const ei_prefixes *px, const ei_addr *a, unsigned bits)
+{
+    if (!(px->lengths[bits / 64] >> (bits % 64) & 1))
+        return NULL;
+    uint8_t key[PREFIX_KEY_MAX];
+    size_t len = prefix_key(a, bits, key);
+    return map_find(&px->map, key, len, hash_key(key, len));
+}
+
+/* ---- building ---- */
+
+bool ei_policy_add_name(ei_policy *policy, bool wildcard, const char *name, size_t len,
+                        uint16_t port, uint32_t rule)
+{
+    ei_slot *s = map_put(wildcard ? &policy->wildcard : &policy->exact, (const uint8_t *)name, len);
+    ei_ports *ps = s != NULL ? policy_ports(policy, s) : NULL;
+    return ps != NULL && ports_add(ps, port, rule);
+}
+
+bool ei_policy_add_prefix(ei_policy *policy, const ei_addr *addr, unsigned bits, uint16_t port,
+                          uint32_t rule)
+{
+    ei_slot *s = prefixes_put(&policy->cidr[addr->family == 6], addr, bits);
+    ei_ports *ps = s != NULL ? policy_ports(policy, s) : NULL;
+    return ps != NULL && ports_add(ps, port, rule);
+}
+
+bool ei_policy_set_add_source(ei_policy_set *set, const ei_addr *addr, unsigned bits,
+                              uint32_t policy, uint32_t *owner)
+{
+    ei_slot *s = prefixes_put(&set->sources[addr->family == 6], addr, bits);
+    if (s == NULL)
+        return false;
+    if (s->value == EI_NO_VALUE)
+        s->value = policy;
+    *owner = s->value;
+    return true;
+}
+
+void ei_policy_set_seal(ei_policy_set *set)
+{
+    for (size_t i = 0; i < set->npolicies; i++)
+        for (uint32_t j = 0; j < set->policies[i].nports; j++)
+            ports_seal(&set->policies[i].ports[j]);
+}
+
+void ei_policy_set_free(ei_policy_set *set)
+{
+    if (set == NULL)
+        return;
+    for (size_t i = 0; i < set->npolicies; i++) {
+        ei_policy *p = &set->policies[i];
+        free(p->name);
+        map_free(&p->exact);
+        map_free(&p->wildcard);
+        map_free(&p->cidr[0].map);
+        map_free(&p->cidr[1].map);
+        for (uint32_t j = 0; j < p->nports; j++)
+            free(p->ports[j].items);
+        free(p->ports);
     }
-    return best;
+    free(set->policies);
+    map_free(&set->sources[0].map);
+    map_free(&set->sources[1].map);
+    for (size_t i = 0; i < set->nrules; i++)
+        free(set->rules[i].text);
+    free(set->rules);
+    free(set);
 }
 
-const ei_policy *ei_policy_for_source(const ei_policy_set *set, const ei_addr *src)
-{
-    int fam = src->family == 6 ? 1 : 0;
-    int32_t i = ei_trie_longest(&set->sources[fam], src->bytes, fam ? 128 : 32, NULL, NULL);
-    return &set->policies[i >= 0 ? (size_t)i : 0];
-}
-
-const char *ei_policy_name(const ei_policy *policy)
-{
-    return policy->name;
-}
+/* ---- lookups ---- */
 
 size_t ei_policy_set_policies(const ei_policy_set *set)
 {
@@ -80,62 +300,69 @@ size_t ei_policy_set_policies(const ei_policy_set *set)
 
 size_t ei_policy_set_entries(const ei_policy_set *set)
 {
-    size_t n = 0;
-    for (size_t i = 0; i < set->npolicies; i++)
-        n += set->policies[i].entries;
-    return n;
+    return set->entries;
+}
+
+const char *ei_policy_name(const ei_policy *policy)
+{
+    return policy->name;
+}
+
+const ei_policy *ei_policy_for_source(const ei_policy_set *set, const ei_addr *src)
+{
+    const ei_prefixes *px = &set->sources[src->family == 6];
+    for (unsigned bits = family_bits(src) + 1; bits-- > 0;) {
+        const ei_slot *s = prefixes_at(px, src, bits);
+        if (s != NULL)
+            return &set->policies[s->value];
+    }
+    return &set->policies[0];
 }
 
 static ei_match match_of(const ei_policy *policy, uint32_t rule)
 {
-    const ei_rule *r = &policy->set->rules[rule];
-    ei_match m = { r->text, r->line };
+    ei_match m = { NULL, 0 };
+    if (rule != EI_NO_RULE) {
+        m.rule = policy->set->rules[rule].text;
+        m.line = policy->set->rules[rule].line;
+    }
     return m;
 }
 
+/* Entries add up: an exact entry on other ports hides no wildcard, and a closer wildcard
+ * on other ports hides no farther one. Precedence only chooses which entry is reported. */
 ei_match ei_policy_match_name(const ei_policy *policy, const char *name, size_t len,
                               uint16_t port)
 {
-    ei_match none = { NULL, 0 };
-    uint32_t rule;
-    const ei_port_list *ports = ei_name_map_get(&policy->exact, name, len);
-    if (ports != NULL && ei_port_list_matches(ports, port, false, &rule))
+    const uint8_t *n = (const uint8_t *)name;
+    const ei_slot *s = map_find(&policy->exact, n, len, hash_key(n, len));
+    uint32_t rule = s != NULL ? ports_find(&policy->ports[s->value], port, false) : EI_NO_RULE;
+    if (rule != EI_NO_RULE || policy->wildcard.count == 0)
         return match_of(policy, rule);
-    if (policy->wildcard.count == 0)
-        return none;
-    /* Every proper suffix that starts after a dot, longest (closest) first: "a.b.c"
-     * tries "b.c" then "c". The name itself is never tried: a wildcard excludes its apex. */
-    for (size_t i = 0; i < len; i++) {
-        if (name[i] != '.')
-            continue;
-        ports = ei_name_map_get(&policy->wildcard, name + i + 1, len - i - 1);
-        if (ports != NULL && ei_port_list_matches(ports, port, false, &rule))
-            return match_of(policy, rule);
+    /* From the right, label by label: at each dot, h is the hash of the suffix after it.
+     * The name itself is never looked up, since a wildcard excludes its apex; a later
+     * (longer, closer) suffix replaces an earlier one. */
+    uint32_t h = FNV_BASIS;
+    for (size_t i = len; i-- > 0;) {
+        if (n[i] == '.') {
+            s = map_find(&policy->wildcard, n + i + 1, len - i - 1, h);
+            uint32_t r = s != NULL ? ports_find(&policy->ports[s->value], port, false) : EI_NO_RULE;
+            if (r != EI_NO_RULE)
+                rule = r;
+        }
+        h = hash_step(h, n[i]);
     }
-    return none;
-}
-
-typedef struct {
-    const ei_policy *policy;
-    uint16_t port;
-} cidr_query;
-
-static bool cidr_accepts(const void *ctx, int32_t value)
-{
-    const cidr_query *q = ctx;
-    uint32_t rule;
-    return ei_port_list_matches(&q->policy->cidr_ports[value], q->port, true, &rule);
+    return match_of(policy, rule);
 }
 
 ei_match ei_policy_match_address(const ei_policy *policy, const ei_addr *dst, uint16_t port)
 {
-    ei_match none = { NULL, 0 };
-    int fam = dst->family == 6 ? 1 : 0;
-    cidr_query q = { policy, port };
-    int32_t v = ei_trie_longest(&policy->cidr[fam], dst->bytes, fam ? 128 : 32, cidr_accepts, &q);
-    if (v < 0)
-        return none;
-    uint32_t rule = 0;
-    (void)ei_port_list_matches(&policy->cidr_ports[v], port, true, &rule);
-    return match_of(policy, rule);
+    const ei_prefixes *px = &policy->cidr[dst->family == 6];
+    for (unsigned bits = family_bits(dst) + 1; bits-- > 0;) {
+        const ei_slot *s = prefixes_at(px, dst, bits);
+        uint32_t rule = s != NULL ? ports_find(&policy->ports[s->value], port, true) : EI_NO_RULE;
+        if (rule != EI_NO_RULE)
+            return match_of(policy, rule);
+    }
+    return match_of(policy, EI_NO_RULE);
 }

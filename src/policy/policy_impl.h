@@ -1,83 +1,99 @@
-/* Inside a policy set. Private to src/policy. */
+/* Inside a policy set. Private to src/policy: rules.c reads the file and feeds the
+ * builders below; match.c owns the containers and answers every lookup. */
 #ifndef EI_POLICY_IMPL_H
 #define EI_POLICY_IMPL_H
 
 #include "egress_inspector/policy.h"
 
-/* An entry written without a port: for a name, ports 443 and 80; for a CIDR, any port. */
+/* An entry written without a port: for a name, ports 443 and 80; for an address, any. */
 #define EI_PORT_UNSET 0
+#define EI_NO_RULE UINT32_MAX
+#define EI_NO_VALUE UINT32_MAX /* a map slot not yet tied to a port list or a policy */
 
 typedef struct {
-    uint16_t port;  /* EI_PORT_UNSET or one port */
-    uint32_t rule;  /* index into the set's rules */
+    uint16_t port;
+    uint32_t rule; /* index into the set's rules */
 } ei_port_rule;
 
-/* The ports an allowlist key (a name, a wildcard suffix, a prefix) is allowed on. */
+/* The ports one key (a name, a wildcard suffix, a prefix) is allowed on. Entries written
+ * without a port collapse into default_rule, the common case, so most keys never touch
+ * items. items is sorted by port (and holds each port once) after ei_policy_set_seal. */
 typedef struct {
+    uint32_t default_rule; /* EI_NO_RULE when every entry for the key names a port */
+    uint32_t count;
+    uint32_t cap;
     ei_port_rule *items;
+} ei_ports;
+
+/* Open addressing with linear probing, load at most 1/2: byte string -> uint32. Lookups
+ * carry attacker-chosen keys, but only the operator's keys are ever inserted, so the
+ * longest probe run is fixed when the file is loaded. */
+typedef struct {
+    uint8_t *key; /* NULL: an empty slot */
+    uint32_t len;
+    uint32_t hash;
+    uint32_t value;
+} ei_slot;
+
+typedef struct {
+    ei_slot *slots;
+    uint32_t mask; /* slot count - 1, a power of two minus one */
     uint32_t count;
-    uint32_t cap;
-} ei_port_list;
+} ei_map;
 
-/* Open-addressing hash map: normalized name -> port list. */
+/* Prefixes of one family, as one hash keyed by (length, address with the host bits
+ * cleared). A longest-prefix lookup probes each length in use, longest first: at most 33
+ * or 129 probes, and memory stays linear in the entries (a bit trie of a million IPv6
+ * host routes would need over a hundred million nodes). */
 typedef struct {
-    char *key;
-    ei_port_list ports;
-} ei_name_slot;
-
-typedef struct {
-    ei_name_slot *slots;
-    uint32_t mask;   /* slots - 1; a power of two minus one */
-    uint32_t count;
-} ei_name_map;
-
-/* Binary trie over address bits; a node's value indexes a port list (allow entries) or a
- * policy (sources), or is -1. Node 0 is the root. */
-typedef struct {
-    uint32_t child[2];
-    int32_t value;
-} ei_trie_node;
-
-typedef struct {
-    ei_trie_node *nodes;
-    uint32_t count;
-    uint32_t cap;
-} ei_trie;
+    ei_map map;
+    uint64_t lengths[3]; /* bit n set: some prefix of length n (0 to 128) is present */
+} ei_prefixes;
 
 struct ei_policy {
     char *name;
-    const ei_policy_set *set; /* whose rule table the port lists index */
-    ei_name_map exact;
-    ei_name_map wildcard;    /* keyed by the suffix after "*." */
-    ei_trie cidr[2];         /* [0] IPv4, [1] IPv6 */
-    ei_port_list *cidr_ports;
-    uint32_t ncidr_ports;
-    size_t entries;
+    const ei_policy_set *set; /* whose rules the ports index */
+    ei_map exact;             /* normalized name -> index into ports */
+    ei_map wildcard;          /* the suffix after "*." -> index into ports */
+    ei_prefixes cidr[2];      /* [0] IPv4, [1] IPv6 -> index into ports */
+    ei_ports *ports;
+    uint32_t nports;
+    uint32_t capports;
 };
 
 typedef struct {
-    char *text;
+    char *text; /* the entry as written */
     unsigned line;
 } ei_rule;
 
 struct ei_policy_set {
-    ei_policy *policies;
+    ei_policy *policies; /* [0] is "default" */
     size_t npolicies;
-    ei_trie sources[2];
+    size_t cappolicies;
+    ei_prefixes sources[2]; /* -> index into policies */
     ei_rule *rules;
     size_t nrules;
+    size_t caprules;
+    size_t entries; /* allow lines accepted, duplicates included */
 };
 
-/* Whether the list allows port; *rule gets the first entry that does. unset_is_any says
- * what an entry without a port means: any port (CIDR) or 443 and 80 (names). */
-bool ei_port_list_matches(const ei_port_list *list, uint16_t port, bool unset_is_any,
-                          uint32_t *rule);
+/* Builders, used only while the set is being parsed. Each returns false when memory runs
+ * out, leaving the set consistent enough for ei_policy_set_free. */
 
-const ei_port_list *ei_name_map_get(const ei_name_map *map, const char *key, size_t len);
+/* Allows name (normalized, non-empty), or every name below it when wildcard, on port. */
+EI_MUST_USE bool ei_policy_add_name(ei_policy *policy, bool wildcard, const char *name,
+                                    size_t len, uint16_t port, uint32_t rule);
 
-/* Longest-prefix walk: calls visit for each node with a value on the path of addr, from
- * the shortest prefix to the longest; the last value visit accepted is returned. */
-int32_t ei_trie_longest(const ei_trie *t, const uint8_t *addr, unsigned bits,
-                        bool (*accept)(const void *ctx, int32_t value), const void *ctx);
+/* Allows addr/bits (host bits clear) on port. */
+EI_MUST_USE bool ei_policy_add_prefix(ei_policy *policy, const ei_addr *addr, unsigned bits,
+                                      uint16_t port, uint32_t rule);
+
+/* Gives the workloads in addr/bits (host bits clear) to policy, unless another policy has
+ * them already: *owner receives the policy that holds the prefix after the call. */
+EI_MUST_USE bool ei_policy_set_add_source(ei_policy_set *set, const ei_addr *addr,
+                                          unsigned bits, uint32_t policy, uint32_t *owner);
+
+/* Sorts every port list for binary search; the set is read-only afterwards. */
+void ei_policy_set_seal(ei_policy_set *set);
 
 #endif
