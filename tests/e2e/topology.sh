@@ -9,11 +9,16 @@ NS_POD=${EI_TAG}-pod NS_POD2=${EI_TAG}-pod2 NS_NODE=${EI_TAG}-node NS_NET=${EI_T
 EI_PIDS=()
 
 topology_cleanup() {
+    # every process started inside our namespaces, however it was started
+    for ns in "$NS_POD" "$NS_POD2" "$NS_NODE" "$NS_NET"; do
+        ip netns pids "$ns" 2>/dev/null | xargs -r kill 2>/dev/null || true
+    done
     for pid in "${EI_PIDS[@]:-}"; do [ -n "$pid" ] && kill "$pid" 2>/dev/null || true; done
     wait 2>/dev/null || true
     for ns in "$NS_POD" "$NS_POD2" "$NS_NODE" "$NS_NET"; do ip netns del "$ns" 2>/dev/null || true; done
 }
 trap topology_cleanup EXIT
+trap 'exit 130' INT TERM
 
 in_pod() { ip netns exec "$NS_POD" "$@"; }
 in_pod2() { ip netns exec "$NS_POD2" "$@"; }

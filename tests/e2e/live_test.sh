@@ -1,0 +1,218 @@
+#!/usr/bin/env bash
+# End-to-end: the daemon on a node between pods and the internet, real clients and servers,
+# node rules from `egress-inspector iptables --apply`. Needs root. Traffic stays inside the
+# namespaces this script creates; they are removed on exit, also on failure.
+# Usage: live_test.sh path/to/egress-inspector     Ends with 'N passed, N failed'.
+set -euo pipefail
+BIN=$(readlink -f "$1")
+HERE=$(cd "$(dirname "$0")" && pwd)
+WORK=$(mktemp -d)
+source "$HERE/topology.sh"
+# On failure the daemon's log and stderr are kept for a look: $EI_E2E_KEEP (default /tmp).
+keep_logs() {
+    if [ "${FAILED:-0}" != 0 ] || [ "${1:-0}" != 0 ]; then
+        local dir=${EI_E2E_KEEP:-/tmp}
+        cp "$WORK/daemon.log" "$dir/ei-e2e-daemon.log" 2>/dev/null || true
+        cp "$WORK/daemon.err" "$dir/ei-e2e-daemon.err" 2>/dev/null || true
+        echo "daemon log kept in $dir/ei-e2e-daemon.log"
+    fi
+}
+trap 'rc=$?; keep_logs $rc; topology_cleanup; rm -rf "$WORK"' EXIT
+trap 'exit 130' INT TERM
+
+PASSED=0 FAILED=0
+check() { # check NAME COMMAND... : the command must succeed
+    local name=$1; shift
+    if "$@"; then PASSED=$((PASSED + 1)); echo "ok   $name"
+    else FAILED=$((FAILED + 1)); echo "FAIL $name"; fi
+}
+not() { ! "$@"; }
+now_ms() { echo $(($(date +%s%N) / 1000000)); }
+
+topology_up
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=allowed.example \
+    -addext "subjectAltName=DNS:allowed.example,DNS:*.allowed.example,DNS:denied.example,DNS:api.stripe.example,DNS:new.example" \
+    -keyout "$WORK/key.pem" -out "$WORK/cert.pem" 2>/dev/null
+in_net /usr/bin/python3 "$HERE/servers.py" "$WORK/cert.pem" "$WORK/key.pem" &
+EI_PIDS+=($!)
+
+write_rules() { # write_rules [extra default-policy lines]
+cat > "$WORK/rules" <<RULES
+allow allowed.example
+allow *.allowed.example
+${1:-}
+allow 203.0.113.250/32:22
+allow [2001:db8::250]:22
+policy payments
+source 10.244.7.0/24
+source fd00:10:244:7::/64
+allow api.stripe.example
+RULES
+}
+write_rules
+
+NODE_RULES=(--in-iface veth-pod+ --hook forward --ports 80,443,22 --queue 0)
+in_node "$BIN" iptables --apply "${NODE_RULES[@]}"
+DAEMON_LOG=$WORK/daemon.log
+start_daemon() { # start_daemon [extra args]
+    # ip netns exec execs the daemon, so $! is the daemon itself and signals reach it
+    ip netns exec "$NS_NODE" "$BIN" run --rules "$WORK/rules" --queue 0 "$@" >>"$DAEMON_LOG" 2>>"$WORK/daemon.err" &
+    DAEMON=$!
+    EI_PIDS+=($DAEMON)
+    for _ in $(seq 50); do grep -q '"event":"start"' "$DAEMON_LOG" 2>/dev/null && return 0; sleep 0.1; done
+    echo "daemon did not start:"; cat "$WORK/daemon.err"; return 1
+}
+stop_daemon() { kill -TERM "$DAEMON"; wait "$DAEMON" 2>/dev/null || true; }
+start_daemon
+for _ in $(seq 50); do in_pod bash -c 'exec 3<>/dev/tcp/203.0.113.250/22' 2>/dev/null && break; sleep 0.1; done
+
+# https NAME [IP] [extra curl args]: fetch over TLS from the pod; prints curl's exit code
+https() {
+    local name=$1 ip=${2:-203.0.113.10}; shift 2 || shift $#
+    local target=$ip; [[ $ip == *:* ]] && target="[$ip]"
+    in_pod curl -sk --max-time 5 --resolve "$name:443:$target" "https://$name/" -o "$WORK/body" "$@" \
+        2>"$WORK/curl.err"; echo $?
+}
+allowed_https() { [ "$(https "$@")" = 0 ] && grep -q "hello" "$WORK/body"; }
+# reset_fast NAME [IP]: the connection fails with a reset within 1 s
+reset_fast() {
+    local t0 rc t1; t0=$(now_ms); rc=$(https "$@"); t1=$(now_ms)
+    echo "    (curl exit $rc after $((t1 - t0)) ms)"
+    [ "$rc" != 0 ] && [ $((t1 - t0)) -lt 1000 ] && [ "$rc" = 35 -o "$rc" = 56 -o "$rc" = 7 ]
+}
+last_decision() { grep '"event":"decision"' "$DAEMON_LOG" | grep "\"host\":\"$1\"" | tail -1; }
+
+echo "== names, IPv4 and IPv6"
+check "allowed name connects and transfers (TLS 1.3, IPv4)" allowed_https allowed.example 203.0.113.10 --tlsv1.3
+check "allowed wildcard connects (TLS 1.2, IPv4)" allowed_https api.allowed.example 203.0.113.10 --tls-max 1.2
+check "allowed name connects over IPv6" allowed_https a.b.allowed.example 2001:db8::10
+check "denied name is reset within 1 s (IPv4)" reset_fast denied.example 203.0.113.10
+check "denied name is reset within 1 s (IPv6)" reset_fast denied.example 2001:db8::10
+check "the deny is logged as enforced" bash -c "grep -q '\"host\":\"denied.example\".*\"verdict\":\"deny\".*\"enforced\":true' '$DAEMON_LOG'"
+# s_client prints the server's certificate only once the handshake got that far
+sclient_got_cert() {
+    echo Q | in_pod timeout 5 openssl s_client -connect 203.0.113.10:443 "$@" >"$WORK/sclient.out" 2>&1 || true
+    grep -q 'BEGIN CERTIFICATE' "$WORK/sclient.out"
+}
+check "openssl s_client with an allowed SNI completes a handshake" sclient_got_cert -servername allowed.example
+check "openssl s_client without SNI is refused" not sclient_got_cert -noservername
+check "python http.client over plain HTTP with an allowed Host" bash -c \
+    "ip netns exec $NS_POD /usr/bin/python3 -c \"import http.client as h; c=h.HTTPConnection('203.0.113.10', 80, timeout=5); c.request('GET', '/', headers={'Host': 'allowed.example'}); assert c.getresponse().status == 200\""
+check "plain HTTP with a denied Host fails" bash -c \
+    "! ip netns exec $NS_POD curl -s --max-time 3 -H 'Host: denied.example' http://203.0.113.10/ >/dev/null"
+check "an address entry allows a plain TCP service" bash -c \
+    "ip netns exec $NS_POD /usr/bin/python3 -c \"import socket; s=socket.create_connection(('203.0.113.250', 22), 3); s.recv(64); s.sendall(b'hi'); assert s.recv(64) == b'echo hi'\""
+
+echo "== two pods, two policies"
+https_pod2() { in_pod2 curl -sk --max-time 5 --resolve "$1:443:203.0.113.10" "https://$1/" -o /dev/null; }
+check "pod2 (payments) reaches api.stripe.example" https_pod2 api.stripe.example
+check "pod2 is denied allowed.example (not in its policy)" not https_pod2 allowed.example
+check "pod1 is denied api.stripe.example" reset_fast api.stripe.example
+
+echo "== monitor and enforce by signal"
+kill -USR2 "$DAEMON"; sleep 0.3
+check "monitor lets the denied name through" allowed_https denied.example
+check "monitor logs the would-deny with enforced false" bash -c \
+    "grep '\"host\":\"denied.example\"' '$DAEMON_LOG' | tail -1 | grep -q '\"verdict\":\"deny\".*\"mode\":\"monitor\",\"enforced\":false'"
+check "the mode change is logged" grep -q '"event":"mode","from":"enforce","to":"monitor"' "$DAEMON_LOG"
+kill -USR1 "$DAEMON"; sleep 0.3
+check "enforce again: the denied name is reset" reset_fast denied.example
+
+echo "== reload"
+check "new.example is denied before the reload" reset_fast new.example
+write_rules "allow new.example"
+kill -HUP "$DAEMON"; sleep 0.5
+check "SIGHUP with a changed file allows a new name" allowed_https new.example
+write_rules "allow new.example
+allow bad..name"
+kill -HUP "$DAEMON"; sleep 0.5
+check "a broken file is rejected and logged" grep -q '"event":"reload".*"result":"rejected"' "$DAEMON_LOG"
+check "the old rules stay in force" allowed_https new.example
+check "the broken file's error names its line" grep -q "rules:4: bad name 'bad..name'" "$WORK/daemon.err"
+write_rules "allow new.example"
+
+echo "== SIGTERM under load"
+for i in $(seq 16); do
+    ( for _ in $(seq 40); do in_pod curl -sk --max-time 3 --resolve allowed.example:443:203.0.113.10 https://allowed.example/ -o /dev/null; done ) &
+    LOAD[$i]=$!
+done
+sleep 1.5
+stop_daemon
+check "every queued packet got a verdict (queued == verdicts)" bash -c \
+    "grep '\"event\":\"shutdown\"' '$DAEMON_LOG' | tail -1 | /usr/bin/python3 -c 'import json,sys; d=json.loads(sys.stdin.read()); print(\"    queued\", d[\"queued\"], \"verdicts\", d[\"verdicts\"]); sys.exit(0 if d[\"queued\"] == d[\"verdicts\"] and d[\"queued\"] > 0 else 1)'"
+t0=$(now_ms)
+for pid in "${LOAD[@]}"; do wait "$pid" 2>/dev/null || true; done
+t1=$(now_ms)
+check "no client hangs after the daemon stops (all done in $((t1 - t0)) ms)" [ $((t1 - t0)) -lt 15000 ]
+
+echo "== fail closed, fail open, restart"
+check "fail closed: with the daemon gone, new flows are blocked" not allowed_https allowed.example 203.0.113.10 --max-time 2
+in_node "$BIN" iptables --apply "${NODE_RULES[@]}" --fail open
+check "fail open: with the daemon gone, new flows pass" allowed_https allowed.example
+in_node "$BIN" iptables --apply "${NODE_RULES[@]}"
+start_daemon
+# a long-lived connection accepted before a restart keeps working after it
+exec 5< <(in_pod /usr/bin/python3 -c "
+import socket, ssl, sys, time
+ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
+s = ctx.wrap_socket(socket.create_connection(('203.0.113.10', 443), 5), server_hostname='allowed.example')
+s.settimeout(5)
+for i in range(2):
+    s.sendall(b'GET / HTTP/1.1\r\nHost: allowed.example\r\n\r\n')
+    got = b''
+    while b'hello' not in got:
+        chunk = s.recv(4096)
+        if not chunk:
+            break
+        got += chunk
+    print('ok' if b'hello' in got else 'bad', flush=True)
+    if i == 0: time.sleep(3)
+")
+read -r -t 5 first <&5 || first=none
+stop_daemon
+start_daemon
+read -r -t 10 second <&5 || second=none
+check "a restarted daemon resumes: new flows are judged again" allowed_https allowed.example
+check "a flow accepted before the restart keeps working ($first/$second)" [ "$first/$second" = ok/ok ]
+check "and a denied name is still reset" reset_fast denied.example
+
+echo "== a capture replayed into the pod interface gives the replay's decisions"
+PCAP=$HERE/../pcaps/crafted
+MAC=$(ip -n "$NS_NODE" link show veth-pod | awk '/ether/ {print $2}')
+# each capture gets its own client port, so that no two share a connection
+port=41000
+for f in ok_tls13 deny_name two_names ok_http; do
+    port=$((port + 1))
+    tcprewrite --enet-dmac="$MAC" --portmap=40000:$port --infile="$PCAP/$f.pcap" --outfile="$WORK/$f.pcap" 2>/dev/null
+    # only the client's packets: the pod sends them, the real server answers
+    tcpdump -r "$WORK/$f.pcap" -w "$WORK/$f.client.pcap" 'src host 10.244.0.10' 2>/dev/null
+    in_pod tcpreplay -q -i eth0 "$WORK/$f.client.pcap" >/dev/null 2>&1
+done
+sleep 0.5
+# the decision the daemon logged for a client port, as "verdict reason host"
+decision_for_port() {
+    grep '"event":"decision"' "$DAEMON_LOG" | /usr/bin/python3 -c \
+        "import json,sys; [print(d['verdict'], d['reason'], d['host']) for d in map(json.loads, sys.stdin) if d['sport'] == $1]"
+}
+live_vs_replay() {
+    local f=$1 port=$2 want got
+    want=$("$BIN" replay --rules "$WORK/rules" --pcap "$PCAP/$f.pcap" | /usr/bin/python3 -c \
+        'import json,sys; [print(d["verdict"], d["reason"], d["host"]) for d in map(json.loads, sys.stdin)]')
+    got=$(decision_for_port "$port")
+    echo "    replay: $want | live: $got"
+    [ -n "$want" ] && [ "$want" = "$got" ]
+}
+port=41000
+for f in ok_tls13 deny_name two_names ok_http; do
+    port=$((port + 1))
+    check "tcpreplay of $f decides as replay does" live_vs_replay "$f" "$port"
+done
+stop_daemon
+in_node "$BIN" iptables --remove
+check "iptables --remove leaves no chain of ours" bash -c "! ip netns exec $NS_NODE iptables-save | grep -q EGRESS-INSPECTOR"
+
+echo "figures: $(grep -c '"event":"decision"' "$DAEMON_LOG") decisions," \
+     "$(grep '"event":"decision"' "$DAEMON_LOG" | grep -c '"verdict":"allow"') allowed," \
+     "$(grep '"event":"decision"' "$DAEMON_LOG" | grep -c '"enforced":true') reset"
+echo "$PASSED passed, $FAILED failed"
+[ "$FAILED" = 0 ]
