@@ -636,7 +636,10 @@ def evasion():
     flipped = bytearray(hello)
     flipped[20] ^= 0x01
     cap.conn(40002, [data(0, hello[:40]), data(10, bytes(flipped[10:]))], conflict)
-    cap.conn(40003, [data(n - 10, hello[n - 10:]), data(0, blocked[:n + 10])], conflict)
+    # Nothing contiguous from the stream's start has been read when the conflict shows, so
+    # no protocol is known yet: l7 none.
+    cap.conn(40003, [data(n - 10, hello[n - 10:]), data(0, blocked[:n + 10])],
+             ("none", "*", "deny", "tcp_overlap_conflict"))
     caps.append(cap)
 
     cap = Capture("evasion/acks_and_empty_before.pcap", "30 segments without stream data before the "
