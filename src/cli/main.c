@@ -67,22 +67,48 @@ static bool parse_mode(const char *text, ei_mode *mode)
     return true;
 }
 
+/* Pipeline bounds, shared by `replay` and `run` so that a replay can check a policy with
+ * the very settings the daemon uses. */
+enum { OPT_REASM = 400, OPT_FLOWS };
+
+#define PIPELINE_LONG_OPTIONS                                               \
+    { "reassembly-bytes", required_argument, NULL, OPT_REASM },             \
+    { "max-flows", required_argument, NULL, OPT_FLOWS }
+
+/* Handles one pipeline option; -1 when c is not one, 0 when its value is bad, 1 done. */
+static int pipeline_option(ei_pipeline_config *cfg, int c, const char *arg)
+{
+    uint64_t n;
+    switch (c) {
+    case OPT_REASM:
+        if (!parse_number("--reassembly-bytes", arg, 256, 1u << 20, &n))
+            return 0;
+        cfg->reassembly_bytes = (uint32_t)n;
+        return 1;
+    case OPT_FLOWS:
+        if (!parse_number("--max-flows", arg, 1, 1u << 26, &n))
+            return 0;
+        cfg->max_flows = (uint32_t)n;
+        return 1;
+    default:
+        return -1;
+    }
+}
+
 static int cmd_replay(int argc, char **argv)
 {
-    enum { OPT_REASM = 256, OPT_FLOWS, OPT_SUMMARY };
+    enum { OPT_SUMMARY = 256 };
     static const struct option opts[] = {
         { "rules", required_argument, NULL, 'r' },
         { "pcap", required_argument, NULL, 'p' },
         { "mode", required_argument, NULL, 'm' },
-        { "reassembly-bytes", required_argument, NULL, OPT_REASM },
-        { "max-flows", required_argument, NULL, OPT_FLOWS },
         { "summary", no_argument, NULL, OPT_SUMMARY },
+        PIPELINE_LONG_OPTIONS,
         { NULL, 0, NULL, 0 },
     };
     ei_replay_options ro = { .out = stdout, .err = stderr, .mode = EI_MODE_ENFORCE };
     ei_pipeline_config_default(&ro.pipeline);
     const char *rules = NULL;
-    uint64_t n;
     int c;
     while ((c = getopt_long(argc, argv, "r:p:m:", opts, NULL)) != -1) {
         switch (c) {
@@ -92,20 +118,14 @@ static int cmd_replay(int argc, char **argv)
             if (!parse_mode(optarg, &ro.mode))
                 return 2;
             break;
-        case OPT_REASM:
-            if (!parse_number("--reassembly-bytes", optarg, 256, 1u << 20, &n))
-                return 2;
-            ro.pipeline.reassembly_bytes = (uint32_t)n;
-            break;
-        case OPT_FLOWS:
-            if (!parse_number("--max-flows", optarg, 1, 1u << 26, &n))
-                return 2;
-            ro.pipeline.max_flows = (uint32_t)n;
-            break;
         case OPT_SUMMARY: ro.summary = true; break;
-        default:
-            fputs(usage, stderr);
-            return 2;
+        default: {
+            int done = pipeline_option(&ro.pipeline, c, optarg);
+            if (done < 0)
+                fputs(usage, stderr);
+            if (done <= 0)
+                return 2;
+        }
         }
     }
     if (rules == NULL || ro.pcap_path == NULL || optind != argc) {
@@ -218,13 +238,12 @@ static bool node_check(const node_options *n)
 
 static int cmd_run(int argc, char **argv)
 {
-    enum { OPT_REASM = 256, OPT_FLOWS, OPT_MAXLEN };
+    enum { OPT_MAXLEN = 256 };
     static const struct option opts[] = {
         { "rules", required_argument, NULL, 'r' },
         { "mode", required_argument, NULL, 'm' },
-        { "reassembly-bytes", required_argument, NULL, OPT_REASM },
-        { "max-flows", required_argument, NULL, OPT_FLOWS },
         { "queue-maxlen", required_argument, NULL, OPT_MAXLEN },
+        PIPELINE_LONG_OPTIONS,
         NODE_LONG_OPTIONS,
         { NULL, 0, NULL, 0 },
     };
@@ -241,16 +260,6 @@ static int cmd_run(int argc, char **argv)
             if (!parse_mode(optarg, &d.mode))
                 return 2;
             break;
-        case OPT_REASM:
-            if (!parse_number("--reassembly-bytes", optarg, 256, 1u << 20, &v))
-                return 2;
-            d.pipeline.reassembly_bytes = (uint32_t)v;
-            break;
-        case OPT_FLOWS:
-            if (!parse_number("--max-flows", optarg, 1, 1u << 26, &v))
-                return 2;
-            d.pipeline.max_flows = (uint32_t)v;
-            break;
         case OPT_MAXLEN:
             if (!parse_number("--queue-maxlen", optarg, 16, 1u << 20, &v))
                 return 2;
@@ -259,9 +268,11 @@ static int cmd_run(int argc, char **argv)
         case '?':
             fputs(usage, stderr);
             return 2;
-        default:
-            if (!node_option(&n, c, optarg))
+        default: {
+            int done = pipeline_option(&d.pipeline, c, optarg);
+            if (done == 0 || (done < 0 && !node_option(&n, c, optarg)))
                 return 2;
+        }
         }
     }
     if (d.rules_path == NULL || optind != argc) {
