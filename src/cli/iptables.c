@@ -5,7 +5,8 @@
  *      mark on its connection, answer the client with a TCP reset;
  *   2. later packets of a denied connection: reset;
  *   3. packets of an allowed connection: leave the chain (they never reach the queue);
- *   4. workload TCP to the inspected ports: NFQUEUE.
+ *   4. pure ACKs (exact header lengths, no payload possible): leave the chain;
+ *   5. workload TCP to the inspected ports: NFQUEUE.
  * mangle EGRESS-INSPECTOR-SAVE (jumped to from POSTROUTING): copy the allow mark of a
  *   packet to its connection, which makes rule 3 match from the next packet on.
  * Every rule names only our mark bits, so kube-proxy's and the CNI's marks are left alone. */
@@ -79,6 +80,17 @@ static void write_family(FILE *f, const ei_iptables_options *o, bool v6)
     fprintf(f, "-A %s -m connmark --mark 0x%x/0x%x -j RETURN\n", CHAIN, o->mark_allow, mask);
     fprintf(f, "-A %s -m mark --mark 0x%x/0x%x -j RETURN\n", CHAIN, o->mark_allow, mask);
 
+    /* Segments that provably carry no payload (pure ACKs: a 20-byte IP header, or a bare
+     * IPv6 header with TCP next, and a TCP header of exactly the packet's remaining
+     * length) cannot name anything, so they skip the queue; SYN, FIN and RST still go,
+     * since they open and close flows. Exact lengths only: padding cannot slip a byte by. */
+    static const char *const empty4[] = { "0>>22&0x3C=20&&0&0xFFFF=40&&32>>28=5",
+                                          "0>>22&0x3C=20&&0&0xFFFF=52&&32>>28=8" };
+    static const char *const empty6[] = { "4>>16=20&&6>>8&0xFF=6&&52>>28=5",
+                                          "4>>16=32&&6>>8&0xFF=6&&52>>28=8" };
+    for (size_t i = 0; i < 2; i++)
+        fprintf(f, "-A %s -p tcp --tcp-flags SYN,FIN,RST NONE -m u32 --u32 \"%s\" -j RETURN\n",
+                CHAIN, v6 ? empty6[i] : empty4[i]);
     for (int hook = 0; hook < 2; hook++)
         if (hook == 0 ? o->hook_forward : o->hook_output)
             queue_rules(f, o, v6, hook == 0);
