@@ -467,7 +467,7 @@ static ei_action judge_tcp(ei_pipeline *p, const ei_packet *pkt, uint64_t now_ns
      * over. A retransmitted SYN carries the same sequence number and changes nothing. */
     if (f != NULL && client_syn &&
         (!(f->flags & EI_FLOW_F_SYN) || pkt->seq + 1 != f->base_seq ||
-         (sender_is_a == client_is_a(f)) == false)) {
+         sender_is_a != client_is_a(f))) {
         retire(p, f, now_ns, EI_REASON_INCOMPLETE);
         f = NULL;
     }
