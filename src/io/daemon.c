@@ -14,7 +14,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <libgen.h>
+#include <poll.h>
 #include <sys/epoll.h>
+#include <sys/inotify.h>
 #include <sys/eventfd.h>
 #include <sys/random.h>
 #include <sys/signalfd.h>
@@ -236,13 +239,15 @@ static void log_mode(ei_mode from, ei_mode to, const char *why)
     emit(&w);
 }
 
-static void reload(shared_state *sh, worker *ws, size_t n, const char *path, uint64_t *failures)
+static void reload(shared_state *sh, worker *ws, size_t n, const char *path, const char *trigger,
+                   uint64_t *failures)
 {
     unsigned errors = 0;
     ei_policy_set *set = ei_rules_load(path, stderr, &errors);
     ei_jsonw w;
     log_begin(&w, "reload");
     ei_jsonw_str(&w, "rules", path);
+    ei_jsonw_str(&w, "trigger", trigger);
     if (set == NULL) {
         (*failures)++;
         ei_jsonw_str(&w, "result", "rejected");
@@ -351,8 +356,51 @@ int ei_daemon_run(const ei_daemon_options *opt)
         emit(&w);
     }
 
+    /* The rules file's directory is watched, not the file: a ConfigMap update swaps the
+     * "..data" symlink beside it, and editors replace a file by renaming over it. */
+    char dir_buf[4096], base_buf[4096];
+    snprintf(dir_buf, sizeof dir_buf, "%s", opt->rules_path);
+    snprintf(base_buf, sizeof base_buf, "%s", opt->rules_path);
+    const char *base = basename(base_buf);
+    int ifd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+    if (ifd >= 0 && inotify_add_watch(ifd, dirname(dir_buf), IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE) < 0) {
+        close(ifd);
+        ifd = -1;
+    }
+
     uint64_t reload_failures = 0;
     while (status == 0) {
+        struct pollfd pfd[2] = { { sfd, POLLIN, 0 }, { ifd, POLLIN, 0 } };
+        if (poll(pfd, ifd >= 0 ? 2 : 1, -1) < 0) {
+            if (errno == EINTR)
+                continue;
+            break;
+        }
+        if (ifd >= 0 && (pfd[1].revents & POLLIN)) {
+            /* Several events come with one change: let them settle, then reload once. */
+            bool ours = false;
+            for (int round = 0; round < 2; round++) {
+                char ev_buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
+                ssize_t len;
+                while ((len = read(ifd, ev_buf, sizeof ev_buf)) > 0)
+                    for (char *e = ev_buf; e < ev_buf + len;) {
+                        struct inotify_event ev;
+                        memcpy(&ev, e, sizeof ev);
+                        const char *name = e + sizeof ev;
+                        if (ev.len > 0 && (strcmp(name, base) == 0 || strcmp(name, "..data") == 0))
+                            ours = true;
+                        e += sizeof ev + ev.len;
+                    }
+                if (round == 0) {
+                    struct timespec settle = { 0, 100 * 1000000 };
+                    nanosleep(&settle, NULL);
+                }
+            }
+            if (ours)
+                reload(&sh, ws, nq, opt->rules_path, "inotify", &reload_failures);
+        }
+        if (!(pfd[0].revents & POLLIN))
+            continue;
         struct signalfd_siginfo si;
         ssize_t r = read(sfd, &si, sizeof si);
         if (r != (ssize_t)sizeof si) {
@@ -363,7 +411,7 @@ int ei_daemon_run(const ei_daemon_options *opt)
         if (si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT)
             break;
         if (si.ssi_signo == SIGHUP) {
-            reload(&sh, ws, nq, opt->rules_path, &reload_failures);
+            reload(&sh, ws, nq, opt->rules_path, "SIGHUP", &reload_failures);
         } else {
             ei_mode to = si.ssi_signo == SIGUSR1 ? EI_MODE_ENFORCE : EI_MODE_MONITOR;
             ei_mode from = (ei_mode)atomic_exchange(&sh.mode, (int)to);
@@ -406,6 +454,8 @@ int ei_daemon_run(const ei_daemon_options *opt)
         worker_close(&ws[i]);
     free(ws);
     close(sfd);
+    if (ifd >= 0)
+        close(ifd);
     ei_policy_set_free(atomic_load(&sh.policy));
     return status;
 }

@@ -31,13 +31,14 @@ now_ms() { echo $(($(date +%s%N) / 1000000)); }
 
 topology_up
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=allowed.example \
-    -addext "subjectAltName=DNS:allowed.example,DNS:*.allowed.example,DNS:denied.example,DNS:api.stripe.example,DNS:new.example" \
+    -addext "subjectAltName=DNS:allowed.example,DNS:*.allowed.example,DNS:denied.example,DNS:api.stripe.example,DNS:new.example,DNS:cm.example" \
     -keyout "$WORK/key.pem" -out "$WORK/cert.pem" 2>/dev/null
 in_net /usr/bin/python3 "$HERE/servers.py" "$WORK/cert.pem" "$WORK/key.pem" &
 EI_PIDS+=($!)
 
-write_rules() { # write_rules [extra default-policy lines]
-cat > "$WORK/rules" <<RULES
+RULES=$WORK/rules
+write_rules() { # write_rules [extra default-policy lines] [file]
+cat > "${2:-$RULES}" <<RULES
 allow allowed.example
 allow *.allowed.example
 ${1:-}
@@ -56,7 +57,7 @@ in_node "$BIN" iptables --apply "${NODE_RULES[@]}"
 DAEMON_LOG=$WORK/daemon.log
 start_daemon() { # start_daemon [extra args]
     # ip netns exec execs the daemon, so $! is the daemon itself and signals reach it
-    ip netns exec "$NS_NODE" "$BIN" run --rules "$WORK/rules" --queue 0 "$@" >>"$DAEMON_LOG" 2>>"$WORK/daemon.err" &
+    ip netns exec "$NS_NODE" "$BIN" run --rules "$RULES" --queue 0 "$@" >>"$DAEMON_LOG" 2>>"$WORK/daemon.err" &
     DAEMON=$!
     EI_PIDS+=($DAEMON)
     for _ in $(seq 50); do grep -q '"event":"start"' "$DAEMON_LOG" 2>/dev/null && return 0; sleep 0.1; done
@@ -131,6 +132,25 @@ check "the old rules stay in force" allowed_https new.example
 check "the broken file's error names its line" grep -q "rules:4: bad name 'bad..name'" "$WORK/daemon.err"
 write_rules "allow new.example"
 
+echo "== a ConfigMap update (symlink swap, no signal) reloads the rules"
+# kubelet's layout: rules -> ..data/rules, ..data -> ..2026_1; an update writes a new
+# directory and renames a new ..data link over the old one
+stop_daemon
+mkdir -p "$WORK/cm/..2026_1" "$WORK/cm/..2026_2"
+write_rules "allow new.example" "$WORK/cm/..2026_1/rules"
+ln -s ..2026_1 "$WORK/cm/..data"
+ln -s ..data/rules "$WORK/cm/rules"
+RULES=$WORK/cm/rules
+start_daemon
+check "cm.example is denied before the update" reset_fast cm.example
+write_rules "allow new.example
+allow cm.example" "$WORK/cm/..2026_2/rules"
+ln -s ..2026_2 "$WORK/cm/..data_tmp"
+mv -T "$WORK/cm/..data_tmp" "$WORK/cm/..data"
+sleep 0.6
+check "the swap was seen and applied" grep -q '"event":"reload".*"trigger":"inotify","result":"applied"' "$DAEMON_LOG"
+check "cm.example is allowed after the update, with no signal sent" allowed_https cm.example
+
 echo "== SIGTERM under load"
 for i in $(seq 16); do
     ( for _ in $(seq 40); do in_pod curl -sk --max-time 3 --resolve allowed.example:443:203.0.113.10 https://allowed.example/ -o /dev/null; done ) &
@@ -179,7 +199,11 @@ check "and a denied name is still reset" reset_fast denied.example
 echo "== a capture replayed into the pod interface gives the replay's decisions"
 PCAP=$HERE/../pcaps/crafted
 MAC=$(ip -n "$NS_NODE" link show veth-pod | awk '/ether/ {print $2}')
-# each capture gets its own client port, so that no two share a connection
+# each capture gets its own client port, so that no two share a connection; the pod's own
+# stack has no socket for these connections and would reset them when the server answers,
+# racing the replayed packets: its resets are dropped meanwhile (tcpreplay's packets do not
+# pass the pod's OUTPUT chain)
+in_pod iptables -A OUTPUT -p tcp --tcp-flags RST RST -j DROP
 port=41000
 for f in ok_tls13 deny_name two_names ok_http; do
     port=$((port + 1))
@@ -189,6 +213,7 @@ for f in ok_tls13 deny_name two_names ok_http; do
     in_pod tcpreplay -q -i eth0 "$WORK/$f.client.pcap" >/dev/null 2>&1
 done
 sleep 0.5
+in_pod iptables -D OUTPUT -p tcp --tcp-flags RST RST -j DROP
 # the decision the daemon logged for a client port, as "verdict reason host"
 decision_for_port() {
     grep '"event":"decision"' "$DAEMON_LOG" | /usr/bin/python3 -c \
