@@ -26,7 +26,7 @@ static const char usage[] =
     "      decided flow on stdout.\n"
     "  run --rules FILE (--queue N | --queues A-B) [--mode enforce|monitor]\n"
     "      [--fail closed|open] [--mark-allow HEX] [--mark-deny HEX]\n"
-    "      [--reassembly-bytes N] [--max-flows N] [--queue-maxlen N]\n"
+    "      [--reassembly-bytes N] [--max-flows N] [--queue-maxlen N] [--metrics ADDR:PORT]\n"
     "      The daemon: judge the packets iptables queues; JSON lines on stdout.\n"
     "      SIGUSR1: enforce, SIGUSR2: monitor, SIGHUP: reload rules, SIGTERM: stop.\n"
     "  iptables (--print | --apply | --remove) [--queue N | --queues A-B]\n"
@@ -238,11 +238,12 @@ static bool node_check(const node_options *n)
 
 static int cmd_run(int argc, char **argv)
 {
-    enum { OPT_MAXLEN = 256 };
+    enum { OPT_MAXLEN = 256, OPT_METRICS };
     static const struct option opts[] = {
         { "rules", required_argument, NULL, 'r' },
         { "mode", required_argument, NULL, 'm' },
         { "queue-maxlen", required_argument, NULL, OPT_MAXLEN },
+        { "metrics", required_argument, NULL, OPT_METRICS },
         PIPELINE_LONG_OPTIONS,
         NODE_LONG_OPTIONS,
         { NULL, 0, NULL, 0 },
@@ -259,6 +260,9 @@ static int cmd_run(int argc, char **argv)
         case 'm':
             if (!parse_mode(optarg, &d.mode))
                 return 2;
+            break;
+        case OPT_METRICS:
+            d.metrics_listen = optarg;
             break;
         case OPT_MAXLEN:
             if (!parse_number("--queue-maxlen", optarg, 16, 1u << 20, &v))

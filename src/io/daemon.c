@@ -27,6 +27,7 @@
 #include "cli/rules_load.h"
 #include "io/jsonw.h"
 #include "io/log.h"
+#include "io/metrics.h"
 #include "io/nfq.h"
 
 enum { LOOP_TICK_MS = 100, RECV_BUDGET = 32, MAX_QUEUES = 64 };
@@ -36,6 +37,8 @@ typedef struct {
     _Atomic uint64_t generation;
     atomic_int mode;
     atomic_bool stop;
+    atomic_bool ready;              /* queues bound, threads running, rules loaded */
+    _Atomic uint64_t reload_failures;
 } shared_state;
 
 typedef struct {
@@ -50,6 +53,11 @@ typedef struct {
     ei_mode mode;
     uint64_t now;
     pthread_t thread;
+    /* What the metrics thread reads: a copy taken once per loop, under the lock. */
+    pthread_mutex_t snap_lock;
+    ei_counters snap;
+    ei_nfq_stats nfq_snap;
+    _Atomic uint64_t loop_ns;
 } worker;
 
 static uint64_t wall_ns(void)
@@ -166,6 +174,11 @@ static void *worker_main(void *arg)
         (void)ei_nfq_receive(w->nfq, RECV_BUDGET, on_packet, w);
         ei_pipeline_expire(w->pipe, w->now);
         ei_nfq_flush(w->nfq, ei_pipeline_counters(w->pipe)->held == 0);
+        pthread_mutex_lock(&w->snap_lock);
+        w->snap = *ei_pipeline_counters(w->pipe);
+        w->nfq_snap = *ei_nfq_stats_of(w->nfq);
+        pthread_mutex_unlock(&w->snap_lock);
+        atomic_store(&w->loop_ns, w->now);
     }
     /* Stop reading; every packet still held gets its verdict (denied: shutdown). */
     adopt(w);
@@ -226,6 +239,149 @@ static void wake_all(worker *ws, size_t n)
     }
 }
 
+/* ---- metrics ---- */
+
+typedef struct {
+    shared_state *sh;
+    worker *ws;
+    size_t n;
+} metrics_ctx;
+
+/* The kernel's own counters for a queue, from /proc/net/netfilter/nfnetlink_queue:
+ * queue, portid, waiting, copy mode, copy range, queue_dropped, user_dropped, id, 1. */
+static bool kernel_drops(uint16_t queue, unsigned long *queue_dropped, unsigned long *user_dropped)
+{
+    FILE *f = fopen("/proc/net/netfilter/nfnetlink_queue", "r");
+    if (f == NULL)
+        return false;
+    unsigned q, portid, total, mode, range, qd, ud, id;
+    int one;
+    bool found = false;
+    while (fscanf(f, "%u %u %u %u %u %u %u %u %d", &q, &portid, &total, &mode, &range, &qd,
+                  &ud, &id, &one) == 9)
+        if (q == queue) {
+            *queue_dropped = qd;
+            *user_dropped = ud;
+            found = true;
+        }
+    fclose(f);
+    return found;
+}
+
+static void render_metrics(void *arg, FILE *out)
+{
+    metrics_ctx *mc = arg;
+    ei_counters sum;
+    memset(&sum, 0, sizeof sum);
+    fputs("# HELP egress_inspector_packets_total Packets the queues handed to the daemon.\n"
+          "# TYPE egress_inspector_packets_total counter\n", out);
+    ei_nfq_stats nq[MAX_QUEUES];
+    ei_counters pc[MAX_QUEUES];
+    for (size_t i = 0; i < mc->n; i++) {
+        worker *w = &mc->ws[i];
+        pthread_mutex_lock(&w->snap_lock);
+        pc[i] = w->snap;
+        nq[i] = w->nfq_snap;
+        pthread_mutex_unlock(&w->snap_lock);
+        fprintf(out, "egress_inspector_packets_total{queue=\"%u\"} %llu\n", w->queue,
+                (unsigned long long)nq[i].queued);
+    }
+    fputs("# TYPE egress_inspector_verdicts_total counter\n", out);
+    for (size_t i = 0; i < mc->n; i++)
+        fprintf(out, "egress_inspector_verdicts_total{queue=\"%u\"} %llu\n", mc->ws[i].queue,
+                (unsigned long long)nq[i].verdicts);
+    fputs("# TYPE egress_inspector_verdict_batches_total counter\n", out);
+    for (size_t i = 0; i < mc->n; i++)
+        fprintf(out, "egress_inspector_verdict_batches_total{queue=\"%u\"} %llu\n", mc->ws[i].queue,
+                (unsigned long long)nq[i].batches);
+    fputs("# TYPE egress_inspector_netlink_errors_total counter\n", out);
+    for (size_t i = 0; i < mc->n; i++)
+        fprintf(out, "egress_inspector_netlink_errors_total{queue=\"%u\"} %llu\n", mc->ws[i].queue,
+                (unsigned long long)(nq[i].netlink_errors + nq[i].bad_messages));
+    fputs("# HELP egress_inspector_kernel_queue_dropped_total Packets the kernel dropped: queue full, or no listener.\n"
+          "# TYPE egress_inspector_kernel_queue_dropped_total counter\n", out);
+    for (size_t i = 0; i < mc->n; i++) {
+        unsigned long qd = 0, ud = 0;
+        if (kernel_drops(mc->ws[i].queue, &qd, &ud)) {
+            fprintf(out, "egress_inspector_kernel_queue_dropped_total{queue=\"%u\"} %lu\n", mc->ws[i].queue, qd);
+            fprintf(out, "egress_inspector_kernel_user_dropped_total{queue=\"%u\"} %lu\n", mc->ws[i].queue, ud);
+        }
+    }
+    for (size_t i = 0; i < mc->n; i++) {
+        const ei_counters *c = &pc[i];
+        for (int a = 0; a < EI_ACTION_COUNT; a++)
+            sum.actions[a] += c->actions[a];
+        for (int r = 0; r < EI_REASON_COUNT; r++)
+            sum.decisions[r] += c->decisions[r];
+        for (int e = 0; e < EI_PKT_ERROR_COUNT; e++)
+            sum.packet_errors[e] += c->packet_errors[e];
+        sum.flows += c->flows;
+        sum.flows_created += c->flows_created;
+        sum.flows_evicted += c->flows_evicted;
+        sum.flows_expired += c->flows_expired;
+        sum.flows_midstream += c->flows_midstream;
+        sum.held += c->held;
+        sum.reassembling += c->reassembling;
+        sum.buffered_bytes += c->buffered_bytes;
+        sum.buffer_budget_exhausted += c->buffer_budget_exhausted;
+        sum.out_of_memory += c->out_of_memory;
+    }
+    fputs("# TYPE egress_inspector_packet_actions_total counter\n", out);
+    for (int a = 0; a < EI_ACTION_COUNT; a++)
+        fprintf(out, "egress_inspector_packet_actions_total{action=\"%s\"} %llu\n",
+                ei_action_name((ei_action)a), (unsigned long long)sum.actions[a]);
+    fputs("# HELP egress_inspector_decisions_total Flows decided, by verdict and reason.\n"
+          "# TYPE egress_inspector_decisions_total counter\n", out);
+    for (int r = 1; r < EI_REASON_COUNT; r++) {
+        bool allow = r == EI_REASON_ALLOWED_NAME || r == EI_REASON_ALLOWED_ADDRESS;
+        fprintf(out, "egress_inspector_decisions_total{verdict=\"%s\",reason=\"%s\"} %llu\n",
+                allow ? "allow" : "deny", ei_reason_name((ei_reason)r), (unsigned long long)sum.decisions[r]);
+    }
+    fputs("# HELP egress_inspector_packet_errors_total Packets whose headers could not be read, by kind.\n"
+          "# TYPE egress_inspector_packet_errors_total counter\n", out);
+    for (int e = 1; e < EI_PKT_ERROR_COUNT; e++)
+        fprintf(out, "egress_inspector_packet_errors_total{kind=\"%s\"} %llu\n",
+                ei_packet_error_name((ei_packet_error)e), (unsigned long long)sum.packet_errors[e]);
+    static const char *const gauge_names[] = { "flows", "held_packets", "reassemblies_in_progress",
+                                               "reassembly_buffered_bytes" };
+    uint64_t gauges[] = { sum.flows, sum.held, sum.reassembling, sum.buffered_bytes };
+    for (size_t g = 0; g < 4; g++)
+        fprintf(out, "# TYPE egress_inspector_%s gauge\negress_inspector_%s %llu\n", gauge_names[g],
+                gauge_names[g], (unsigned long long)gauges[g]);
+    static const char *const counter_names[] = { "flows_created_total", "flows_evicted_total",
+                                                 "flows_expired_total", "flows_midstream_total",
+                                                 "buffer_budget_exhausted_total", "out_of_memory_total" };
+    uint64_t counters[] = { sum.flows_created, sum.flows_evicted, sum.flows_expired,
+                            sum.flows_midstream, sum.buffer_budget_exhausted, sum.out_of_memory };
+    for (size_t k = 0; k < 6; k++)
+        fprintf(out, "# TYPE egress_inspector_%s counter\negress_inspector_%s %llu\n", counter_names[k],
+                counter_names[k], (unsigned long long)counters[k]);
+    int mode = atomic_load(&mc->sh->mode);
+    fprintf(out, "# TYPE egress_inspector_mode gauge\n"
+                 "egress_inspector_mode{mode=\"enforce\"} %d\negress_inspector_mode{mode=\"monitor\"} %d\n",
+            mode == EI_MODE_ENFORCE, mode == EI_MODE_MONITOR);
+    fprintf(out, "# TYPE egress_inspector_rules_generation gauge\negress_inspector_rules_generation %llu\n",
+            (unsigned long long)atomic_load(&mc->sh->generation));
+    fprintf(out, "# TYPE egress_inspector_reload_failures_total counter\negress_inspector_reload_failures_total %llu\n",
+            (unsigned long long)atomic_load(&mc->sh->reload_failures));
+}
+
+static bool metrics_healthy(void *arg)
+{
+    metrics_ctx *mc = arg;
+    uint64_t now = wall_ns();
+    for (size_t i = 0; i < mc->n; i++)
+        if (now > atomic_load(&mc->ws[i].loop_ns) + 5000000000ull)
+            return false;
+    return mc->n > 0;
+}
+
+static bool metrics_ready(void *arg)
+{
+    metrics_ctx *mc = arg;
+    return atomic_load(&mc->sh->ready) && atomic_load(&mc->sh->policy) != NULL;
+}
+
 /* ---- main thread ---- */
 
 static void log_mode(ei_mode from, ei_mode to, const char *why)
@@ -250,6 +406,7 @@ static void reload(shared_state *sh, worker *ws, size_t n, const char *path, con
     ei_jsonw_str(&w, "trigger", trigger);
     if (set == NULL) {
         (*failures)++;
+        atomic_store(&sh->reload_failures, *failures);
         ei_jsonw_str(&w, "result", "rejected");
         ei_jsonw_uint(&w, "errors", errors);
         ei_jsonw_uint(&w, "reload_failures", *failures);
@@ -312,6 +469,8 @@ int ei_daemon_run(const ei_daemon_options *opt)
     atomic_init(&sh.generation, 1);
     atomic_init(&sh.mode, (int)opt->mode);
     atomic_init(&sh.stop, false);
+    atomic_init(&sh.ready, false);
+    atomic_init(&sh.reload_failures, 0);
 
     worker *ws = calloc(nq, sizeof *ws);
     if (ws == NULL || sfd < 0) {
@@ -326,6 +485,8 @@ int ei_daemon_run(const ei_daemon_options *opt)
     for (; opened < nq; opened++) {
         ws[opened] = (worker){ .sh = &sh, .opt = opt, .queue = (uint16_t)(opt->queue_first + opened),
                                .epfd = -1, .wakefd = -1 };
+        pthread_mutex_init(&ws[opened].snap_lock, NULL);
+        atomic_init(&ws[opened].loop_ns, wall_ns());
         if (!worker_open(&ws[opened], err, sizeof err)) {
             fprintf(stderr, "egress-inspector: cannot bind NFQUEUE %s\n", err);
             opened++;
@@ -342,6 +503,19 @@ int ei_daemon_run(const ei_daemon_options *opt)
                 break;
             }
     }
+    /* Metrics listen from the start, so that /readyz can say "not yet". */
+    metrics_ctx mc = { &sh, ws, nq };
+    ei_metrics *metrics = NULL;
+    if (status == 0 && opt->metrics_listen != NULL) {
+        ei_metrics_source src = { render_metrics, metrics_healthy, metrics_ready, &mc };
+        metrics = ei_metrics_start(opt->metrics_listen, &src, err, sizeof err);
+        if (metrics == NULL) {
+            fprintf(stderr, "egress-inspector: %s\n", err);
+            status = 1;
+        }
+    }
+    if (status == 0)
+        atomic_store(&sh.ready, true);
     if (status == 0) {
         ei_jsonw w;
         log_begin(&w, "start");
@@ -420,6 +594,7 @@ int ei_daemon_run(const ei_daemon_options *opt)
         }
     }
 
+    atomic_store(&sh.ready, false);
     atomic_store(&sh.stop, true);
     wake_all(ws, started);
     for (size_t i = 0; i < started; i++)
@@ -450,8 +625,11 @@ int ei_daemon_run(const ei_daemon_options *opt)
         ei_jsonw_end(&w);
         emit(&w);
     }
-    for (size_t i = 0; i < opened; i++)
+    ei_metrics_stop(metrics);
+    for (size_t i = 0; i < opened; i++) {
         worker_close(&ws[i]);
+        pthread_mutex_destroy(&ws[i].snap_lock);
+    }
     free(ws);
     close(sfd);
     if (ifd >= 0)

@@ -14,6 +14,7 @@ typedef struct {
     uint32_t mark_allow;  /* packet mark bits of a flow decided allowed (or monitored) */
     uint32_t mark_deny;   /* packet mark bits of a flow decided denied */
     uint32_t queue_maxlen;
+    const char *metrics_listen; /* "ADDR:PORT" for /metrics, /healthz, /readyz; NULL: none */
     ei_pipeline_config pipeline;
 } ei_daemon_options;
 

@@ -57,7 +57,8 @@ in_node "$BIN" iptables --apply "${NODE_RULES[@]}"
 DAEMON_LOG=$WORK/daemon.log
 start_daemon() { # start_daemon [extra args]
     # ip netns exec execs the daemon, so $! is the daemon itself and signals reach it
-    ip netns exec "$NS_NODE" "$BIN" run --rules "$RULES" --queue 0 "$@" >>"$DAEMON_LOG" 2>>"$WORK/daemon.err" &
+    ip netns exec "$NS_NODE" "$BIN" run --rules "$RULES" --queue 0 --metrics 127.0.0.1:9153 "$@" \
+        >>"$DAEMON_LOG" 2>>"$WORK/daemon.err" &
     DAEMON=$!
     EI_PIDS+=($DAEMON)
     for _ in $(seq 50); do grep -q '"event":"start"' "$DAEMON_LOG" 2>/dev/null && return 0; sleep 0.1; done
@@ -103,6 +104,19 @@ check "plain HTTP with a denied Host fails" bash -c \
     "! ip netns exec $NS_POD curl -s --max-time 3 -H 'Host: denied.example' http://203.0.113.10/ >/dev/null"
 check "an address entry allows a plain TCP service" bash -c \
     "ip netns exec $NS_POD /usr/bin/python3 -c \"import socket; s=socket.create_connection(('203.0.113.250', 22), 3); s.recv(64); s.sendall(b'hi'); assert s.recv(64) == b'echo hi'\""
+
+echo "== metrics and health"
+metric() { in_node curl -s --max-time 2 http://127.0.0.1:9153/metrics | awk -v m="$1" '$1 == m {print $2}'; }
+check "/readyz says ready once the queue is bound" bash -c "[ \"\$(ip netns exec $NS_NODE curl -s http://127.0.0.1:9153/readyz)\" = ready ]"
+check "/healthz says the loop is alive" bash -c "[ \"\$(ip netns exec $NS_NODE curl -s http://127.0.0.1:9153/healthz)\" = ok ]"
+allows=$(metric 'egress_inspector_decisions_total{verdict="allow",reason="allowed_name"}')
+denies=$(metric 'egress_inspector_decisions_total{verdict="deny",reason="name_not_allowed"}')
+decided=$(grep '"event":"decision"' "$DAEMON_LOG" | grep -c '"reason":"allowed_name"')
+echo "    metrics: allowed_name $allows, name_not_allowed $denies; log: allowed_name $decided"
+check "the decision counters move as the flows did" [ "${allows:-0}" = "$decided" -a "${denies:-0}" -ge 3 ]
+queued=$(metric 'egress_inspector_packets_total{queue="0"}')
+check "the queue counters move ($queued packets)" [ "${queued:-0}" -gt 10 ]
+check "the mode is exported" [ "$(metric 'egress_inspector_mode{mode="enforce"}')" = 1 ]
 
 echo "== two pods, two policies"
 https_pod2() { in_pod2 curl -sk --max-time 5 --resolve "$1:443:203.0.113.10" "https://$1/" -o /dev/null; }
