@@ -1,0 +1,109 @@
+#!/usr/bin/python3
+"""The Kubernetes manifests and the image, checked statically (no cluster runs here):
+what the DaemonSet runs is what the CLI accepts, the probes hit the real endpoints, the
+mounted path is the one the daemon reads, and the image carries the libraries the binary
+needs. Usage: test_deploy.py --bin build/egress-inspector. Ends with 'N passed, N failed'."""
+import argparse, os, re, stat, subprocess, sys, tempfile
+
+import yaml
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DEPLOY = os.path.join(ROOT, "deploy")
+ap = argparse.ArgumentParser()
+ap.add_argument("--bin", required=True)
+BIN = os.path.abspath(ap.parse_args().bin)
+results = []
+
+
+def check(name, cond, detail=""):
+    results.append(bool(cond))
+    print(("ok   " if cond else "FAIL ") + name + ("" if cond else f": {detail}"))
+
+
+docs = {}
+for name in sorted(os.listdir(DEPLOY)):
+    if name.endswith(".yaml"):
+        with open(os.path.join(DEPLOY, name)) as f:
+            docs[name] = yaml.safe_load(f)
+check("every manifest parses", len(docs) >= 4, sorted(docs))
+kust = docs["kustomization.yaml"]
+check("the kustomization lists files that exist",
+      all(os.path.exists(os.path.join(DEPLOY, r)) for r in kust["resources"]), kust["resources"])
+
+ds = docs["daemonset.yaml"]
+pod = ds["spec"]["template"]["spec"]
+c = pod["containers"][0]
+env = {e["name"]: e["value"] for e in c["env"]}
+check("hostNetwork, on every node, node-critical",
+      pod.get("hostNetwork") is True and {"operator": "Exists"} in pod["tolerations"]
+      and pod.get("priorityClassName") == "system-node-critical")
+caps = c["securityContext"]["capabilities"]["add"]
+check("NET_ADMIN and NET_RAW, not privileged",
+      set(caps) == {"NET_ADMIN", "NET_RAW"} and c["securityContext"].get("privileged") is False)
+check("requests and limits set", all(k in c["resources"][x] for x in ("requests", "limits") for k in ("cpu", "memory")))
+port = int(env["EI_METRICS"].rsplit(":", 1)[1])
+check("the liveness probe is /healthz on the metrics port",
+      c["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": port})
+check("the readiness probe is /readyz on the metrics port",
+      c["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": port})
+mount = c["volumeMounts"][0]
+vol = next(v for v in pod["volumes"] if v["name"] == mount["name"])
+cm = docs["configmap.yaml"]
+check("the rules file the daemon reads is the mounted ConfigMap key",
+      os.path.dirname(env["EI_RULES"]) == mount["mountPath"] and mount.get("readOnly") is True
+      and vol["configMap"]["name"] == cm["metadata"]["name"]
+      and os.path.basename(env["EI_RULES"]) in cm["data"])
+with tempfile.TemporaryDirectory() as tmp:
+    rules = os.path.join(tmp, "rules")
+    with open(rules, "w") as f:
+        f.write(cm["data"][os.path.basename(env["EI_RULES"])])
+    r = subprocess.run([BIN, "check-rules", rules], capture_output=True, text=True)
+    check("the ConfigMap's rules are valid", r.returncode == 0, r.stderr)
+
+    # Run the entrypoint with the DaemonSet's environment against a recording stand-in,
+    # then hand the recorded command lines to the real CLI.
+    fake = os.path.join(tmp, "egress-inspector")
+    with open(fake, "w") as f:
+        f.write(f'#!/bin/sh\nprintf "%s\\n" "$*" >> {tmp}/calls\n')
+    os.chmod(fake, stat.S_IRWXU)
+    r = subprocess.run(["sh", os.path.join(DEPLOY, "entrypoint.sh")], capture_output=True, text=True,
+                       env={**env, "PATH": f"{tmp}:/usr/bin:/bin"})
+    calls = open(os.path.join(tmp, "calls")).read().splitlines() if os.path.exists(os.path.join(tmp, "calls")) else []
+    check("the entrypoint applies the node rules, then runs the daemon",
+          r.returncode == 0 and len(calls) == 2 and calls[0].startswith("iptables --apply")
+          and calls[1].startswith("run "), calls)
+    if len(calls) == 2:
+        printed = subprocess.run([BIN] + calls[0].replace("--apply", "--print").split(),
+                                 capture_output=True, text=True)
+        check("the node rules command is one the CLI accepts", printed.returncode == 0
+              and "NFQUEUE --queue-balance 0:1" in printed.stdout and "cali+" in printed.stdout,
+              printed.stderr)
+        usage = subprocess.run([BIN, "help"], capture_output=True, text=True).stdout
+        opts = re.findall(r"--[a-z-]+", calls[1])
+        check("every option the daemon is started with is one `run` documents",
+              all(o in usage for o in opts) and f"--mode {env['EI_MODE']}" in calls[1]
+              and f"--rules {env['EI_RULES']}" in calls[1], opts)
+
+dockerfile = open(os.path.join(DEPLOY, "Dockerfile")).read()
+stages = re.findall(r"^FROM (\S+)", dockerfile, re.M)
+check("multi-stage: built on Debian 12, run on debian:12-slim", stages == ["debian:12", "debian:12-slim"], stages)
+runtime = dockerfile.split("FROM debian:12-slim", 1)[1]
+needed = re.findall(r"NEEDED.*\[(.*)\]", subprocess.run(["readelf", "-d", BIN], capture_output=True, text=True).stdout)
+missing = []
+for lib in needed:
+    if lib.startswith(("libc.so", "libm.so", "ld-linux")):
+        continue
+    path = subprocess.run(["sh", "-c", f"ldconfig -p | awk '/{re.escape(lib)} / {{print $NF; exit}}'"],
+                          capture_output=True, text=True).stdout.strip()
+    # by file name: with merged /usr, dpkg may know the file under /lib or /usr/lib
+    pkg = subprocess.run(["dpkg", "-S", os.path.basename(os.path.realpath(path))],
+                         capture_output=True, text=True).stdout.split(":")[0]
+    if not pkg or pkg not in runtime:
+        missing.append(f"{lib} ({pkg or '?'})")
+check("the runtime image installs the package of every library the binary needs", not missing, missing)
+check("the image's entrypoint is the script that applies the rules",
+      "COPY deploy/entrypoint.sh /usr/local/bin/egress-inspector-node" in dockerfile
+      and 'ENTRYPOINT ["/usr/local/bin/egress-inspector-node"]' in dockerfile)
+
+print(f"{sum(results)} passed, {len(results) - sum(results)} failed")
+sys.exit(0 if all(results) else 1)
