@@ -27,6 +27,7 @@ static const char usage[] =
     "  run --rules FILE (--queue N | --queues A-B) [--mode enforce|monitor]\n"
     "      [--fail closed|open] [--mark-allow HEX] [--mark-deny HEX]\n"
     "      [--reassembly-bytes N] [--max-flows N] [--queue-maxlen N] [--metrics ADDR:PORT]\n"
+    "      [--log-format json|cloudevents] [--log-interval SECONDS]\n"
     "      The daemon: judge the packets iptables queues; JSON lines on stdout.\n"
     "      SIGUSR1: enforce, SIGUSR2: monitor, SIGHUP: reload rules, SIGTERM: stop.\n"
     "  iptables (--print | --apply | --remove) [--queue N | --queues A-B]\n"
@@ -238,17 +239,20 @@ static bool node_check(const node_options *n)
 
 static int cmd_run(int argc, char **argv)
 {
-    enum { OPT_MAXLEN = 256, OPT_METRICS };
+    enum { OPT_MAXLEN = 256, OPT_METRICS, OPT_LOG_FORMAT, OPT_LOG_INTERVAL };
     static const struct option opts[] = {
         { "rules", required_argument, NULL, 'r' },
         { "mode", required_argument, NULL, 'm' },
         { "queue-maxlen", required_argument, NULL, OPT_MAXLEN },
         { "metrics", required_argument, NULL, OPT_METRICS },
+        { "log-format", required_argument, NULL, OPT_LOG_FORMAT },
+        { "log-interval", required_argument, NULL, OPT_LOG_INTERVAL },
         PIPELINE_LONG_OPTIONS,
         NODE_LONG_OPTIONS,
         { NULL, 0, NULL, 0 },
     };
-    ei_daemon_options d = { .mode = EI_MODE_ENFORCE, .queue_maxlen = 4096 };
+    ei_daemon_options d = { .mode = EI_MODE_ENFORCE, .queue_maxlen = 4096,
+                            .log_interval_ns = 10ull * 1000000000ull };
     ei_pipeline_config_default(&d.pipeline);
     node_options n;
     node_defaults(&n);
@@ -263,6 +267,21 @@ static int cmd_run(int argc, char **argv)
             break;
         case OPT_METRICS:
             d.metrics_listen = optarg;
+            break;
+        case OPT_LOG_FORMAT:
+            if (strcmp(optarg, "json") == 0)
+                d.log_format = EI_LOG_JSON;
+            else if (strcmp(optarg, "cloudevents") == 0)
+                d.log_format = EI_LOG_CLOUDEVENTS;
+            else {
+                fprintf(stderr, "egress-inspector: --log-format: '%s' is neither json nor cloudevents\n", optarg);
+                return 2;
+            }
+            break;
+        case OPT_LOG_INTERVAL:
+            if (!parse_number("--log-interval", optarg, 1, 3600, &v))
+                return 2;
+            d.log_interval_ns = v * 1000000000ull;
             break;
         case OPT_MAXLEN:
             if (!parse_number("--queue-maxlen", optarg, 16, 1u << 20, &v))

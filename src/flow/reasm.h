@@ -19,6 +19,7 @@ typedef struct {
     bool overflow;      /* data past cap arrived (and was not kept) */
     uint16_t nheld;
     uint16_t held_cap;
+    uint64_t held_since_ns; /* when the first packet was held: the latency the flow paid */
     uint64_t held[];    /* ids of packets waiting for the flow's verdict */
 } ei_reasm;
 

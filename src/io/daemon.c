@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "cli/rules_load.h"
+#include "io/audit.h"
 #include "io/jsonw.h"
 #include "io/log.h"
 #include "io/metrics.h"
@@ -38,6 +39,7 @@ typedef struct {
     atomic_int mode;
     atomic_bool stop;
     atomic_bool ready;              /* queues bound, threads running, rules loaded */
+    ei_audit *audit;                /* decision lines; shared, locks inside */
     _Atomic uint64_t reload_failures;
 } shared_state;
 
@@ -125,10 +127,15 @@ static void on_release(void *ctx, uint64_t pid, ei_action action)
 
 static void on_event(void *ctx, const ei_flow_event *ev)
 {
+    worker *w = ctx;
+    ei_audit_decision(w->sh->audit, ev);
+}
+
+static void write_line(void *ctx, const char *line, size_t len)
+{
     (void)ctx;
-    ei_jsonw w;
-    ei_log_format_event(&w, ev);
-    emit(&w);
+    ssize_t n = write(STDOUT_FILENO, line, len);
+    (void)n;
 }
 
 static void on_packet(void *ctx, uint32_t id, uint32_t mark, const uint8_t *data, size_t len)
@@ -470,10 +477,14 @@ int ei_daemon_run(const ei_daemon_options *opt)
     atomic_init(&sh.mode, (int)opt->mode);
     atomic_init(&sh.stop, false);
     atomic_init(&sh.ready, false);
+    char node[64] = "node", source[96];
+    (void)gethostname(node, sizeof node - 1);
+    snprintf(source, sizeof source, "egress-inspector/%s", node);
+    sh.audit = ei_audit_new(opt->log_format, source, opt->log_interval_ns, write_line, NULL);
     atomic_init(&sh.reload_failures, 0);
 
     worker *ws = calloc(nq, sizeof *ws);
-    if (ws == NULL || sfd < 0) {
+    if (ws == NULL || sfd < 0 || sh.audit == NULL) {
         fprintf(stderr, "egress-inspector: %s\n", ws == NULL ? "out of memory" : strerror(errno));
         free(ws);
         ei_policy_set_free(set);
@@ -545,7 +556,9 @@ int ei_daemon_run(const ei_daemon_options *opt)
     uint64_t reload_failures = 0;
     while (status == 0) {
         struct pollfd pfd[2] = { { sfd, POLLIN, 0 }, { ifd, POLLIN, 0 } };
-        if (poll(pfd, ifd >= 0 ? 2 : 1, -1) < 0) {
+        int ready_fds = poll(pfd, ifd >= 0 ? 2 : 1, 1000);
+        ei_audit_tick(sh.audit, wall_ns());
+        if (ready_fds < 0) {
             if (errno == EINTR)
                 continue;
             break;
@@ -626,6 +639,7 @@ int ei_daemon_run(const ei_daemon_options *opt)
         emit(&w);
     }
     ei_metrics_stop(metrics);
+    ei_audit_free(sh.audit, wall_ns());
     for (size_t i = 0; i < opened; i++) {
         worker_close(&ws[i]);
         pthread_mutex_destroy(&ws[i].snap_lock);

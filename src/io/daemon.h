@@ -4,6 +4,7 @@
 #define EI_IO_DAEMON_H
 
 #include "egress_inspector/pipeline.h"
+#include "io/audit.h"
 
 typedef struct {
     const char *rules_path;
@@ -14,6 +15,8 @@ typedef struct {
     uint32_t mark_allow;  /* packet mark bits of a flow decided allowed (or monitored) */
     uint32_t mark_deny;   /* packet mark bits of a flow decided denied */
     uint32_t queue_maxlen;
+    ei_log_format log_format;
+    uint64_t log_interval_ns;   /* window in which repeated denies are aggregated */
     const char *metrics_listen; /* "ADDR:PORT" for /metrics, /healthz, /readyz; NULL: none */
     ei_pipeline_config pipeline;
 } ei_daemon_options;

@@ -89,6 +89,25 @@ void ei_jsonw_null(ei_jsonw *w, const char *k)
     put(w, "null", 4);
 }
 
+void ei_jsonw_number(ei_jsonw *w, const char *k, const char *number)
+{
+    key(w, k);
+    put(w, number, strlen(number));
+}
+
+void ei_jsonw_raw(ei_jsonw *w, const char *k, const char *value)
+{
+    key(w, k);
+    put(w, value, strlen(value));
+    w->first = true;
+}
+
+void ei_jsonw_close(ei_jsonw *w)
+{
+    put(w, "}", 1);
+    w->first = false;
+}
+
 size_t ei_jsonw_end(ei_jsonw *w)
 {
     /* RESERVE guarantees the closing bytes fit even after an overflow. */

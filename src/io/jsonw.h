@@ -25,6 +25,12 @@ void ei_jsonw_strn(ei_jsonw *w, const char *key, const char *value, size_t len, 
 void ei_jsonw_uint(ei_jsonw *w, const char *key, uint64_t value);
 void ei_jsonw_bool(ei_jsonw *w, const char *key, bool value);
 void ei_jsonw_null(ei_jsonw *w, const char *key);
+/* A number written as given (the caller formats it). */
+void ei_jsonw_number(ei_jsonw *w, const char *key, const char *number);
+/* Opens a nested object under key: write its fields, then ei_jsonw_close. value must be
+ * "{". */
+void ei_jsonw_raw(ei_jsonw *w, const char *key, const char *value);
+void ei_jsonw_close(ei_jsonw *w);
 /* Ends the object with "}\n". Returns the line's length. */
 size_t ei_jsonw_end(ei_jsonw *w);
 

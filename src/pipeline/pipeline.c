@@ -269,6 +269,8 @@ static ei_action decide(ei_pipeline *p, ei_flow *f, uint64_t now_ns, bool have_m
     p->count.decisions[d.reason]++;
 
     ev.ts_ns = now_ns;
+    if (f->reasm != NULL && f->reasm->held_since_ns != 0 && now_ns > f->reasm->held_since_ns)
+        ev.held_ns = now_ns - f->reasm->held_since_ns;
     ev.decision = d;
     ev.mode = p->mode;
     ev.enforced = d.verdict == EI_VERDICT_DENY && p->mode == EI_MODE_ENFORCE;
@@ -520,6 +522,8 @@ static ei_action judge_tcp(ei_pipeline *p, const ei_packet *pkt, uint64_t now_ns
         ei_flow_touch(&p->table, f, now_ns);
         return action;
     }
+    if (r->nheld == 0 && r->held_since_ns == 0)
+        r->held_since_ns = now_ns;
     r->held[r->nheld++] = packet_id;
     p->count.held++;
     return EI_ACTION_HOLD;

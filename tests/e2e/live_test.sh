@@ -204,13 +204,15 @@ for i in range(2):
 ")
 read -r -t 5 first <&5 || first=none
 stop_daemon
-start_daemon
+# a 1 s window for repeated denies, so that the replayed denies below are logged in full
+start_daemon --log-interval 1
 read -r -t 10 second <&5 || second=none
 check "a restarted daemon resumes: new flows are judged again" allowed_https allowed.example
 check "a flow accepted before the restart keeps working ($first/$second)" [ "$first/$second" = ok/ok ]
 check "and a denied name is still reset" reset_fast denied.example
 
 echo "== a capture replayed into the pod interface gives the replay's decisions"
+sleep 2.2 # let the deny window of the checks above close
 PCAP=$HERE/../pcaps/crafted
 MAC=$(ip -n "$NS_NODE" link show veth-pod | awk '/ether/ {print $2}')
 # each capture gets its own client port, so that no two share a connection; the pod's own
