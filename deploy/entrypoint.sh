@@ -5,8 +5,10 @@
 set -eu
 : "${EI_QUEUES:=0-1}" "${EI_PORTS:=80,443}" "${EI_FAIL:=closed}" "${EI_MODE:=monitor}"
 : "${EI_RULES:=/etc/egress-inspector/rules}" "${EI_METRICS:=0.0.0.0:9153}"
+: "${EI_LOG_FORMAT:=json}"
 set -- --queues "$EI_QUEUES" --fail "$EI_FAIL"
 for iface in ${EI_IN_IFACES:-}; do set -- "$@" --in-iface "$iface"; done
 for cidr in ${EI_SOURCES:-}; do set -- "$@" --source "$cidr"; done
 egress-inspector iptables --apply --hook forward --ports "$EI_PORTS" "$@"
-exec egress-inspector run --rules "$EI_RULES" --mode "$EI_MODE" --metrics "$EI_METRICS" "$@"
+exec egress-inspector run --rules "$EI_RULES" --mode "$EI_MODE" --metrics "$EI_METRICS" \
+    --log-format "$EI_LOG_FORMAT" "$@"
