@@ -50,6 +50,39 @@ with tempfile.TemporaryDirectory() as tmp:
     check("a capture cut mid-packet: decisions so far, then an error", r.returncode == 2 and
           len(r.stdout.splitlines()) >= 1 and "error after frame" in r.stderr, r.stderr)
 
+with tempfile.TemporaryDirectory() as tmp:
+    good = os.path.join(tmp, "policies.json")
+    with open(good, "w") as f:
+        json.dump([{"kind": "MachineExecutionPolicy", "metadata": {"name": "general"},
+                    "spec": {"egressAllowlist": ["https://api.github.com"]}},
+                   {"kind": "MachineExecutionPolicy", "metadata": {"name": "ci-runners"},
+                    "spec": {"sources": ["10.244.1.0/24"],
+                             "egressAllowlist": ["https://github.com", "https://*.githubusercontent.com/x"]}}], f)
+    r = run("check-rules", good)
+    check("Portarium policy JSON is read", r.returncode == 0 and "2 policies, 3 allow entries" in r.stdout,
+          r.stdout + r.stderr)
+    out = run("replay", "--policy-json", good, "--pcap", os.path.join(ROOT, "tests", "pcaps", "example.pcap")).stdout
+    d = {}
+    for x in map(json.loads, out.splitlines()):
+        d.setdefault((x["src"], x["host"]), (x["verdict"], x["policy"]))
+    check("its policies apply by source like a rules file's",
+          d.get(("10.244.1.10", "raw.githubusercontent.com")) == ("allow", "ci-runners")
+          and d.get(("10.244.0.10", "api.github.com")) == ("allow", "default")
+          and d.get(("10.244.0.10", "github.com")) == ("deny", "default"), d)
+    bad = os.path.join(tmp, "bad.json")
+    with open(bad, "w") as f:
+        json.dump({"metadata": {"name": "x"}, "spec": {"sources": ["10.0.0.1/8"],
+                   "egressAllowlist": ["http://a.example", "https://bad..x"]}}, f)
+    r = run("check-rules", bad)
+    check("every error of a policy document is reported with its JSON path",
+          r.returncode == 1 and all(p in r.stderr for p in
+                                    ("$.egressAllowlist[0]: not an https:// URL", "$.sources[0]: host bits",
+                                     "$.egressAllowlist[1]: bad name")), r.stderr)
+    with open(bad, "w") as f:
+        f.write('{"spec": ')
+    r = run("check-rules", bad)
+    check("truncated JSON is refused", r.returncode == 1 and "ends too early" in r.stderr, r.stderr)
+
 r = run("replay", "--rules", os.path.join(ROOT, "rules", "example.rules"), "--pcap", "/nonexistent.pcap")
 check("a missing capture is named in the error", r.returncode == 2 and "/nonexistent.pcap" in r.stderr, r.stderr)
 

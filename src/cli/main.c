@@ -35,7 +35,11 @@ static const char usage[] =
     "      [--ports LIST] [--fail closed|open] [--mark-allow HEX] [--mark-deny HEX]\n"
     "      The node rules (IPv4 and IPv6) in chains of their own.\n"
     "  check-rules FILE\n"
-    "      Validate a rules file; print every error as FILE:LINE: message.\n"
+    "      Validate a rules file (or Portarium policy JSON); print every error.\n"
+    "\n"
+    "  Wherever a rules file is read (--rules), a Portarium MachineExecutionPolicy JSON\n"
+    "  document or list works too (told apart by its first character); --policy-json FILE\n"
+    "  is the same option under the name Portarium users look for.\n"
     "  version\n"
     "  help\n";
 
@@ -101,6 +105,7 @@ static int cmd_replay(int argc, char **argv)
     enum { OPT_SUMMARY = 256 };
     static const struct option opts[] = {
         { "rules", required_argument, NULL, 'r' },
+        { "policy-json", required_argument, NULL, 'r' },
         { "pcap", required_argument, NULL, 'p' },
         { "mode", required_argument, NULL, 'm' },
         { "summary", no_argument, NULL, OPT_SUMMARY },
@@ -242,6 +247,7 @@ static int cmd_run(int argc, char **argv)
     enum { OPT_MAXLEN = 256, OPT_METRICS, OPT_LOG_FORMAT, OPT_LOG_INTERVAL };
     static const struct option opts[] = {
         { "rules", required_argument, NULL, 'r' },
+        { "policy-json", required_argument, NULL, 'r' },
         { "mode", required_argument, NULL, 'm' },
         { "queue-maxlen", required_argument, NULL, OPT_MAXLEN },
         { "metrics", required_argument, NULL, OPT_METRICS },

@@ -1,5 +1,7 @@
 #include "cli/rules_load.h"
 
+#include "cli/policy_json.h"
+
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -66,7 +68,9 @@ ei_policy_set *ei_rules_load(const char *path, FILE *err, unsigned *errors)
     }
     error_ctx ec = { path, err };
     unsigned n = 0;
-    ei_policy_set *set = ei_rules_parse(text, len, print_error, &ec, &n);
+    ei_policy_set *set = ei_policy_json_sniff(text, len)
+                             ? ei_policy_json_parse(path, text, len, err, &n)
+                             : ei_rules_parse(text, len, print_error, &ec, &n);
     free(text);
     if (errors != NULL)
         *errors = n;

@@ -1,0 +1,17 @@
+/* Portarium MachineExecutionPolicy JSON as an alternative to the rules file. */
+#ifndef EI_CLI_POLICY_JSON_H
+#define EI_CLI_POLICY_JSON_H
+
+#include <stdio.h>
+
+#include "egress_inspector/policy.h"
+
+/* True when text starts (after blanks) like JSON, which no rules file does. */
+bool ei_policy_json_sniff(const char *text, size_t len);
+
+/* Parses the documents into a policy set; every error goes to err as
+ * "FILE: JSON.PATH: message". NULL (and *errors > 0) when there is any. */
+ei_policy_set *ei_policy_json_parse(const char *file, const char *text, size_t len, FILE *err,
+                                    unsigned *errors);
+
+#endif
