@@ -156,7 +156,7 @@ ln -s ..2026_1 "$WORK/cm/..data"
 ln -s ..data/rules "$WORK/cm/rules"
 RULES=$WORK/cm/rules
 start_daemon
-check "cm.example is denied before the update" reset_fast cm.example
+check "cm.example is denied before the update" not allowed_https cm.example
 write_rules "allow new.example
 allow cm.example" "$WORK/cm/..2026_2/rules"
 ln -s ..2026_2 "$WORK/cm/..data_tmp"
