@@ -71,6 +71,11 @@ typedef void (*ei_event_fn)(void *ctx, const ei_flow_event *event);
 /* A held packet's final action (EI_ACTION_ALLOW or EI_ACTION_DENY). */
 typedef void (*ei_release_fn)(void *ctx, uint64_t packet_id, ei_action action);
 
+/* Upper bounds of the decision latency histogram, in nanoseconds: how long a flow's first
+ * held packet waited for the verdict (0 for a flow decided on arrival). */
+#define EI_LATENCY_BUCKETS 6
+extern const uint64_t ei_latency_bounds_ns[EI_LATENCY_BUCKETS]; /* last: no bound (+Inf) */
+
 /* Counters of everything the pipeline met, for logs and metrics. Monotonic unless
  * marked as a gauge. */
 typedef struct {
@@ -89,6 +94,8 @@ typedef struct {
     uint64_t buffered_bytes;               /* gauge */
     uint64_t buffer_budget_exhausted;      /* a flow denied because all buffers were full */
     uint64_t out_of_memory;
+    uint64_t latency_buckets[EI_LATENCY_BUCKETS]; /* decisions by hold time, not cumulative */
+    uint64_t latency_sum_ns;
 } ei_counters;
 
 typedef struct ei_pipeline ei_pipeline;

@@ -332,7 +332,24 @@ static void render_metrics(void *arg, FILE *out)
         sum.buffered_bytes += c->buffered_bytes;
         sum.buffer_budget_exhausted += c->buffer_budget_exhausted;
         sum.out_of_memory += c->out_of_memory;
+        for (int b = 0; b < EI_LATENCY_BUCKETS; b++)
+            sum.latency_buckets[b] += c->latency_buckets[b];
+        sum.latency_sum_ns += c->latency_sum_ns;
     }
+    fputs("# HELP egress_inspector_decision_hold_seconds How long a flow's first held packet waited for its verdict.\n"
+          "# TYPE egress_inspector_decision_hold_seconds histogram\n", out);
+    uint64_t cumulative = 0;
+    for (int b = 0; b < EI_LATENCY_BUCKETS; b++) {
+        cumulative += sum.latency_buckets[b];
+        if (b + 1 < EI_LATENCY_BUCKETS)
+            fprintf(out, "egress_inspector_decision_hold_seconds_bucket{le=\"%g\"} %llu\n",
+                    (double)ei_latency_bounds_ns[b] / 1e9, (unsigned long long)cumulative);
+        else
+            fprintf(out, "egress_inspector_decision_hold_seconds_bucket{le=\"+Inf\"} %llu\n",
+                    (unsigned long long)cumulative);
+    }
+    fprintf(out, "egress_inspector_decision_hold_seconds_sum %.9f\negress_inspector_decision_hold_seconds_count %llu\n",
+            (double)sum.latency_sum_ns / 1e9, (unsigned long long)cumulative);
     fputs("# TYPE egress_inspector_packet_actions_total counter\n", out);
     for (int a = 0; a < EI_ACTION_COUNT; a++)
         fprintf(out, "egress_inspector_packet_actions_total{action=\"%s\"} %llu\n",

@@ -44,6 +44,10 @@ typedef struct {
     bool in_preamble;  /* the bytes so far end inside (or right after) a preamble */
 } message;
 
+const uint64_t ei_latency_bounds_ns[EI_LATENCY_BUCKETS] = {
+    100000ull, 1000000ull, 10000000ull, 100000000ull, 1000000000ull, UINT64_MAX,
+};
+
 const char *ei_action_name(ei_action action)
 {
     static const char *const names[EI_ACTION_COUNT] = {
@@ -272,6 +276,11 @@ static ei_action decide(ei_pipeline *p, ei_flow *f, uint64_t now_ns, bool have_m
     if (f->reasm != NULL && f->reasm->held_since_ns != 0 && now_ns > f->reasm->held_since_ns)
         ev.held_ns = now_ns - f->reasm->held_since_ns;
     ev.decision = d;
+    int bucket = 0;
+    while (ev.held_ns > ei_latency_bounds_ns[bucket])
+        bucket++;
+    p->count.latency_buckets[bucket]++;
+    p->count.latency_sum_ns += ev.held_ns;
     ev.mode = p->mode;
     ev.enforced = d.verdict == EI_VERDICT_DENY && p->mode == EI_MODE_ENFORCE;
     ev.midstream = !(f->flags & EI_FLOW_F_SYN);

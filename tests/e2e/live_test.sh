@@ -117,6 +117,16 @@ check "the decision counters move as the flows did" [ "${allows:-0}" = "$decided
 queued=$(metric 'egress_inspector_packets_total{queue="0"}')
 check "the queue counters move ($queued packets)" [ "${queued:-0}" -gt 10 ]
 check "the mode is exported" [ "$(metric 'egress_inspector_mode{mode="enforce"}')" = 1 ]
+check "the decision latency histogram counts every decision (log lines may be aggregated)" \
+    [ "$(metric 'egress_inspector_decision_hold_seconds_count')" -ge "$(grep -c '"event":"decision"' "$DAEMON_LOG")" ]
+# a second daemon cannot bind the taken queue: it exits and never says ready
+second_daemon_refused() {
+    local rc=0
+    in_node timeout 10 "$BIN" run --rules "$RULES" --queue 0 --metrics 127.0.0.1:9154 >/dev/null 2>"$WORK/second.err" || rc=$?
+    ! in_node curl -s --max-time 1 http://127.0.0.1:9154/readyz >/dev/null && [ "$rc" = 1 ] &&
+        grep -q "cannot bind NFQUEUE" "$WORK/second.err"
+}
+check "a daemon whose queue is taken exits and is never ready" second_daemon_refused
 
 echo "== two pods, two policies"
 https_pod2() { in_pod2 curl -sk --max-time 5 --resolve "$1:443:203.0.113.10" "https://$1/" -o /dev/null; }
