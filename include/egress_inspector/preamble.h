@@ -31,6 +31,10 @@ typedef struct {
     ei_view name;       /* SOCKS 4a / 5 target name (raw), len 0 when by address */
     bool has_name;
     uint16_t port;      /* SOCKS target port */
+    /* With EI_PARSE_NEED_MORE: the preamble's messages already whole (a SOCKS greeting,
+     * a command line). Only those may reach the server before a decision: a partial one
+     * may still turn out to be something else. */
+    unsigned units;
 } ei_preamble;
 
 /* Reads a preamble at the start of a client's stream.

@@ -90,6 +90,7 @@ static ei_parse_status socks5(ei_cursor c, ei_preamble *out)
         return short_read(c.len);
     if (ei_cursor_left(&methods) == 0)
         return EI_PARSE_MALFORMED;
+    out->units = 1; /* the greeting is whole: the proxy answers it */
     if (ei_cursor_left(&c) == 0)
         return EI_PARSE_NEED_MORE;
     if (c.ptr[c.off] == 1) { /* RFC 1929 username/password */
@@ -98,6 +99,7 @@ static ei_parse_status socks5(ei_cursor c, ei_preamble *out)
         ei_cursor_block8(&c);
         if (!ei_cursor_ok(&c))
             return short_read(c.len);
+        out->units = 2;
     }
     uint8_t ver = ei_cursor_u8(&c);
     uint8_t cmd = ei_cursor_u8(&c);
@@ -192,6 +194,7 @@ static ei_parse_status starttls(ei_cursor c, ei_preamble *out)
         int kind = starttls_command(line);
         if (kind == 0 || c.off > EI_PREAMBLE_MAX)
             return EI_PARSE_MALFORMED;
+        out->units = (unsigned)lines + 1;
         if (kind == 2) {
             out->length = c.off;
             return EI_PARSE_OK;
@@ -275,12 +278,20 @@ static bool starts_like_command(const uint8_t *data, size_t len)
     for (size_t i = 0; i < sizeof first / sizeof first[0]; i++)
         if (starts_with_word(data, len, first[i]))
             return true;
-    /* an IMAP tag, then CAPABILITY or STARTTLS */
-    const uint8_t *sp = memchr(data, ' ', len < 32 ? len : 32);
-    if (sp == NULL || sp == data)
+    /* An IMAP tag (printable, no space or '+', at most 32 bytes), then CAPABILITY or
+     * STARTTLS. Decided on the bytes seen so far, the same way however many more come:
+     * a prefix that could still become such a line is one. */
+    size_t i = 0;
+    for (; i < len && data[i] != ' '; i++)
+        if (i == 32 || data[i] < 0x21 || data[i] > 0x7e || data[i] == '+')
+            return false;
+    if (i == len)
+        return len > 0;
+    if (i == 0)
         return false;
-    size_t rest = len - (size_t)(sp + 1 - data);
-    return starts_with_word(sp + 1, rest, "CAPABILITY") || starts_with_word(sp + 1, rest, "STARTTLS");
+    size_t rest = len - i - 1;
+    return starts_with_word(data + i + 1, rest, "CAPABILITY") ||
+           starts_with_word(data + i + 1, rest, "STARTTLS");
 }
 
 ei_parse_status ei_preamble_parse(const uint8_t *data, size_t len, ei_preamble *out)

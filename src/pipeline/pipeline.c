@@ -172,8 +172,10 @@ static void read_message(ei_pipeline *p, const uint8_t *data, size_t len, messag
     if (p->cfg.preambles && !ei_tls_sniff(data, len)) {
         ei_parse_status st = ei_preamble_parse(data, len, &pre);
         if (st == EI_PARSE_NEED_MORE || (st == EI_PARSE_OK && !pre.has_name && pre.length == len)) {
+            /* Passed on (the server must answer) only once a whole preamble message
+             * is in: a partial first line could still be the start of a request. */
             m->status = EI_PARSE_NEED_MORE;
-            m->in_preamble = true;
+            m->in_preamble = st == EI_PARSE_OK || pre.units > 0;
             return;
         }
         if (st == EI_PARSE_OK && pre.has_name) {
