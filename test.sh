@@ -12,6 +12,8 @@ cmake --build build -j"$jobs"
 cmake -S . -B build-asan -DEI_WERROR=ON -DEI_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug >/dev/null
 cmake --build build-asan -j"$jobs"
 
+echo "== libFuzzer targets, 30 s each (clang, ASan + UBSan)"
+bash fuzz/run.sh 30
 echo "== sanitizer build (ASan + UBSan)"
 ctest --test-dir build-asan --output-on-failure -j"$jobs"
 echo "== release build"
