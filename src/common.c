@@ -29,6 +29,12 @@ static const char *const reason_names[EI_REASON_COUNT] = {
     [EI_REASON_NONE] = "none",
     [EI_REASON_ALLOWED_NAME] = "allowed_name",
     [EI_REASON_ALLOWED_ADDRESS] = "allowed_address",
+    [EI_REASON_ALLOWED_TCP_NAME] = "allowed_tcp_name",
+    [EI_REASON_SNI_IP_MISMATCH] = "sni_ip_mismatch",
+    [EI_REASON_HOST_IP_MISMATCH] = "host_ip_mismatch",
+    [EI_REASON_DNS_TIMEOUT] = "dns_timeout",
+    [EI_REASON_DNS_FAILED] = "dns_failed",
+    [EI_REASON_DNS_UNRESOLVED] = "dns_unresolved",
     [EI_REASON_NAME_NOT_ALLOWED] = "name_not_allowed",
     [EI_REASON_NO_HOSTNAME] = "no_hostname",
     [EI_REASON_NOT_TLS_OR_HTTP] = "not_tls_or_http",
@@ -54,6 +60,12 @@ const char *ei_reason_name(ei_reason reason)
     if ((unsigned)reason >= EI_REASON_COUNT)
         return "unknown";
     return reason_names[reason];
+}
+
+bool ei_reason_allows(ei_reason reason)
+{
+    return reason == EI_REASON_ALLOWED_NAME || reason == EI_REASON_ALLOWED_ADDRESS ||
+           reason == EI_REASON_ALLOWED_TCP_NAME;
 }
 
 const char *ei_verdict_name(ei_verdict verdict)

@@ -4,12 +4,24 @@ decisions with it (format: tests/pcaps/README.md). Each capture is replayed twic
 enforce mode, where the lines must match the expectation exactly, and in monitor mode,
 where the same verdicts and reasons must come out with "enforced": false.
 
+A capture is replayed with --dest-check off (the parsing and evasion captures hold no DNS
+answers), unless its .expect names its own replay arguments on a "# options: ..." line,
+as the captures of tests/pcaps/dns do (--dest-check strict).
+
 Usage: check_pcaps.py --bin build/egress-inspector [--rules tests/pcaps/test.rules] [DIR]
 Ends with 'N passed, N failed' and exits non-zero on any failure.
 """
 import argparse, json, os, subprocess, sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def read_options(path):
+    with open(path) as f:
+        for line in f:
+            if line.startswith("# options:"):
+                return line.split(":", 1)[1].split()
+    return ["--dest-check", "off"]
 
 
 def read_expect(path):
@@ -27,8 +39,8 @@ def read_expect(path):
     return rows
 
 
-def replay(binary, rules, pcap, mode):
-    r = subprocess.run([binary, "replay", "--rules", rules, "--pcap", pcap, "--mode", mode],
+def replay(binary, rules, pcap, mode, options):
+    r = subprocess.run([binary, "replay", "--rules", rules, "--pcap", pcap, "--mode", mode] + options,
                        capture_output=True, text=True, timeout=120)
     if r.returncode != 0:
         return None, f"replay exited {r.returncode}: {r.stderr.strip()[:300]}"
@@ -88,13 +100,14 @@ def main():
             if pcap is None:
                 print(f"FAIL {rel}: no capture beside it"); failed += 1; continue
             exp = read_expect(exp_path)
+            options = read_options(exp_path)
             errors = []
-            enforce, err = replay(a.bin, a.rules, pcap, "enforce")
+            enforce, err = replay(a.bin, a.rules, pcap, "enforce", options)
             if err:
                 errors.append(err)
             else:
                 errors += compare(exp, enforce)
-                monitor, err = replay(a.bin, a.rules, pcap, "monitor")
+                monitor, err = replay(a.bin, a.rules, pcap, "monitor", options)
                 if err:
                     errors.append("monitor: " + err)
                 else:

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "egress_inspector/pipeline.h"
+#include "hello.h"
 #include "unit.h"
 
 static const char rules[] =
@@ -64,6 +65,7 @@ static void rig_open(rig *r, ei_mode mode, uint32_t max_flows)
     if (max_flows)
         cfg.max_flows = max_flows;
     cfg.max_held_packets = 8;
+    cfg.dest_check = false; /* these tests read names; tests/test_dns.c binds them */
     r->p = ei_pipeline_new(&cfg, r->set, mode, on_event, on_release, &r->s);
     CU_ASSERT_PTR_NOT_NULL_FATAL(r->p);
     r->now = 1000000000ull;
@@ -120,29 +122,6 @@ static ei_action data(rig *r, const void *bytes, size_t len)
     ei_action a = send_tcp(r, true, EI_TCP_ACK | EI_TCP_PSH, r->cseq, bytes, len);
     r->cseq += (uint32_t)len;
     return a;
-}
-
-/* A minimal valid ClientHello record for name. */
-static size_t make_hello(uint8_t *out, const char *name)
-{
-    size_t nl = strlen(name), ext = 9 + nl, body = 2 + 32 + 1 + 4 + 2 + 2 + ext;
-    size_t i = 0;
-    out[i++] = 22; out[i++] = 3; out[i++] = 1;
-    out[i++] = (uint8_t)((body + 4) >> 8); out[i++] = (uint8_t)(body + 4);
-    out[i++] = 1; out[i++] = 0; out[i++] = (uint8_t)(body >> 8); out[i++] = (uint8_t)body;
-    out[i++] = 3; out[i++] = 3;
-    memset(out + i, 7, 32); i += 32;
-    out[i++] = 0;
-    out[i++] = 0; out[i++] = 2; out[i++] = 0x13; out[i++] = 0x01;
-    out[i++] = 1; out[i++] = 0;
-    out[i++] = (uint8_t)(ext >> 8); out[i++] = (uint8_t)ext;
-    out[i++] = 0; out[i++] = 0;
-    out[i++] = (uint8_t)((nl + 5) >> 8); out[i++] = (uint8_t)(nl + 5);
-    out[i++] = (uint8_t)((nl + 3) >> 8); out[i++] = (uint8_t)(nl + 3);
-    out[i++] = 0;
-    out[i++] = (uint8_t)(nl >> 8); out[i++] = (uint8_t)nl;
-    memcpy(out + i, name, nl);
-    return i + nl;
 }
 
 static void test_allow_and_deny_by_name(void)

@@ -45,6 +45,7 @@ typedef enum {
     /* allow */
     EI_REASON_ALLOWED_NAME,        /* host matched an exact or wildcard entry */
     EI_REASON_ALLOWED_ADDRESS,     /* destination matched a CIDR entry */
+    EI_REASON_ALLOWED_TCP_NAME,    /* destination is an address of a tcp:// entry's name */
     /* deny: policy */
     EI_REASON_NAME_NOT_ALLOWED,    /* a clean, single name that no entry allows */
     EI_REASON_NO_HOSTNAME,         /* the flow's first message carries no name */
@@ -61,6 +62,12 @@ typedef enum {
     EI_REASON_HTTP_MALFORMED,
     EI_REASON_HTTP_MULTIPLE_HOST,
     EI_REASON_HTTP_HOST_MISMATCH,  /* Host disagrees with absolute URI or CONNECT target */
+    /* deny: the name is allowed, the destination is not one of its addresses */
+    EI_REASON_SNI_IP_MISMATCH,     /* TLS: the server name resolves elsewhere */
+    EI_REASON_HOST_IP_MISMATCH,    /* HTTP Host or SOCKS target: resolves elsewhere */
+    EI_REASON_DNS_TIMEOUT,         /* the inspector's lookup got no answer in time */
+    EI_REASON_DNS_FAILED,          /* the resolver answered with an error */
+    EI_REASON_DNS_UNRESOLVED,      /* nothing known of the name and no lookup possible (replay) */
     /* deny: transport */
     EI_REASON_TCP_OVERLAP_CONFLICT,/* retransmitted bytes differ from what was seen */
     EI_REASON_REASSEMBLY_LIMIT,    /* message larger than the per-flow buffer */
@@ -73,6 +80,9 @@ typedef enum {
 
 /* Stable snake_case name of a reason, e.g. "tls_duplicate_extension". */
 const char *ei_reason_name(ei_reason reason);
+
+/* True for the reasons that allow a flow. */
+bool ei_reason_allows(ei_reason reason);
 
 /* The verdict on a flow, or on one packet of it. */
 typedef enum {

@@ -8,6 +8,8 @@
 #define EGRESS_INSPECTOR_PIPELINE_H
 
 #include "egress_inspector/common.h"
+#include "egress_inspector/dns.h"
+#include "egress_inspector/dns_cache.h"
 #include "egress_inspector/packet.h"
 #include "egress_inspector/policy.h"
 
@@ -37,11 +39,22 @@ typedef struct {
     /* Read SOCKS, STARTTLS and PROXY preambles before the first message (their packets
      * pass: the server must answer them). Off: a flow must begin with its message. */
     bool preambles;
+    /* Destination binding: a flow allowed by its name goes only to an address that name
+     * has (ei_pipeline_set_dns). When nothing is known of the name, the flow waits for
+     * a lookup, at most dns_timeout_ns; with no way to look up (replay), it is denied. */
+    bool dest_check;
+    uint64_t dns_timeout_ns;
+    uint16_t max_dns_waits;         /* flows waiting for a lookup at once */
+    /* Every packet handed in is a DNS answer to a workload (the daemon's answer queue):
+     * it is learned from and passed, never judged as a flow. Otherwise DNS answers are
+     * learned from only when !oriented (captures, which hold both directions). */
+    bool dns_answers;
     uint64_t hash_seed;
 } ei_pipeline_config;
 
 /* Defaults: 262144 flows, 16 KiB per flow, 64 MiB in all, 32 held packets, 64 client
- * packets before a name, 30 s undecided, 300 s decided, preambles read. */
+ * packets before a name, 30 s undecided, 300 s decided, preambles read, destination
+ * check on with a 2 s lookup bound and 1024 waiting flows. */
 void ei_pipeline_config_default(ei_pipeline_config *cfg);
 
 /* One decided flow. Pointers are valid only during the callback. */
@@ -68,7 +81,8 @@ typedef struct {
 } ei_flow_event;
 
 typedef void (*ei_event_fn)(void *ctx, const ei_flow_event *event);
-/* A held packet's final action (EI_ACTION_ALLOW or EI_ACTION_DENY). */
+/* A held packet's final action: EI_ACTION_ALLOW or EI_ACTION_DENY, or EI_ACTION_PASS for
+ * a SYN held while a tcp:// entry's name was looked up, which turned out not to match. */
 typedef void (*ei_release_fn)(void *ctx, uint64_t packet_id, ei_action action);
 
 /* Upper bounds of the decision latency histogram, in nanoseconds: how long a flow's first
@@ -96,6 +110,15 @@ typedef struct {
     uint64_t out_of_memory;
     uint64_t latency_buckets[EI_LATENCY_BUCKETS]; /* decisions by hold time, not cumulative */
     uint64_t latency_sum_ns;
+    /* DNS */
+    uint64_t dns_answers;                  /* answers to workloads read */
+    uint64_t dns_malformed[EI_DNS_PROBLEM_COUNT]; /* passed on, nothing learned; [0] unused */
+    uint64_t dns_tcp_split;                /* a TCP answer not whole in one segment */
+    uint64_t dns_names_learned;            /* (workload, name) bindings recorded */
+    uint64_t dns_lookups;                  /* lookups asked of the caller */
+    uint64_t dns_waiting;                  /* gauge: flows waiting for a lookup */
+    uint64_t dns_wait_limit;               /* flows denied because too many waited */
+    uint64_t dest_checks[3];               /* by ei_bind: unknown, mismatch, match */
 } ei_counters;
 
 typedef struct ei_pipeline ei_pipeline;
@@ -115,12 +138,27 @@ void ei_pipeline_free(ei_pipeline *p, uint64_t now_ns);
 void ei_pipeline_set_policy(ei_pipeline *p, const ei_policy_set *policy);
 void ei_pipeline_set_mode(ei_pipeline *p, ei_mode mode);
 
+/* Asks the caller to look name up; the answer goes into the cache, then the caller calls
+ * ei_pipeline_dns_done. Called at most once per waiting flow, never re-entrantly. */
+typedef void (*ei_lookup_fn)(void *ctx, const char *name);
+
+/* The cache that binds names to addresses (shared, outliving the pipeline), and the
+ * lookup callback (NULL: no lookups, as in replay). Without a cache, dest_check denies
+ * every flow allowed by name (dns_unresolved). */
+void ei_pipeline_set_dns(ei_pipeline *p, ei_dns_cache *cache, ei_lookup_fn on_lookup);
+
+/* A lookup asked through on_lookup has ended, answered (the caller has told the cache
+ * what the name has, possibly nothing) or not. Decides the flows that waited for it: a
+ * name still bound to nothing is denied (dns_failed). */
+void ei_pipeline_dns_done(ei_pipeline *p, const char *name, uint64_t now_ns);
+
 /* Judges one packet. packet_id names it in a later on_release when the answer is HOLD. */
 ei_action ei_pipeline_packet(ei_pipeline *p, int linktype, const uint8_t *data, size_t len,
                              uint64_t now_ns, uint64_t packet_id);
 
 /* Ages flows: undecided ones idle past their timeout are decided (incomplete, their held
- * packets released), decided ones are forgotten. Cheap to call often. */
+ * packets released), decided ones are forgotten, and flows that waited for a lookup past
+ * dns_timeout_ns are decided (dns_timeout). Cheap to call often. */
 void ei_pipeline_expire(ei_pipeline *p, uint64_t now_ns);
 
 /* Decides every undecided flow that sent data, with `reason` (incomplete at the end of

@@ -63,6 +63,21 @@ ei_match ei_policy_match_name(const ei_policy *policy, const char *name, size_t 
 ei_match ei_policy_match_address(const ei_policy *policy, const ei_addr *dst,
                                  uint16_t port);
 
+/* tcp:// entries ("tcp://NAME:PORT") allow any protocol on PORT to the addresses NAME has
+ * (learned from the workload's DNS answers, or looked up); with a wildcard ("*.NAME"),
+ * to the addresses of any learned name below NAME. They are decided at SYN time, by the
+ * pipeline, which knows the addresses. */
+bool ei_policy_has_tcp_entries(const ei_policy *policy);
+ei_match ei_policy_match_tcp_name(const ei_policy *policy, const char *name, size_t len,
+                                  uint16_t port);
+/* The names of the policy's exact tcp:// entries on port: at most max written to out.
+ * Returns how many were written. The strings live as long as the set. */
+size_t ei_policy_tcp_names(const ei_policy *policy, uint16_t port, const char **out,
+                           size_t max);
+/* Calls fn once per exact tcp:// entry of every policy in the set (a name may come twice). */
+typedef void (*ei_tcp_name_fn)(void *ctx, const char *name);
+void ei_policy_set_each_tcp_name(const ei_policy_set *set, ei_tcp_name_fn fn, void *ctx);
+
 /* What the pipeline knows about a flow when it asks for a decision. */
 typedef enum {
     EI_L7_NONE = 0,

@@ -9,6 +9,11 @@
  *   5. workload TCP to the inspected ports: NFQUEUE.
  * mangle EGRESS-INSPECTOR-SAVE (jumped to from POSTROUTING): copy the allow mark of a
  *   packet to its connection, which makes rule 3 match from the next packet on.
+ * filter EGRESS-INSPECTOR-DNS (jumped to from FORWARD, and INPUT for the node's own
+ *   workloads): DNS answers (UDP and TCP from port 53) to workloads go to the answer
+ *   queue, where they are learned from before the workload gets them, so that a
+ *   connection can never overtake its own answer. With --queue-bypass: when no daemon
+ *   listens, answers pass (the inspector looks names up itself), and DNS never stops.
  * Every rule names only our mark bits, so kube-proxy's and the CNI's marks are left alone. */
 #include "cli/iptables.h"
 
@@ -22,6 +27,7 @@
 
 static const char CHAIN[] = "EGRESS-INSPECTOR";
 static const char SAVE_CHAIN[] = "EGRESS-INSPECTOR-SAVE";
+static const char DNS_CHAIN[] = "EGRESS-INSPECTOR-DNS";
 
 static bool is_v6(const char *cidr)
 {
@@ -66,6 +72,34 @@ static void queue_rules(FILE *f, const ei_iptables_options *o, bool v6, bool for
         }
 }
 
+/* DNS answers to the workloads: the mirror of queue_rules (output interface and
+ * destination instead of input interface and source). */
+static void dns_rules(FILE *f, const ei_iptables_options *o, bool v6, bool forward)
+{
+    size_t family_sources = 0;
+    for (size_t s = 0; s < o->nsources; s++)
+        family_sources += is_v6(o->sources[s]) == v6;
+    if (o->nsources > 0 && family_sources == 0)
+        return;
+    static const char *const protos[] = { "udp", "tcp" };
+    size_t nif = forward ? o->niifaces : 0;
+    for (size_t p = 0; p < 2; p++)
+        for (size_t i = 0; i < (nif ? nif : 1); i++)
+            for (size_t s = 0; s < (o->nsources ? o->nsources : 1); s++) {
+                if (o->nsources > 0 && is_v6(o->sources[s]) != v6)
+                    continue;
+                fprintf(f, "-A %s", DNS_CHAIN);
+                if (nif)
+                    fprintf(f, " -o %s", o->iifaces[i]);
+                else
+                    fprintf(f, " -m addrtype %s--dst-type LOCAL", forward ? "! " : "");
+                if (o->nsources > 0)
+                    fprintf(f, " -d %s", o->sources[s]);
+                fprintf(f, " -p %s --sport 53 -j NFQUEUE --queue-num %d --queue-bypass\n",
+                        protos[p], o->dns_queue);
+            }
+}
+
 /* The rule set for one address family, in iptables-restore format. */
 static void write_family(FILE *f, const ei_iptables_options *o, bool v6)
 {
@@ -94,6 +128,12 @@ static void write_family(FILE *f, const ei_iptables_options *o, bool v6)
     for (int hook = 0; hook < 2; hook++)
         if (hook == 0 ? o->hook_forward : o->hook_output)
             queue_rules(f, o, v6, hook == 0);
+    if (o->dns_queue >= 0) {
+        fprintf(f, ":%s - [0:0]\n", DNS_CHAIN);
+        for (int hook = 0; hook < 2; hook++)
+            if (hook == 0 ? o->hook_forward : o->hook_output)
+                dns_rules(f, o, v6, hook == 0);
+    }
     fputs("COMMIT\n", f);
     fprintf(f, "*mangle\n:%s - [0:0]\n", SAVE_CHAIN);
     fprintf(f, "-A %s -m mark --mark 0x%x/0x%x -j CONNMARK --save-mark --nfmask 0x%x --ctmask 0x%x\n",
@@ -108,6 +148,8 @@ void ei_iptables_print(FILE *f, const ei_iptables_options *o)
     fputs("# egress-inspector node rules, IPv6 (ip6tables-restore --noflush)\n", f);
     write_family(f, o, true);
     fputs("# jumps: FORWARD/OUTPUT -> EGRESS-INSPECTOR (first), mangle POSTROUTING -> EGRESS-INSPECTOR-SAVE\n", f);
+    if (o->dns_queue >= 0)
+        fputs("# jumps: FORWARD (and INPUT for --hook output) -> EGRESS-INSPECTOR-DNS (first)\n", f);
 }
 
 /* Runs a command without a shell; returns its exit status (127 if it could not run). */
@@ -165,13 +207,20 @@ static void remove_jumps(const char *tool, const char *table, const char *from, 
         continue;
 }
 
-static void remove_family(const char *tool)
+static void remove_all_jumps(const char *tool)
 {
     remove_jumps(tool, "filter", "FORWARD", CHAIN);
     remove_jumps(tool, "filter", "OUTPUT", CHAIN);
+    remove_jumps(tool, "filter", "FORWARD", DNS_CHAIN);
+    remove_jumps(tool, "filter", "INPUT", DNS_CHAIN);
     remove_jumps(tool, "mangle", "POSTROUTING", SAVE_CHAIN);
-    const char *chains[][2] = { { "filter", CHAIN }, { "mangle", SAVE_CHAIN } };
-    for (size_t i = 0; i < 2; i++) {
+}
+
+static void remove_family(const char *tool)
+{
+    remove_all_jumps(tool);
+    const char *chains[][2] = { { "filter", CHAIN }, { "mangle", SAVE_CHAIN }, { "filter", DNS_CHAIN } };
+    for (size_t i = 0; i < 3; i++) {
         const char *flush[] = { tool, "-w", "-t", chains[i][0], "-F", chains[i][1], NULL };
         const char *del[] = { tool, "-w", "-t", chains[i][0], "-X", chains[i][1], NULL };
         run(flush, NULL, true);
@@ -189,9 +238,13 @@ static int apply_family(const ei_iptables_options *o, bool v6)
         return 1;
     write_family(f, o, v6);
     fclose(f);
-    remove_jumps(tool, "filter", "FORWARD", CHAIN);
-    remove_jumps(tool, "filter", "OUTPUT", CHAIN);
-    remove_jumps(tool, "mangle", "POSTROUTING", SAVE_CHAIN);
+    remove_all_jumps(tool);
+    if (o->dns_queue < 0) { /* an earlier apply may have made it */
+        const char *flush[] = { tool, "-w", "-F", DNS_CHAIN, NULL };
+        const char *del[] = { tool, "-w", "-X", DNS_CHAIN, NULL };
+        run(flush, NULL, true);
+        run(del, NULL, true);
+    }
     const char *restore[] = { v6 ? "ip6tables-restore" : "iptables-restore", "-w", "--noflush", NULL };
     int rc = run(restore, text, false);
     free(text);
@@ -205,6 +258,14 @@ static int apply_family(const ei_iptables_options *o, bool v6)
     }
     if (o->hook_output) {
         const char *argv[] = { tool, "-w", "-I", "OUTPUT", "1", "-j", CHAIN, NULL };
+        rc |= run(argv, NULL, false);
+    }
+    if (o->dns_queue >= 0 && o->hook_forward) {
+        const char *argv[] = { tool, "-w", "-I", "FORWARD", "1", "-j", DNS_CHAIN, NULL };
+        rc |= run(argv, NULL, false);
+    }
+    if (o->dns_queue >= 0 && o->hook_output) {
+        const char *argv[] = { tool, "-w", "-I", "INPUT", "1", "-j", DNS_CHAIN, NULL };
         rc |= run(argv, NULL, false);
     }
     const char *save[] = { tool, "-w", "-t", "mangle", "-I", "POSTROUTING", "1", "-j", SAVE_CHAIN, NULL };

@@ -21,6 +21,7 @@ typedef struct {
     bool hook_forward;
     bool hook_output;
     const char *ports;        /* multiport list, e.g. "80,443" */
+    int32_t dns_queue;        /* DNS answers to workloads go there; < 0: not queued */
 } ei_iptables_options;
 
 /* Writes the rules (IPv4 then IPv6) in iptables-restore format. */

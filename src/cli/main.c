@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli/hosts.h"
 #include "cli/iptables.h"
 #include "cli/rules_load.h"
 #include "egress_inspector/pipeline.h"
@@ -20,19 +21,21 @@ static const char usage[] =
     "usage: egress-inspector COMMAND [OPTIONS]\n"
     "\n"
     "commands:\n"
-    "  replay --rules FILE --pcap FILE [--mode enforce|monitor]\n"
-    "         [--reassembly-bytes N] [--max-flows N] [--summary]\n"
+    "  replay --rules FILE --pcap FILE [--mode enforce|monitor] [--summary]\n"
+    "         [PIPELINE OPTIONS]\n"
     "      Run a capture (pcap or pcapng) through the pipeline; print one JSON line per\n"
-    "      decided flow on stdout.\n"
+    "      decided flow on stdout. DNS answers in the capture are learned from; no\n"
+    "      lookup is ever made (a name bound to nothing is denied: dns_unresolved).\n"
     "  run --rules FILE (--queue N | --queues A-B) [--mode enforce|monitor]\n"
-    "      [--fail closed|open] [--mark-allow HEX] [--mark-deny HEX]\n"
-    "      [--reassembly-bytes N] [--max-flows N] [--queue-maxlen N] [--metrics ADDR:PORT]\n"
-    "      [--log-format json|cloudevents] [--log-interval SECONDS]\n"
+    "      [--fail closed|open] [--mark-allow HEX] [--mark-deny HEX] [--dns-queue N|off]\n"
+    "      [--resolver IP[:PORT]] [--queue-maxlen N] [--metrics ADDR:PORT]\n"
+    "      [--log-format json|cloudevents] [--log-interval SECONDS] [PIPELINE OPTIONS]\n"
     "      The daemon: judge the packets iptables queues; JSON lines on stdout.\n"
     "      SIGUSR1: enforce, SIGUSR2: monitor, SIGHUP: reload rules, SIGTERM: stop.\n"
     "  iptables (--print | --apply | --remove) [--queue N | --queues A-B]\n"
     "      [--source CIDR]... [--in-iface PATTERN]... [--hook forward|output]...\n"
     "      [--ports LIST] [--fail closed|open] [--mark-allow HEX] [--mark-deny HEX]\n"
+    "      [--dns-queue N|off]\n"
     "      The node rules (IPv4 and IPv6) in chains of their own.\n"
     "  check-rules FILE\n"
     "      Validate a rules file (or Portarium policy JSON); print every error.\n"
@@ -41,7 +44,19 @@ static const char usage[] =
     "  document or list works too (told apart by its first character); --policy-json FILE\n"
     "  is the same option under the name Portarium users look for.\n"
     "  version\n"
-    "  help\n";
+    "  help\n"
+    "\n"
+    "PIPELINE OPTIONS (replay and run):\n"
+    "  --reassembly-bytes N   longest first message read (16384)\n"
+    "  --max-flows N          flow table entries (262144)\n"
+    "  --dest-check strict|off  a flow allowed by name must go to an address of that\n"
+    "                         name (strict, the default) or anywhere (off)\n"
+    "  --hosts FILE           fixed bindings, /etc/hosts format\n"
+    "  --dns-timeout MS       how long a flow waits for a lookup (2000)\n"
+    "  --dns-min-ttl S, --dns-max-ttl S  TTL clamps (30, 3600)\n"
+    "  --dns-cache-size N, --dns-cache-per-workload N  cache bounds (65536, 1024)\n"
+    "  --dns-queue N|off      the queue of DNS answers to workloads (the last flow\n"
+    "                         queue + 1); run and iptables must agree\n";
 
 /* Parses a decimal number in [min, max]; false (with a message) otherwise. */
 static bool parse_number(const char *opt, const char *text, uint64_t min, uint64_t max,
@@ -72,32 +87,112 @@ static bool parse_mode(const char *text, ei_mode *mode)
     return true;
 }
 
-/* Pipeline bounds, shared by `replay` and `run` so that a replay can check a policy with
- * the very settings the daemon uses. */
-enum { OPT_REASM = 400, OPT_FLOWS };
+/* Pipeline and DNS options, shared by `replay` and `run` so that a replay can check a
+ * policy with the very settings the daemon uses. */
+enum { OPT_REASM = 400, OPT_FLOWS, OPT_DEST_CHECK, OPT_HOSTS, OPT_DNS_TIMEOUT, OPT_DNS_MIN_TTL,
+       OPT_DNS_MAX_TTL, OPT_DNS_CACHE, OPT_DNS_PER_WORKLOAD };
 
 #define PIPELINE_LONG_OPTIONS                                               \
     { "reassembly-bytes", required_argument, NULL, OPT_REASM },             \
-    { "max-flows", required_argument, NULL, OPT_FLOWS }
+    { "max-flows", required_argument, NULL, OPT_FLOWS },                    \
+    { "dest-check", required_argument, NULL, OPT_DEST_CHECK },              \
+    { "hosts", required_argument, NULL, OPT_HOSTS },                        \
+    { "dns-timeout", required_argument, NULL, OPT_DNS_TIMEOUT },            \
+    { "dns-min-ttl", required_argument, NULL, OPT_DNS_MIN_TTL },            \
+    { "dns-max-ttl", required_argument, NULL, OPT_DNS_MAX_TTL },            \
+    { "dns-cache-size", required_argument, NULL, OPT_DNS_CACHE },           \
+    { "dns-cache-per-workload", required_argument, NULL, OPT_DNS_PER_WORKLOAD }
+
+typedef struct {
+    ei_pipeline_config *pipe;
+    ei_dns_cache_config cache;
+    const char *hosts;
+} core_options;
+
+static void core_defaults(core_options *o, ei_pipeline_config *pipe)
+{
+    o->pipe = pipe;
+    ei_pipeline_config_default(pipe);
+    ei_dns_cache_config_default(&o->cache);
+    o->hosts = NULL;
+}
 
 /* Handles one pipeline option; -1 when c is not one, 0 when its value is bad, 1 done. */
-static int pipeline_option(ei_pipeline_config *cfg, int c, const char *arg)
+static int pipeline_option(core_options *o, int c, const char *arg)
 {
     uint64_t n;
     switch (c) {
     case OPT_REASM:
         if (!parse_number("--reassembly-bytes", arg, 256, 1u << 20, &n))
             return 0;
-        cfg->reassembly_bytes = (uint32_t)n;
+        o->pipe->reassembly_bytes = (uint32_t)n;
         return 1;
     case OPT_FLOWS:
         if (!parse_number("--max-flows", arg, 1, 1u << 26, &n))
             return 0;
-        cfg->max_flows = (uint32_t)n;
+        o->pipe->max_flows = (uint32_t)n;
+        return 1;
+    case OPT_DEST_CHECK:
+        if (strcmp(arg, "strict") != 0 && strcmp(arg, "off") != 0) {
+            fprintf(stderr, "egress-inspector: --dest-check: '%s' is neither strict nor off\n", arg);
+            return 0;
+        }
+        o->pipe->dest_check = strcmp(arg, "strict") == 0;
+        return 1;
+    case OPT_HOSTS:
+        o->hosts = arg;
+        return 1;
+    case OPT_DNS_TIMEOUT:
+        if (!parse_number("--dns-timeout", arg, 10, 60000, &n))
+            return 0;
+        o->pipe->dns_timeout_ns = n * 1000000ull;
+        return 1;
+    case OPT_DNS_MIN_TTL:
+        if (!parse_number("--dns-min-ttl", arg, 0, 86400, &n))
+            return 0;
+        o->cache.min_ttl_s = (uint32_t)n;
+        return 1;
+    case OPT_DNS_MAX_TTL:
+        if (!parse_number("--dns-max-ttl", arg, 1, 7 * 86400, &n))
+            return 0;
+        o->cache.max_ttl_s = (uint32_t)n;
+        return 1;
+    case OPT_DNS_CACHE:
+        if (!parse_number("--dns-cache-size", arg, 1, 1u << 24, &n))
+            return 0;
+        o->cache.max_entries = (uint32_t)n;
+        return 1;
+    case OPT_DNS_PER_WORKLOAD:
+        if (!parse_number("--dns-cache-per-workload", arg, 1, 1u << 24, &n))
+            return 0;
+        o->cache.max_per_workload = (uint32_t)n;
         return 1;
     default:
         return -1;
     }
+}
+
+/* The cache the options describe, with the hosts file pinned in it; NULL (reported)
+ * when the hosts file has an error or memory runs out. */
+static ei_dns_cache *core_cache(const core_options *o)
+{
+    if (o->cache.min_ttl_s > o->cache.max_ttl_s) {
+        fprintf(stderr, "egress-inspector: --dns-min-ttl is above --dns-max-ttl\n");
+        return NULL;
+    }
+    ei_dns_cache_config cfg = o->cache;
+    cfg.hash_seed = o->pipe->hash_seed;
+    ei_dns_cache *c = ei_dns_cache_new(&cfg);
+    if (c == NULL) {
+        fprintf(stderr, "egress-inspector: out of memory\n");
+        return NULL;
+    }
+    if (o->hosts != NULL && ei_hosts_load(o->hosts, c, stderr) < 0) {
+        fprintf(stderr, "egress-inspector: %s: not loaded\n", o->hosts);
+        ei_dns_cache_free(c);
+        return NULL;
+    }
+    return c;
 }
 
 static int cmd_replay(int argc, char **argv)
@@ -113,7 +208,8 @@ static int cmd_replay(int argc, char **argv)
         { NULL, 0, NULL, 0 },
     };
     ei_replay_options ro = { .out = stdout, .err = stderr, .mode = EI_MODE_ENFORCE };
-    ei_pipeline_config_default(&ro.pipeline);
+    core_options core;
+    core_defaults(&core, &ro.pipeline);
     const char *rules = NULL;
     int c;
     while ((c = getopt_long(argc, argv, "r:p:m:", opts, NULL)) != -1) {
@@ -126,7 +222,7 @@ static int cmd_replay(int argc, char **argv)
             break;
         case OPT_SUMMARY: ro.summary = true; break;
         default: {
-            int done = pipeline_option(&ro.pipeline, c, optarg);
+            int done = pipeline_option(&core, c, optarg);
             if (done < 0)
                 fputs(usage, stderr);
             if (done <= 0)
@@ -141,8 +237,14 @@ static int cmd_replay(int argc, char **argv)
     ei_policy_set *set = ei_rules_load(rules, stderr, NULL);
     if (set == NULL)
         return 2;
+    ro.dns = core_cache(&core);
+    if (ro.dns == NULL) {
+        ei_policy_set_free(set);
+        return 2;
+    }
     ro.policy = set;
     int status = ei_replay_run(&ro);
+    ei_dns_cache_free(ro.dns);
     ei_policy_set_free(set);
     return status;
 }
@@ -152,16 +254,19 @@ typedef struct {
     uint16_t queue_first, queue_last;
     bool fail_open;
     uint32_t mark_allow, mark_deny;
+    int32_t dns_queue; /* DNS_QUEUE_OFF, DNS_QUEUE_NEXT (queue_last + 1), or a queue */
 } node_options;
 
-enum { OPT_QUEUE = 300, OPT_QUEUES, OPT_FAIL, OPT_MARK_ALLOW, OPT_MARK_DENY };
+enum { DNS_QUEUE_OFF = -1, DNS_QUEUE_NEXT = -2 };
+enum { OPT_QUEUE = 300, OPT_QUEUES, OPT_FAIL, OPT_MARK_ALLOW, OPT_MARK_DENY, OPT_DNS_QUEUE };
 
 #define NODE_LONG_OPTIONS                                           \
     { "queue", required_argument, NULL, OPT_QUEUE },                \
     { "queues", required_argument, NULL, OPT_QUEUES },              \
     { "fail", required_argument, NULL, OPT_FAIL },                  \
     { "mark-allow", required_argument, NULL, OPT_MARK_ALLOW },      \
-    { "mark-deny", required_argument, NULL, OPT_MARK_DENY }
+    { "mark-deny", required_argument, NULL, OPT_MARK_DENY },        \
+    { "dns-queue", required_argument, NULL, OPT_DNS_QUEUE }
 
 static void node_defaults(node_options *n)
 {
@@ -171,6 +276,7 @@ static void node_defaults(node_options *n)
      * (0x0f00 and the upper half) and Istio (0x539). */
     n->mark_allow = 0x1000;
     n->mark_deny = 0x2000;
+    n->dns_queue = DNS_QUEUE_NEXT;
 }
 
 static bool parse_mark(const char *opt, const char *text, uint32_t *out)
@@ -224,13 +330,28 @@ static bool node_option(node_options *n, int c, const char *arg)
         return parse_mark("--mark-allow", arg, &n->mark_allow);
     case OPT_MARK_DENY:
         return parse_mark("--mark-deny", arg, &n->mark_deny);
+    case OPT_DNS_QUEUE:
+        if (strcmp(arg, "off") == 0) {
+            n->dns_queue = DNS_QUEUE_OFF;
+            return true;
+        }
+        if (!parse_number("--dns-queue", arg, 0, 65535, &a))
+            return false;
+        n->dns_queue = (int32_t)a;
+        return true;
     default:
         return false;
     }
 }
 
-static bool node_check(const node_options *n)
+static bool node_check(node_options *n)
 {
+    if (n->dns_queue == DNS_QUEUE_NEXT)
+        n->dns_queue = n->queue_last < 65535 ? n->queue_last + 1 : DNS_QUEUE_OFF;
+    if (n->dns_queue >= n->queue_first && n->dns_queue <= n->queue_last) {
+        fprintf(stderr, "egress-inspector: --dns-queue %d is one of the flow queues\n", n->dns_queue);
+        return false;
+    }
     if (n->mark_allow & n->mark_deny) {
         fprintf(stderr, "egress-inspector: --mark-allow and --mark-deny share bits\n");
         return false;
@@ -244,11 +365,12 @@ static bool node_check(const node_options *n)
 
 static int cmd_run(int argc, char **argv)
 {
-    enum { OPT_MAXLEN = 256, OPT_METRICS, OPT_LOG_FORMAT, OPT_LOG_INTERVAL };
+    enum { OPT_MAXLEN = 256, OPT_METRICS, OPT_LOG_FORMAT, OPT_LOG_INTERVAL, OPT_RESOLVER };
     static const struct option opts[] = {
         { "rules", required_argument, NULL, 'r' },
         { "policy-json", required_argument, NULL, 'r' },
         { "mode", required_argument, NULL, 'm' },
+        { "resolver", required_argument, NULL, OPT_RESOLVER },
         { "queue-maxlen", required_argument, NULL, OPT_MAXLEN },
         { "metrics", required_argument, NULL, OPT_METRICS },
         { "log-format", required_argument, NULL, OPT_LOG_FORMAT },
@@ -259,7 +381,8 @@ static int cmd_run(int argc, char **argv)
     };
     ei_daemon_options d = { .mode = EI_MODE_ENFORCE, .queue_maxlen = 4096,
                             .log_interval_ns = 10ull * 1000000000ull };
-    ei_pipeline_config_default(&d.pipeline);
+    core_options core;
+    core_defaults(&core, &d.pipeline);
     node_options n;
     node_defaults(&n);
     uint64_t v;
@@ -273,6 +396,9 @@ static int cmd_run(int argc, char **argv)
             break;
         case OPT_METRICS:
             d.metrics_listen = optarg;
+            break;
+        case OPT_RESOLVER:
+            d.resolver = optarg;
             break;
         case OPT_LOG_FORMAT:
             if (strcmp(optarg, "json") == 0)
@@ -298,7 +424,7 @@ static int cmd_run(int argc, char **argv)
             fputs(usage, stderr);
             return 2;
         default: {
-            int done = pipeline_option(&d.pipeline, c, optarg);
+            int done = pipeline_option(&core, c, optarg);
             if (done == 0 || (done < 0 && !node_option(&n, c, optarg)))
                 return 2;
         }
@@ -315,7 +441,13 @@ static int cmd_run(int argc, char **argv)
     d.fail_open = n.fail_open;
     d.mark_allow = n.mark_allow;
     d.mark_deny = n.mark_deny;
-    return ei_daemon_run(&d);
+    d.dns_queue = n.dns_queue;
+    d.dns = core_cache(&core);
+    if (d.dns == NULL)
+        return 2;
+    int status = ei_daemon_run(&d);
+    ei_dns_cache_free(d.dns);
+    return status;
 }
 
 static int cmd_iptables(int argc, char **argv)
@@ -404,6 +536,7 @@ static int cmd_iptables(int argc, char **argv)
     o.fail_open = n.fail_open;
     o.mark_allow = n.mark_allow;
     o.mark_deny = n.mark_deny;
+    o.dns_queue = n.dns_queue;
     if (action == OPT_REMOVE)
         return ei_iptables_remove();
     if (action == OPT_PRINT) {

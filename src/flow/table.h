@@ -20,6 +20,7 @@ enum {
     EI_FLOW_F_CLOSED = 0x08,      /* FIN or RST seen */
     EI_FLOW_F_DECIDED = 0x10,
     EI_FLOW_F_ON_DECIDED_LIST = 0x20, /* the table's own: which LRU list holds the entry */
+    EI_FLOW_F_WAIT_DNS = 0x40,    /* undecided: its packets are held until a lookup ends */
 };
 
 /* The two endpoints in canonical order (a <= b), so both directions find the entry. */

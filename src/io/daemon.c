@@ -30,8 +30,9 @@
 #include "io/log.h"
 #include "io/metrics.h"
 #include "io/nfq.h"
+#include "io/resolver.h"
 
-enum { LOOP_TICK_MS = 100, RECV_BUDGET = 32, MAX_QUEUES = 64 };
+enum { LOOP_TICK_MS = 100, RECV_BUDGET = 32, MAX_QUEUES = 64, DONE_QUEUE = 256 };
 
 typedef struct {
     _Atomic(ei_policy_set *) policy;
@@ -41,6 +42,7 @@ typedef struct {
     atomic_bool ready;              /* queues bound, threads running, rules loaded */
     ei_audit *audit;                /* decision lines; shared, locks inside */
     _Atomic uint64_t reload_failures;
+    ei_resolver *resolver;          /* the inspector's own lookups */
 } shared_state;
 
 typedef struct {
@@ -60,6 +62,11 @@ typedef struct {
     ei_counters snap;
     ei_nfq_stats nfq_snap;
     _Atomic uint64_t loop_ns;
+    bool dns_answers;           /* this worker reads the DNS answer queue */
+    /* Names whose lookup ended, left by the resolver thread for this worker. */
+    pthread_mutex_t done_lock;
+    char (*done)[EI_NAME_MAX + 1];
+    size_t ndone;
 } worker;
 
 static uint64_t wall_ns(void)
@@ -131,6 +138,42 @@ static void on_event(void *ctx, const ei_flow_event *ev)
     ei_audit_decision(w->sh->audit, ev);
 }
 
+/* Resolver thread: a lookup this worker asked for has ended. If the list is full the
+ * waiting flows run into their own deadline, which is the bound either way. */
+static void on_resolved(void *ctx, const char *name)
+{
+    worker *w = ctx;
+    pthread_mutex_lock(&w->done_lock);
+    if (w->ndone < DONE_QUEUE)
+        snprintf(w->done[w->ndone++], EI_NAME_MAX + 1, "%s", name);
+    pthread_mutex_unlock(&w->done_lock);
+    uint64_t one = 1;
+    ssize_t n = write(w->wakefd, &one, sizeof one);
+    (void)n;
+}
+
+static void on_lookup(void *ctx, const char *name)
+{
+    worker *w = ctx;
+    ei_resolver_lookup(w->sh->resolver, name, on_resolved, w);
+}
+
+static void take_resolved(worker *w)
+{
+    char names[16][EI_NAME_MAX + 1];
+    for (;;) {
+        pthread_mutex_lock(&w->done_lock);
+        size_t n = w->ndone < 16 ? w->ndone : 16;
+        memcpy(names, w->done + w->ndone - n, n * sizeof names[0]);
+        w->ndone -= n;
+        pthread_mutex_unlock(&w->done_lock);
+        if (n == 0)
+            return;
+        for (size_t i = 0; i < n; i++)
+            ei_pipeline_dns_done(w->pipe, names[i], w->now);
+    }
+}
+
 static void write_line(void *ctx, const char *line, size_t len)
 {
     (void)ctx;
@@ -178,6 +221,7 @@ static void *worker_main(void *arg)
         }
         if (atomic_load(&w->sh->stop))
             break;
+        take_resolved(w);
         (void)ei_nfq_receive(w->nfq, RECV_BUDGET, on_packet, w);
         ei_pipeline_expire(w->pipe, w->now);
         ei_nfq_flush(w->nfq, ei_pipeline_counters(w->pipe)->held == 0);
@@ -197,21 +241,27 @@ static void *worker_main(void *arg)
 
 static bool worker_open(worker *w, char *err, size_t errlen)
 {
-    ei_nfq_config qc = { .queue = w->queue, .fail_open = w->opt->fail_open,
+    /* The answer queue fails open: a lost answer only means a lookup of our own. */
+    ei_nfq_config qc = { .queue = w->queue, .fail_open = w->opt->fail_open || w->dns_answers,
                          .max_len = w->opt->queue_maxlen, .rcvbuf = 8 << 20 };
     w->nfq = ei_nfq_open(&qc, err, errlen);
     if (w->nfq == NULL)
         return false;
     ei_pipeline_config pc = w->opt->pipeline;
     pc.oriented = true;
+    pc.dns_answers = w->dns_answers;
     if (getrandom(&pc.hash_seed, sizeof pc.hash_seed, 0) != (ssize_t)sizeof pc.hash_seed)
         pc.hash_seed = wall_ns();
     w->mode = (ei_mode)atomic_load(&w->sh->mode);
     w->pipe = ei_pipeline_new(&pc, atomic_load(&w->sh->policy), w->mode, on_event, on_release, w);
+    if (w->pipe != NULL)
+        ei_pipeline_set_dns(w->pipe, w->opt->dns, on_lookup);
+    w->done = calloc(DONE_QUEUE, sizeof *w->done);
     w->epfd = epoll_create1(EPOLL_CLOEXEC);
     w->wakefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    if (w->pipe == NULL || w->epfd < 0 || w->wakefd < 0) {
-        snprintf(err, errlen, "queue %u: %s", w->queue, w->pipe == NULL ? "out of memory" : strerror(errno));
+    if (w->pipe == NULL || w->done == NULL || w->epfd < 0 || w->wakefd < 0) {
+        snprintf(err, errlen, "queue %u: %s", w->queue,
+                 w->pipe == NULL || w->done == NULL ? "out of memory" : strerror(errno));
         return false;
     }
     struct epoll_event ev = { .events = EPOLLIN };
@@ -235,6 +285,7 @@ static void worker_close(worker *w)
         close(w->epfd);
     if (w->wakefd >= 0)
         close(w->wakefd);
+    free(w->done);
 }
 
 static void wake_all(worker *ws, size_t n)
@@ -252,6 +303,7 @@ typedef struct {
     shared_state *sh;
     worker *ws;
     size_t n;
+    ei_dns_cache *dns;
 } metrics_ctx;
 
 /* The kernel's own counters for a queue, from /proc/net/netfilter/nfnetlink_queue:
@@ -273,6 +325,77 @@ static bool kernel_drops(uint16_t queue, unsigned long *queue_dropped, unsigned 
         }
     fclose(f);
     return found;
+}
+
+/* A Prometheus histogram from per-bucket counts (not cumulative) and bounds in ns, the
+ * last of which is +Inf. */
+static void histogram(FILE *out, const char *name, const char *help, const uint64_t *counts,
+                      const uint64_t *bounds_ns, int n, uint64_t sum_ns)
+{
+    fprintf(out, "# HELP egress_inspector_%s %s\n# TYPE egress_inspector_%s histogram\n", name, help, name);
+    uint64_t cumulative = 0;
+    for (int b = 0; b < n; b++) {
+        cumulative += counts[b];
+        if (b + 1 < n)
+            fprintf(out, "egress_inspector_%s_bucket{le=\"%g\"} %llu\n", name,
+                    (double)bounds_ns[b] / 1e9, (unsigned long long)cumulative);
+        else
+            fprintf(out, "egress_inspector_%s_bucket{le=\"+Inf\"} %llu\n", name,
+                    (unsigned long long)cumulative);
+    }
+    fprintf(out, "egress_inspector_%s_sum %.9f\negress_inspector_%s_count %llu\n", name,
+            (double)sum_ns / 1e9, name, (unsigned long long)cumulative);
+}
+
+static void render_dns_metrics(const metrics_ctx *mc, const ei_counters *sum, FILE *out)
+{
+    fputs("# HELP egress_inspector_dns_answers_total DNS answers to workloads read from the answer queue.\n"
+          "# TYPE egress_inspector_dns_answers_total counter\n", out);
+    fprintf(out, "egress_inspector_dns_answers_total %llu\n", (unsigned long long)sum->dns_answers);
+    fputs("# HELP egress_inspector_dns_answers_malformed_total Answers passed on unread, by kind.\n"
+          "# TYPE egress_inspector_dns_answers_malformed_total counter\n", out);
+    for (int d = 1; d < EI_DNS_PROBLEM_COUNT; d++)
+        fprintf(out, "egress_inspector_dns_answers_malformed_total{kind=\"%s\"} %llu\n",
+                ei_dns_problem_name((ei_dns_problem)d), (unsigned long long)sum->dns_malformed[d]);
+    fprintf(out, "egress_inspector_dns_answers_malformed_total{kind=\"tcp_split\"} %llu\n",
+            (unsigned long long)sum->dns_tcp_split);
+    fprintf(out, "# TYPE egress_inspector_dns_names_learned_total counter\n"
+                 "egress_inspector_dns_names_learned_total %llu\n",
+            (unsigned long long)sum->dns_names_learned);
+    fprintf(out, "# HELP egress_inspector_dns_waiting_flows Flows held until a lookup ends.\n"
+                 "# TYPE egress_inspector_dns_waiting_flows gauge\negress_inspector_dns_waiting_flows %llu\n",
+            (unsigned long long)sum->dns_waiting);
+    fprintf(out, "# TYPE egress_inspector_dns_wait_limit_total counter\negress_inspector_dns_wait_limit_total %llu\n",
+            (unsigned long long)sum->dns_wait_limit);
+    static const char *const binds[3] = { "unknown", "mismatch", "match" };
+    fputs("# HELP egress_inspector_dest_checks_total Names allowed by policy, checked against the destination.\n"
+          "# TYPE egress_inspector_dest_checks_total counter\n", out);
+    for (int b = 0; b < 3; b++)
+        fprintf(out, "egress_inspector_dest_checks_total{result=\"%s\"} %llu\n", binds[b],
+                (unsigned long long)sum->dest_checks[b]);
+    ei_dns_cache_stats cs;
+    ei_dns_cache_get_stats(mc->dns, &cs);
+    fprintf(out, "# TYPE egress_inspector_dns_cache_entries gauge\negress_inspector_dns_cache_entries %llu\n"
+                 "# TYPE egress_inspector_dns_cache_workloads gauge\negress_inspector_dns_cache_workloads %llu\n"
+                 "# TYPE egress_inspector_dns_cache_evictions_total counter\negress_inspector_dns_cache_evictions_total %llu\n"
+                 "# TYPE egress_inspector_dns_cache_expired_total counter\negress_inspector_dns_cache_expired_total %llu\n",
+            (unsigned long long)cs.entries, (unsigned long long)cs.workloads,
+            (unsigned long long)cs.evicted, (unsigned long long)cs.expired);
+    if (mc->sh->resolver == NULL)
+        return;
+    ei_resolver_stats rs;
+    ei_resolver_get_stats(mc->sh->resolver, &rs);
+    fprintf(out, "# HELP egress_inspector_dns_lookups_total Lookups the inspector made itself.\n"
+                 "# TYPE egress_inspector_dns_lookups_total counter\negress_inspector_dns_lookups_total %llu\n"
+                 "# TYPE egress_inspector_dns_lookup_failures_total counter\negress_inspector_dns_lookup_failures_total %llu\n"
+                 "# TYPE egress_inspector_dns_lookups_merged_total counter\negress_inspector_dns_lookups_merged_total %llu\n"
+                 "# TYPE egress_inspector_dns_lookups_rejected_total counter\negress_inspector_dns_lookups_rejected_total %llu\n"
+                 "# TYPE egress_inspector_dns_refreshes_total counter\negress_inspector_dns_refreshes_total %llu\n"
+                 "# TYPE egress_inspector_dns_lookups_in_flight gauge\negress_inspector_dns_lookups_in_flight %llu\n",
+            (unsigned long long)rs.lookups, (unsigned long long)rs.failures, (unsigned long long)rs.merged,
+            (unsigned long long)rs.rejected, (unsigned long long)rs.refreshes, (unsigned long long)rs.in_flight);
+    histogram(out, "dns_lookup_seconds", "How long the inspector's own lookups took.",
+              rs.latency_buckets, ei_resolver_bounds_ns, EI_RESOLVER_BUCKETS, rs.latency_sum_ns);
 }
 
 static void render_metrics(void *arg, FILE *out)
@@ -335,21 +458,19 @@ static void render_metrics(void *arg, FILE *out)
         for (int b = 0; b < EI_LATENCY_BUCKETS; b++)
             sum.latency_buckets[b] += c->latency_buckets[b];
         sum.latency_sum_ns += c->latency_sum_ns;
+        sum.dns_answers += c->dns_answers;
+        for (int d = 0; d < EI_DNS_PROBLEM_COUNT; d++)
+            sum.dns_malformed[d] += c->dns_malformed[d];
+        sum.dns_tcp_split += c->dns_tcp_split;
+        sum.dns_names_learned += c->dns_names_learned;
+        sum.dns_lookups += c->dns_lookups;
+        sum.dns_waiting += c->dns_waiting;
+        sum.dns_wait_limit += c->dns_wait_limit;
+        for (int b = 0; b < 3; b++)
+            sum.dest_checks[b] += c->dest_checks[b];
     }
-    fputs("# HELP egress_inspector_decision_hold_seconds How long a flow's first held packet waited for its verdict.\n"
-          "# TYPE egress_inspector_decision_hold_seconds histogram\n", out);
-    uint64_t cumulative = 0;
-    for (int b = 0; b < EI_LATENCY_BUCKETS; b++) {
-        cumulative += sum.latency_buckets[b];
-        if (b + 1 < EI_LATENCY_BUCKETS)
-            fprintf(out, "egress_inspector_decision_hold_seconds_bucket{le=\"%g\"} %llu\n",
-                    (double)ei_latency_bounds_ns[b] / 1e9, (unsigned long long)cumulative);
-        else
-            fprintf(out, "egress_inspector_decision_hold_seconds_bucket{le=\"+Inf\"} %llu\n",
-                    (unsigned long long)cumulative);
-    }
-    fprintf(out, "egress_inspector_decision_hold_seconds_sum %.9f\negress_inspector_decision_hold_seconds_count %llu\n",
-            (double)sum.latency_sum_ns / 1e9, (unsigned long long)cumulative);
+    histogram(out, "decision_hold_seconds", "How long a flow's first held packet waited for its verdict.",
+              sum.latency_buckets, ei_latency_bounds_ns, EI_LATENCY_BUCKETS, sum.latency_sum_ns);
     fputs("# TYPE egress_inspector_packet_actions_total counter\n", out);
     for (int a = 0; a < EI_ACTION_COUNT; a++)
         fprintf(out, "egress_inspector_packet_actions_total{action=\"%s\"} %llu\n",
@@ -357,7 +478,7 @@ static void render_metrics(void *arg, FILE *out)
     fputs("# HELP egress_inspector_decisions_total Flows decided, by verdict and reason.\n"
           "# TYPE egress_inspector_decisions_total counter\n", out);
     for (int r = 1; r < EI_REASON_COUNT; r++) {
-        bool allow = r == EI_REASON_ALLOWED_NAME || r == EI_REASON_ALLOWED_ADDRESS;
+        bool allow = ei_reason_allows((ei_reason)r);
         fprintf(out, "egress_inspector_decisions_total{verdict=\"%s\",reason=\"%s\"} %llu\n",
                 allow ? "allow" : "deny", ei_reason_name((ei_reason)r), (unsigned long long)sum.decisions[r]);
     }
@@ -380,6 +501,7 @@ static void render_metrics(void *arg, FILE *out)
     for (size_t k = 0; k < 6; k++)
         fprintf(out, "# TYPE egress_inspector_%s counter\negress_inspector_%s %llu\n", counter_names[k],
                 counter_names[k], (unsigned long long)counters[k]);
+    render_dns_metrics(mc, &sum, out);
     int mode = atomic_load(&mc->sh->mode);
     fprintf(out, "# TYPE egress_inspector_mode gauge\n"
                  "egress_inspector_mode{mode=\"enforce\"} %d\negress_inspector_mode{mode=\"monitor\"} %d\n",
@@ -419,6 +541,34 @@ static void log_mode(ei_mode from, ei_mode to, const char *why)
     emit(&w);
 }
 
+typedef struct {
+    const char **names;
+    size_t n, cap;
+} name_list;
+
+static void collect_name(void *ctx, const char *name)
+{
+    name_list *l = ctx;
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 16;
+        const char **names = realloc(l->names, cap * sizeof *names);
+        if (names == NULL)
+            return;
+        l->names = names;
+        l->cap = cap;
+    }
+    l->names[l->n++] = name;
+}
+
+/* The tcp:// entries' names are resolved ahead of need, and kept fresh. */
+static void keep_resolved(shared_state *sh, const ei_policy_set *set)
+{
+    name_list l = { NULL, 0, 0 };
+    ei_policy_set_each_tcp_name(set, collect_name, &l);
+    ei_resolver_keep(sh->resolver, l.names, l.n);
+    free(l.names);
+}
+
 static void reload(shared_state *sh, worker *ws, size_t n, const char *path, const char *trigger,
                    uint64_t *failures)
 {
@@ -439,6 +589,7 @@ static void reload(shared_state *sh, worker *ws, size_t n, const char *path, con
         emit(&w);
         return;
     }
+    keep_resolved(sh, set);
     ei_policy_set *old = atomic_exchange(&sh->policy, set);
     uint64_t gen = atomic_fetch_add(&sh->generation, 1) + 1;
     wake_all(ws, n);
@@ -467,7 +618,8 @@ static void reload(shared_state *sh, worker *ws, size_t n, const char *path, con
 
 int ei_daemon_run(const ei_daemon_options *opt)
 {
-    size_t nq = (size_t)opt->queue_last - opt->queue_first + 1;
+    size_t nflow = (size_t)opt->queue_last - opt->queue_first + 1;
+    size_t nq = nflow + (opt->dns_queue >= 0);
     if (opt->queue_last < opt->queue_first || nq > MAX_QUEUES) {
         fprintf(stderr, "egress-inspector: at most %d queues\n", MAX_QUEUES);
         return 2;
@@ -499,21 +651,32 @@ int ei_daemon_run(const ei_daemon_options *opt)
     snprintf(source, sizeof source, "egress-inspector/%s", node);
     sh.audit = ei_audit_new(opt->log_format, source, opt->log_interval_ns, write_line, NULL);
     atomic_init(&sh.reload_failures, 0);
+    char err[256];
+    sh.resolver = ei_resolver_start(opt->resolver, (uint32_t)(opt->pipeline.dns_timeout_ns / 1000000u),
+                                    opt->dns, err, sizeof err);
+    if (sh.resolver == NULL)
+        fprintf(stderr, "egress-inspector: %s\n", err);
 
     worker *ws = calloc(nq, sizeof *ws);
-    if (ws == NULL || sfd < 0 || sh.audit == NULL) {
-        fprintf(stderr, "egress-inspector: %s\n", ws == NULL ? "out of memory" : strerror(errno));
+    if (ws == NULL || sfd < 0 || sh.audit == NULL || sh.resolver == NULL) {
+        if (sh.resolver != NULL)
+            fprintf(stderr, "egress-inspector: %s\n", ws == NULL ? "out of memory" : strerror(errno));
         free(ws);
+        ei_resolver_stop(sh.resolver);
+        ei_audit_free(sh.audit, wall_ns());
         ei_policy_set_free(set);
         return 1;
     }
+    keep_resolved(&sh, set);
     int status = 0;
     size_t opened = 0;
-    char err[256];
     for (; opened < nq; opened++) {
-        ws[opened] = (worker){ .sh = &sh, .opt = opt, .queue = (uint16_t)(opt->queue_first + opened),
-                               .epfd = -1, .wakefd = -1 };
+        bool answers = opened == nflow;
+        ws[opened] = (worker){ .sh = &sh, .opt = opt, .epfd = -1, .wakefd = -1,
+                               .queue = (uint16_t)(answers ? opt->dns_queue : opt->queue_first + (int)opened),
+                               .dns_answers = answers };
         pthread_mutex_init(&ws[opened].snap_lock, NULL);
+        pthread_mutex_init(&ws[opened].done_lock, NULL);
         atomic_init(&ws[opened].loop_ns, wall_ns());
         if (!worker_open(&ws[opened], err, sizeof err)) {
             fprintf(stderr, "egress-inspector: cannot bind NFQUEUE %s\n", err);
@@ -532,7 +695,7 @@ int ei_daemon_run(const ei_daemon_options *opt)
             }
     }
     /* Metrics listen from the start, so that /readyz can say "not yet". */
-    metrics_ctx mc = { &sh, ws, nq };
+    metrics_ctx mc = { &sh, ws, nq, opt->dns };
     ei_metrics *metrics = NULL;
     if (status == 0 && opt->metrics_listen != NULL) {
         ei_metrics_source src = { render_metrics, metrics_healthy, metrics_ready, &mc };
@@ -552,6 +715,10 @@ int ei_daemon_run(const ei_daemon_options *opt)
         ei_jsonw_uint(&w, "queue_last", opt->queue_last);
         ei_jsonw_str(&w, "mode", ei_mode_name(opt->mode));
         ei_jsonw_str(&w, "fail", opt->fail_open ? "open" : "closed");
+        if (opt->dns_queue >= 0)
+            ei_jsonw_uint(&w, "dns_queue", (uint64_t)opt->dns_queue);
+        ei_jsonw_str(&w, "dest_check", opt->pipeline.dest_check ? "strict" : "off");
+        ei_jsonw_str(&w, "resolver", opt->resolver != NULL ? opt->resolver : "resolv.conf");
         ei_jsonw_uint(&w, "policies", ei_policy_set_policies(set));
         ei_jsonw_uint(&w, "entries", ei_policy_set_entries(set));
         ei_jsonw_end(&w);
@@ -629,6 +796,8 @@ int ei_daemon_run(const ei_daemon_options *opt)
     wake_all(ws, started);
     for (size_t i = 0; i < started; i++)
         pthread_join(ws[i].thread, NULL);
+    ei_resolver_stop(sh.resolver); /* before the workers it would tell go away */
+    sh.resolver = NULL;
     /* Every queued packet has had its verdict by now: count to show it. */
     uint64_t queued = 0, verdicts = 0, batches = 0, errors = 0;
     for (size_t i = 0; i < opened; i++) {
@@ -660,6 +829,7 @@ int ei_daemon_run(const ei_daemon_options *opt)
     for (size_t i = 0; i < opened; i++) {
         worker_close(&ws[i]);
         pthread_mutex_destroy(&ws[i].snap_lock);
+        pthread_mutex_destroy(&ws[i].done_lock);
     }
     free(ws);
     close(sfd);

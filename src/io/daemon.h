@@ -19,6 +19,9 @@ typedef struct {
     uint64_t log_interval_ns;   /* window in which repeated denies are aggregated */
     const char *metrics_listen; /* "ADDR:PORT" for /metrics, /healthz, /readyz; NULL: none */
     ei_pipeline_config pipeline;
+    ei_dns_cache *dns;          /* shared by every queue; --hosts already pinned */
+    const char *resolver;       /* "IP[:PORT]" of the resolver; NULL: the node's resolv.conf */
+    int32_t dns_queue;          /* the queue of DNS answers to workloads; < 0: none */
 } ei_daemon_options;
 
 /* Runs until SIGTERM or SIGINT. Returns the process exit status: 0 after a clean stop,

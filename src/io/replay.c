@@ -51,6 +51,14 @@ static void print_summary(FILE *err, const ei_counters *c, uint64_t frames)
             snprintf(key, sizeof key, "decided_%s", ei_reason_name((ei_reason)r));
             ei_jsonw_uint(&w, key, c->decisions[r]);
         }
+    ei_jsonw_uint(&w, "dns_answers", c->dns_answers);
+    ei_jsonw_uint(&w, "dns_names_learned", c->dns_names_learned);
+    for (int d = 1; d < EI_DNS_PROBLEM_COUNT; d++)
+        if (c->dns_malformed[d]) {
+            char key[48];
+            snprintf(key, sizeof key, "dns_malformed_%s", ei_dns_problem_name((ei_dns_problem)d));
+            ei_jsonw_uint(&w, key, c->dns_malformed[d]);
+        }
     ei_jsonw_uint(&w, "buffer_budget_exhausted", c->buffer_budget_exhausted);
     ei_jsonw_uint(&w, "out_of_memory", c->out_of_memory);
     ei_jsonw_end(&w);
@@ -112,6 +120,7 @@ int ei_replay_run(const ei_replay_options *opt)
         pcap_close(pc);
         return 1;
     }
+    ei_pipeline_set_dns(p, opt->dns, NULL); /* no lookups: the result is the capture's */
     struct pcap_pkthdr *hdr;
     const u_char *data;
     uint64_t frames = 0, now = 0;

@@ -11,6 +11,7 @@ typedef struct {
     const ei_policy_set *policy;
     ei_mode mode;
     ei_pipeline_config pipeline;
+    ei_dns_cache *dns;  /* learned into from the capture's DNS answers, and --hosts */
     FILE *out;      /* decision lines */
     FILE *err;      /* errors and the closing summary */
     bool summary;   /* print counters as a JSON line on err at the end */

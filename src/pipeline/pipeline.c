@@ -8,6 +8,8 @@
 #include "egress_inspector/pipeline.h"
 
 #include <netinet/in.h>
+#include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -17,7 +19,24 @@
 #include "flow/reasm.h"
 #include "flow/table.h"
 
-enum { EXPIRE_BATCH = 256 };
+enum { EXPIRE_BATCH = 256, MAX_TCP_NAMES_PER_PORT = 16, DNS_PORT = 53 };
+
+/* A flow waiting for a lookup: what its decision needs once the answer is in. */
+typedef struct {
+    ei_flow_key key;
+    uint32_t base_seq;     /* tells the flow apart from a later one on the same tuple */
+    uint64_t deadline_ns;
+    bool done;
+    bool have_message;     /* false: a SYN waiting for a tcp:// entry's name */
+    ei_l7 l7;
+    uint16_t port;
+    bool ech;
+    uint16_t tls_version;
+    uint8_t alpn_len;
+    uint8_t alpn[32];
+    char host[EI_NAME_MAX + 1]; /* the flow's name (have_message) */
+    char name[EI_NAME_MAX + 1]; /* the name looked up */
+} dns_wait;
 
 struct ei_pipeline {
     ei_pipeline_config cfg;
@@ -29,6 +48,10 @@ struct ei_pipeline {
     ei_flow_table table;
     ei_counters count;
     uint8_t *scratch; /* TLS records joined into one handshake message */
+    ei_dns_cache *dns;
+    ei_lookup_fn on_lookup;
+    dns_wait *waits;  /* a ring, oldest first: every wait has the same timeout */
+    uint32_t wait_head, nwaits;
 };
 
 /* What the client's first bytes say, before the policy is asked. */
@@ -68,6 +91,9 @@ void ei_pipeline_config_default(ei_pipeline_config *cfg)
     cfg->undecided_timeout_ns = 30ull * 1000000000ull;
     cfg->decided_timeout_ns = 300ull * 1000000000ull;
     cfg->preambles = true;
+    cfg->dest_check = true;
+    cfg->dns_timeout_ns = 2ull * 1000000000ull;
+    cfg->max_dns_waits = 1024;
 }
 
 ei_pipeline *ei_pipeline_new(const ei_pipeline_config *cfg, const ei_policy_set *policy,
@@ -82,13 +108,18 @@ ei_pipeline *ei_pipeline_new(const ei_pipeline_config *cfg, const ei_policy_set 
         p->cfg.reassembly_bytes = 64;
     if (p->cfg.max_held_packets == 0)
         p->cfg.max_held_packets = 1;
+    if (p->cfg.max_dns_waits == 0)
+        p->cfg.max_dns_waits = 1;
     p->policy = policy;
     p->mode = mode;
     p->on_event = on_event;
     p->on_release = on_release;
     p->ctx = ctx;
     p->scratch = malloc(p->cfg.reassembly_bytes);
-    if (p->scratch == NULL || !ei_flow_table_init(&p->table, cfg->max_flows, cfg->hash_seed)) {
+    p->waits = calloc(p->cfg.max_dns_waits, sizeof *p->waits);
+    if (p->scratch == NULL || p->waits == NULL ||
+        !ei_flow_table_init(&p->table, cfg->max_flows, cfg->hash_seed)) {
+        free(p->waits);
         free(p->scratch);
         free(p);
         return NULL;
@@ -104,6 +135,12 @@ void ei_pipeline_set_policy(ei_pipeline *p, const ei_policy_set *policy)
 void ei_pipeline_set_mode(ei_pipeline *p, ei_mode mode)
 {
     p->mode = mode;
+}
+
+void ei_pipeline_set_dns(ei_pipeline *p, ei_dns_cache *cache, ei_lookup_fn on_lookup)
+{
+    p->dns = cache;
+    p->on_lookup = cache != NULL ? on_lookup : NULL;
 }
 
 const ei_counters *ei_pipeline_counters(const ei_pipeline *p)
@@ -218,11 +255,88 @@ static void read_message(ei_pipeline *p, const uint8_t *data, size_t len, messag
     }
 }
 
+/* A tcp:// entry's name learned (or looked up) for the flow's destination. */
+typedef struct {
+    const ei_policy *policy;
+    uint16_t port;
+    ei_match match;
+} tcp_search;
+
+static bool tcp_name_matches(void *ctx, const char *name, size_t len)
+{
+    tcp_search *t = ctx;
+    t->match = ei_policy_match_tcp_name(t->policy, name, len, t->port);
+    return t->match.rule == NULL;
+}
+
+/* Does a tcp:// entry allow the flow's destination? EI_BIND_UNKNOWN (with the name to
+ * look up in *unknown) when an entry's name for this port is not known yet. */
+static ei_bind tcp_check(ei_pipeline *p, const ei_flow_facts *facts, const ei_policy *policy,
+                         uint64_t now_ns, ei_match *match, const char **unknown)
+{
+    *unknown = NULL;
+    if (p->dns == NULL || !ei_policy_has_tcp_entries(policy))
+        return EI_BIND_NO;
+    const char *names[MAX_TCP_NAMES_PER_PORT];
+    size_t n = ei_policy_tcp_names(policy, facts->dport, names, MAX_TCP_NAMES_PER_PORT);
+    for (size_t i = 0; i < n; i++) {
+        ei_bind b = ei_dns_cache_check(p->dns, &facts->src, names[i], &facts->dst, now_ns);
+        if (b == EI_BIND_YES) {
+            *match = ei_policy_match_tcp_name(policy, names[i], strlen(names[i]), facts->dport);
+            return EI_BIND_YES;
+        }
+        if (b == EI_BIND_UNKNOWN && *unknown == NULL)
+            *unknown = names[i];
+    }
+    tcp_search t = { policy, facts->dport, { NULL, 0 } };
+    ei_dns_cache_names_for(p->dns, &facts->src, &facts->dst, now_ns, tcp_name_matches, &t);
+    if (t.match.rule != NULL) {
+        *match = t.match;
+        return EI_BIND_YES;
+    }
+    return *unknown != NULL ? EI_BIND_UNKNOWN : EI_BIND_NO;
+}
+
+/* Holds the flow until a lookup of name ends. Returns false when too many flows wait. */
+static bool start_wait(ei_pipeline *p, ei_flow *f, uint64_t now_ns, bool have_message,
+                       const message *m, const char *host, const char *name)
+{
+    if (p->nwaits == p->cfg.max_dns_waits) {
+        p->count.dns_wait_limit++;
+        return false;
+    }
+    dns_wait *w = &p->waits[(p->wait_head + p->nwaits++) % p->cfg.max_dns_waits];
+    memset(w, 0, offsetof(dns_wait, host));
+    w->key = f->key;
+    w->base_seq = f->base_seq;
+    w->deadline_ns = now_ns + p->cfg.dns_timeout_ns;
+    w->have_message = have_message;
+    if (m != NULL) {
+        w->l7 = m->l7;
+        w->port = m->port;
+        w->ech = m->ech;
+        w->tls_version = m->tls_version;
+        w->alpn_len = (uint8_t)(m->alpn.len < sizeof w->alpn ? m->alpn.len : sizeof w->alpn);
+        if (w->alpn_len > 0)
+            memcpy(w->alpn, m->alpn.ptr, w->alpn_len);
+    }
+    snprintf(w->host, sizeof w->host, "%s", host != NULL ? host : "");
+    snprintf(w->name, sizeof w->name, "%s", name);
+    f->flags |= EI_FLOW_F_WAIT_DNS;
+    p->count.dns_waiting++;
+    p->count.dns_lookups++;
+    p->on_lookup(p->ctx, name);
+    return true;
+}
+
 /* Decides flow f, from its message m (NULL when it has none) or from `forced`, the
  * reason its message cannot be trusted. Emits the event, releases held packets, and
- * returns the action for the packet at hand. PASS when nothing can be decided yet. */
+ * returns the action for the packet at hand. PASS when nothing can be decided yet; HOLD
+ * when the flow now waits for a lookup. `unknown` is the reason to deny a name that is
+ * allowed but bound to no known address: EI_REASON_NONE lets the flow wait for a lookup
+ * instead, when lookups can be made. */
 static ei_action decide(ei_pipeline *p, ei_flow *f, uint64_t now_ns, bool have_message,
-                        const message *m, ei_reason forced)
+                        const message *m, ei_reason forced, ei_reason unknown)
 {
     ei_flow_event ev;
     memset(&ev, 0, sizeof ev);
@@ -264,12 +378,47 @@ static ei_action decide(ei_pipeline *p, ei_flow *f, uint64_t now_ns, bool have_m
     }
 
     ei_decision d = ei_decide(&facts, p->policy);
+    bool may_wait = unknown == EI_REASON_NONE && p->on_lookup != NULL;
+    if (d.verdict != EI_VERDICT_ALLOW && facts.problem == EI_REASON_NONE &&
+        (!have_message || !(f->flags & EI_FLOW_F_SYN))) {
+        /* At SYN time (or at the first sight of a flow whose SYN we missed). */
+        const char *lookup;
+        ei_match match;
+        ei_bind b = tcp_check(p, &facts, d.policy, now_ns, &match, &lookup);
+        if (b == EI_BIND_YES) {
+            d.verdict = EI_VERDICT_ALLOW;
+            d.reason = EI_REASON_ALLOWED_TCP_NAME;
+            d.match = match;
+        } else if (b == EI_BIND_UNKNOWN && may_wait && !have_message &&
+                   start_wait(p, f, now_ns, false, NULL, NULL, lookup)) {
+            return EI_ACTION_HOLD;
+        }
+    }
+    if (d.verdict == EI_VERDICT_ALLOW && d.reason == EI_REASON_ALLOWED_NAME && p->cfg.dest_check) {
+        ei_bind b = p->dns != NULL
+                        ? ei_dns_cache_check(p->dns, &facts.src, facts.host, &facts.dst, now_ns)
+                        : EI_BIND_UNKNOWN;
+        p->count.dest_checks[b]++;
+        if (b == EI_BIND_UNKNOWN && may_wait) {
+            if (start_wait(p, f, now_ns, true, m, facts.host, facts.host))
+                return EI_ACTION_HOLD;
+            d.verdict = EI_VERDICT_DENY;
+            d.reason = EI_REASON_HELD_LIMIT;
+        } else if (b == EI_BIND_UNKNOWN) {
+            d.verdict = EI_VERDICT_DENY;
+            d.reason = unknown != EI_REASON_NONE ? unknown : EI_REASON_DNS_UNRESOLVED;
+        } else if (b == EI_BIND_NO) {
+            d.verdict = EI_VERDICT_DENY;
+            d.reason = facts.l7 == EI_L7_TLS ? EI_REASON_SNI_IP_MISMATCH : EI_REASON_HOST_IP_MISMATCH;
+        }
+    }
     if (d.verdict == EI_VERDICT_PENDING)
         return EI_ACTION_PASS;
 
     ei_action action = d.verdict == EI_VERDICT_ALLOW || p->mode == EI_MODE_MONITOR
                            ? EI_ACTION_ALLOW : EI_ACTION_DENY;
     f->flags |= EI_FLOW_F_DECIDED;
+    f->flags &= (uint8_t)~EI_FLOW_F_WAIT_DNS;
     f->verdict = (uint8_t)action;
     f->reason = (uint8_t)d.reason;
     p->count.decisions[d.reason]++;
@@ -294,6 +443,8 @@ static ei_action decide(ei_pipeline *p, ei_flow *f, uint64_t now_ns, bool have_m
     return action;
 }
 
+static void expire_waits(ei_pipeline *p, uint64_t now_ns, ei_reason why);
+
 /* Decides an undecided flow for a reason outside its message (the flow ended, was
  * evicted, the daemon stops), naming what kind of message had begun. */
 static ei_action decide_unread(ei_pipeline *p, ei_flow *f, uint64_t now_ns, ei_reason why)
@@ -306,7 +457,7 @@ static ei_action decide_unread(ei_pipeline *p, ei_flow *f, uint64_t now_ns, ei_r
         else if (ei_http_sniff(f->reasm->buf, f->reasm->contig))
             m.l7 = EI_L7_HTTP;
     }
-    return decide(p, f, now_ns, true, &m, why);
+    return decide(p, f, now_ns, true, &m, why, why);
 }
 
 /* Deletes a flow, deciding it first if it had begun a message or holds packets. */
@@ -324,6 +475,7 @@ void ei_pipeline_expire(ei_pipeline *p, uint64_t now_ns)
     static const ei_reason why[2] = { EI_REASON_INCOMPLETE, EI_REASON_NONE };
     const uint64_t timeout[2] = { p->cfg.undecided_timeout_ns, p->cfg.decided_timeout_ns };
     int budget = EXPIRE_BATCH;
+    expire_waits(p, now_ns, EI_REASON_DNS_TIMEOUT);
     for (int list = 0; list < 2; list++) {
         ei_flow *f;
         while (budget-- > 0 && (f = ei_flow_oldest(&p->table, list)) != NULL &&
@@ -336,6 +488,7 @@ void ei_pipeline_expire(ei_pipeline *p, uint64_t now_ns)
 
 void ei_pipeline_flush(ei_pipeline *p, uint64_t now_ns, ei_reason reason)
 {
+    expire_waits(p, now_ns, reason);
     ei_flow_table *t = &p->table;
     for (uint32_t i = t->head[0]; i != EI_FLOW_NONE; i = t->flows[i].next) {
         ei_flow *f = &t->flows[i];
@@ -352,6 +505,7 @@ void ei_pipeline_free(ei_pipeline *p, uint64_t now_ns)
     for (uint32_t i = 0; i < p->table.capacity; i++)
         ei_reasm_free(p->table.flows[i].reasm);
     ei_flow_table_destroy(&p->table);
+    free(p->waits);
     free(p->scratch);
     free(p);
 }
@@ -430,14 +584,14 @@ static ei_action take_client_data(ei_pipeline *p, ei_flow *f, const ei_packet *p
         /* The common case: the whole message in the first segment, read in place. */
         read_message(p, data, len, &m);
         if (m.status != EI_PARSE_NEED_MORE)
-            return decide(p, f, now_ns, true, &m, EI_REASON_NONE);
+            return decide(p, f, now_ns, true, &m, EI_REASON_NONE, EI_REASON_NONE);
         *in_preamble = m.in_preamble;
     }
     if (f->reasm == NULL) {
         f->reasm = ei_reasm_new(p->cfg.max_held_packets);
         if (f->reasm == NULL) {
             p->count.out_of_memory++;
-            return decide(p, f, now_ns, true, NULL, EI_REASON_REASSEMBLY_LIMIT);
+            return decide(p, f, now_ns, true, NULL, EI_REASON_REASSEMBLY_LIMIT, EI_REASON_REASSEMBLY_LIMIT);
         }
         p->count.reassembling++;
         p->count.buffered_bytes += ei_reasm_footprint(f->reasm);
@@ -460,11 +614,132 @@ static ei_action take_client_data(ei_pipeline *p, ei_flow *f, const ei_packet *p
         return EI_ACTION_PASS;
     read_message(p, r->buf, r->contig, &m);
     if (m.status != EI_PARSE_NEED_MORE)
-        return decide(p, f, now_ns, true, &m, EI_REASON_NONE);
+        return decide(p, f, now_ns, true, &m, EI_REASON_NONE, EI_REASON_NONE);
     *in_preamble = m.in_preamble;
     if (r->contig >= p->cfg.reassembly_bytes)
-        return decide(p, f, now_ns, true, &m, EI_REASON_REASSEMBLY_LIMIT);
+        return decide(p, f, now_ns, true, &m, EI_REASON_REASSEMBLY_LIMIT, EI_REASON_REASSEMBLY_LIMIT);
     return EI_ACTION_PASS;
+}
+
+/* Keeps the packet until the flow's verdict, or decides the flow when it may hold no
+ * more. Returns the packet's action. */
+static ei_action hold(ei_pipeline *p, ei_flow *f, uint64_t packet_id, uint64_t now_ns)
+{
+    if (f->reasm == NULL) {
+        f->reasm = ei_reasm_new(p->cfg.max_held_packets);
+        if (f->reasm == NULL) {
+            p->count.out_of_memory++;
+            ei_action action = decide(p, f, now_ns, true, NULL, EI_REASON_REASSEMBLY_LIMIT,
+                                      EI_REASON_REASSEMBLY_LIMIT);
+            ei_flow_touch(&p->table, f, now_ns);
+            return action;
+        }
+        p->count.reassembling++;
+        p->count.buffered_bytes += ei_reasm_footprint(f->reasm);
+    }
+    ei_reasm *r = f->reasm;
+    if (r->nheld == r->held_cap) {
+        ei_action action = decide_unread(p, f, now_ns, EI_REASON_HELD_LIMIT);
+        ei_flow_touch(&p->table, f, now_ns);
+        return action;
+    }
+    if (r->nheld == 0 && r->held_since_ns == 0)
+        r->held_since_ns = now_ns;
+    r->held[r->nheld++] = packet_id;
+    p->count.held++;
+    return EI_ACTION_HOLD;
+}
+
+/* Decides the flow that waited, now that its lookup ended (or never will: `unknown` is
+ * the reason to deny a name still bound to nothing). */
+static void finish_wait(ei_pipeline *p, dns_wait *w, uint64_t now_ns, ei_reason unknown)
+{
+    w->done = true;
+    p->count.dns_waiting--;
+    ei_flow *f = ei_flow_find(&p->table, &w->key);
+    if (f == NULL || !(f->flags & EI_FLOW_F_WAIT_DNS) || f->base_seq != w->base_seq)
+        return; /* decided meanwhile (evicted, held limit, a new connection on the tuple) */
+    f->flags &= (uint8_t)~EI_FLOW_F_WAIT_DNS;
+    message m;
+    memset(&m, 0, sizeof m);
+    m.status = EI_PARSE_OK;
+    m.l7 = w->l7;
+    m.port = w->port;
+    m.ech = w->ech;
+    m.tls_version = w->tls_version;
+    m.alpn.ptr = w->alpn;
+    m.alpn.len = w->alpn_len;
+    m.host.ptr = (const uint8_t *)w->host;
+    m.host.len = strlen(w->host);
+    if (m.host.len == 0)
+        m.host.ptr = NULL;
+    ei_action action = decide(p, f, now_ns, w->have_message, w->have_message ? &m : NULL,
+                              EI_REASON_NONE, unknown);
+    if (action == EI_ACTION_PASS) {
+        /* A SYN whose tcp:// name turned out not to match: it goes on, undecided. */
+        release_held(p, f->reasm, EI_ACTION_PASS);
+        drop_reasm(p, f);
+    }
+    ei_flow_touch(&p->table, f, now_ns);
+}
+
+void ei_pipeline_dns_done(ei_pipeline *p, const char *name, uint64_t now_ns)
+{
+    /* Still bound to nothing after the lookup: it failed (or its answer was evicted
+     * already, which only a cache far too small for the node could do). */
+    for (uint32_t i = 0; i < p->nwaits; i++) {
+        dns_wait *w = &p->waits[(p->wait_head + i) % p->cfg.max_dns_waits];
+        if (!w->done && strcmp(w->name, name) == 0)
+            finish_wait(p, w, now_ns, EI_REASON_DNS_FAILED);
+    }
+    ei_pipeline_expire(p, now_ns);
+}
+
+/* Pops finished waits, and decides those past their deadline. */
+static void expire_waits(ei_pipeline *p, uint64_t now_ns, ei_reason why)
+{
+    while (p->nwaits > 0) {
+        dns_wait *w = &p->waits[p->wait_head];
+        if (!w->done && why == EI_REASON_DNS_TIMEOUT && now_ns < w->deadline_ns)
+            break;
+        if (!w->done)
+            finish_wait(p, w, now_ns, why);
+        p->wait_head = (p->wait_head + 1) % p->cfg.max_dns_waits;
+        p->nwaits--;
+    }
+}
+
+/* Learns from a DNS answer on its way to a workload (its destination). Never changes the
+ * packet's fate: a malformed answer is passed on, counted, and teaches nothing. */
+static void snoop_dns(ei_pipeline *p, const ei_packet *pkt, uint64_t now_ns)
+{
+    ei_view msg = pkt->payload;
+    if (pkt->l4 == IPPROTO_TCP) {
+        /* RFC 7766: a 2-byte length, then the message. Only answers whole in one segment
+         * are read: the workload's resolver falls back to nothing we miss, since a name
+         * we never learned is looked up by the inspector itself. */
+        if (msg.len < 2 || (size_t)(msg.ptr[0] << 8 | msg.ptr[1]) > msg.len - 2) {
+            p->count.dns_tcp_split++;
+            return;
+        }
+        msg.len = (size_t)(msg.ptr[0] << 8 | msg.ptr[1]);
+        msg.ptr += 2;
+    }
+    ei_dns_answer a;
+    if (ei_dns_parse_response(msg.ptr, msg.len, &a) != EI_PARSE_OK) {
+        p->count.dns_malformed[a.problem]++;
+        return;
+    }
+    p->count.dns_answers++;
+    /* Only address questions teach: an answer to another type (TXT, HTTPS, ...) without
+     * addresses says nothing about the name's addresses. NXDOMAIN says it has none. */
+    bool address_question = a.qtype == 1 || a.qtype == 28;
+    if (p->dns == NULL || a.chain_len == 0 || !address_question || (a.rcode != 0 && a.rcode != 3))
+        return;
+    for (uint8_t i = 0; i < a.chain_len; i++) {
+        ei_dns_cache_learn(p->dns, &pkt->dst, a.chain[i], a.addrs, a.naddrs, a.ttl, now_ns);
+        p->count.dns_names_learned++;
+    }
 }
 
 static ei_action judge_tcp(ei_pipeline *p, const ei_packet *pkt, uint64_t now_ns,
@@ -501,15 +776,24 @@ static ei_action judge_tcp(ei_pipeline *p, const ei_packet *pkt, uint64_t now_ns
     bool from_client = sender_is_a == client_is_a(f);
     if (!from_client)
         return EI_ACTION_PASS; /* the server's packets do not decide anything */
+    if (f->flags & EI_FLOW_F_WAIT_DNS) {
+        /* The message (or the SYN) is read; only the lookup is missing. Nothing that
+         * could open the connection or carry bytes passes before the verdict. */
+        if (pkt->payload.len == 0 && !(pkt->tcp_flags & EI_TCP_SYN))
+            return EI_ACTION_PASS;
+        return hold(p, f, packet_id, now_ns);
+    }
 
     ei_action action = EI_ACTION_PASS;
     bool in_preamble = false;
     if (created && (f->flags & EI_FLOW_F_SYN))
-        action = decide(p, f, now_ns, false, NULL, EI_REASON_NONE); /* address entries */
+        action = decide(p, f, now_ns, false, NULL, EI_REASON_NONE, EI_REASON_NONE); /* address entries */
     if (action == EI_ACTION_PASS && f->packets < UINT8_MAX)
         f->packets++;
     if (action == EI_ACTION_PASS && pkt->payload.len > 0)
         action = take_client_data(p, f, pkt, now_ns, &in_preamble);
+    if (action == EI_ACTION_HOLD)
+        return hold(p, f, packet_id, now_ns); /* the flow now waits for a lookup */
     if (action == EI_ACTION_PASS) {
         if (f->packets > p->cfg.max_packets_before_name)
             action = decide_unread(p, f, now_ns, EI_REASON_NO_NAME_WITHIN_LIMIT);
@@ -525,19 +809,9 @@ static ei_action judge_tcp(ei_pipeline *p, const ei_packet *pkt, uint64_t now_ns
      * buffer means every byte lay before the stream's start: nothing new to hide.
      * Preamble commands must reach the server, which answers before the client goes on:
      * their grammar is exact and their length bounded.) */
-    ei_reasm *r = f->reasm;
-    if (r == NULL)
+    if (f->reasm == NULL)
         return EI_ACTION_PASS;
-    if (r->nheld == r->held_cap) {
-        action = decide_unread(p, f, now_ns, EI_REASON_HELD_LIMIT);
-        ei_flow_touch(&p->table, f, now_ns);
-        return action;
-    }
-    if (r->nheld == 0 && r->held_since_ns == 0)
-        r->held_since_ns = now_ns;
-    r->held[r->nheld++] = packet_id;
-    p->count.held++;
-    return EI_ACTION_HOLD;
+    return hold(p, f, packet_id, now_ns);
 }
 
 ei_action ei_pipeline_packet(ei_pipeline *p, int linktype, const uint8_t *data, size_t len,
@@ -553,10 +827,16 @@ ei_action ei_pipeline_packet(ei_pipeline *p, int linktype, const uint8_t *data, 
         /* Not IP, or not TCP/UDP: not ours to judge. Unreadable IP or TCP, or a
          * fragment whose ports cannot be trusted: dropped, never guessed at. */
         action = err == EI_PKT_NOT_IP || err == EI_PKT_OTHER_L4 ? EI_ACTION_PASS : EI_ACTION_DROP;
-    } else if (pkt.l4 == IPPROTO_TCP) {
-        action = judge_tcp(p, &pkt, now_ns, packet_id);
     } else {
-        action = EI_ACTION_PASS;
+        /* In a capture both directions are there: answers from port 53 are the
+         * workloads' DNS. Live, only the answer queue's packets are, since a workload
+         * could send anything from port 53 itself. */
+        if (pkt.sport == DNS_PORT && pkt.payload.len > 0 && (p->cfg.dns_answers || !p->cfg.oriented))
+            snoop_dns(p, &pkt, now_ns);
+        if (pkt.l4 == IPPROTO_TCP && !p->cfg.dns_answers)
+            action = judge_tcp(p, &pkt, now_ns, packet_id);
+        else
+            action = EI_ACTION_PASS;
     }
     if (action != EI_ACTION_HOLD)
         p->count.actions[action]++;

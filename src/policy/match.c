@@ -240,6 +240,32 @@ bool ei_policy_add_name(ei_policy *policy, bool wildcard, const char *name, size
     return ps != NULL && ports_add(ps, port, rule);
 }
 
+bool ei_policy_add_tcp_name(ei_policy *policy, bool wildcard, const char *name, size_t len,
+                            uint16_t port, uint32_t rule)
+{
+    ei_slot *s = map_put(wildcard ? &policy->tcp_wildcard : &policy->tcp_exact,
+                         (const uint8_t *)name, len);
+    ei_ports *ps = s != NULL ? policy_ports(policy, s) : NULL;
+    if (ps == NULL || !ports_add(ps, port, rule))
+        return false;
+    if (wildcard)
+        return true;
+    if (policy->ntcp_names == policy->captcp_names) {
+        uint32_t cap = policy->captcp_names ? policy->captcp_names * 2 : 8;
+        ei_tcp_name *names = realloc(policy->tcp_names, cap * sizeof *names);
+        if (names == NULL)
+            return false;
+        policy->tcp_names = names;
+        policy->captcp_names = cap;
+    }
+    char *copy = strndup(name, len);
+    if (copy == NULL)
+        return false;
+    policy->tcp_names[policy->ntcp_names].name = copy;
+    policy->tcp_names[policy->ntcp_names++].port = port;
+    return true;
+}
+
 bool ei_policy_add_prefix(ei_policy *policy, const ei_addr *addr, unsigned bits, uint16_t port,
                           uint32_t rule)
 {
@@ -278,6 +304,11 @@ void ei_policy_set_free(ei_policy_set *set)
         map_free(&p->wildcard);
         map_free(&p->cidr[0].map);
         map_free(&p->cidr[1].map);
+        map_free(&p->tcp_exact);
+        map_free(&p->tcp_wildcard);
+        for (uint32_t j = 0; j < p->ntcp_names; j++)
+            free(p->tcp_names[j].name);
+        free(p->tcp_names);
         for (uint32_t j = 0; j < p->nports; j++)
             free(p->ports[j].items);
         free(p->ports);
@@ -331,13 +362,14 @@ static ei_match match_of(const ei_policy *policy, uint32_t rule)
 
 /* Entries add up: an exact entry on other ports hides no wildcard, and a closer wildcard
  * on other ports hides no farther one. Precedence only chooses which entry is reported. */
-ei_match ei_policy_match_name(const ei_policy *policy, const char *name, size_t len,
+static ei_match match_name_in(const ei_policy *policy, const ei_map *exact,
+                              const ei_map *wildcard, const char *name, size_t len,
                               uint16_t port)
 {
     const uint8_t *n = (const uint8_t *)name;
-    const ei_slot *s = map_find(&policy->exact, n, len, hash_key(n, len));
+    const ei_slot *s = map_find(exact, n, len, hash_key(n, len));
     uint32_t rule = s != NULL ? ports_find(&policy->ports[s->value], port, false) : EI_NO_RULE;
-    if (rule != EI_NO_RULE || policy->wildcard.count == 0)
+    if (rule != EI_NO_RULE || wildcard->count == 0)
         return match_of(policy, rule);
     /* From the right, label by label: at each dot, h is the hash of the suffix after it.
      * The name itself is never looked up, since a wildcard excludes its apex; a later
@@ -345,7 +377,7 @@ ei_match ei_policy_match_name(const ei_policy *policy, const char *name, size_t 
     uint32_t h = FNV_BASIS;
     for (size_t i = len; i-- > 0;) {
         if (n[i] == '.') {
-            s = map_find(&policy->wildcard, n + i + 1, len - i - 1, h);
+            s = map_find(wildcard, n + i + 1, len - i - 1, h);
             uint32_t r = s != NULL ? ports_find(&policy->ports[s->value], port, false) : EI_NO_RULE;
             if (r != EI_NO_RULE)
                 rule = r;
@@ -353,6 +385,39 @@ ei_match ei_policy_match_name(const ei_policy *policy, const char *name, size_t 
         h = hash_step(h, n[i]);
     }
     return match_of(policy, rule);
+}
+
+ei_match ei_policy_match_name(const ei_policy *policy, const char *name, size_t len,
+                              uint16_t port)
+{
+    return match_name_in(policy, &policy->exact, &policy->wildcard, name, len, port);
+}
+
+ei_match ei_policy_match_tcp_name(const ei_policy *policy, const char *name, size_t len,
+                                  uint16_t port)
+{
+    return match_name_in(policy, &policy->tcp_exact, &policy->tcp_wildcard, name, len, port);
+}
+
+bool ei_policy_has_tcp_entries(const ei_policy *policy)
+{
+    return policy->tcp_exact.count + policy->tcp_wildcard.count > 0;
+}
+
+size_t ei_policy_tcp_names(const ei_policy *policy, uint16_t port, const char **out, size_t max)
+{
+    size_t n = 0;
+    for (uint32_t i = 0; i < policy->ntcp_names && n < max; i++)
+        if (policy->tcp_names[i].port == port)
+            out[n++] = policy->tcp_names[i].name;
+    return n;
+}
+
+void ei_policy_set_each_tcp_name(const ei_policy_set *set, ei_tcp_name_fn fn, void *ctx)
+{
+    for (size_t p = 0; p < set->npolicies; p++)
+        for (uint32_t i = 0; i < set->policies[p].ntcp_names; i++)
+            fn(ctx, set->policies[p].tcp_names[i].name);
 }
 
 ei_match ei_policy_match_address(const ei_policy *policy, const ei_addr *dst, uint16_t port)

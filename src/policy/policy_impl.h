@@ -50,12 +50,22 @@ typedef struct {
     uint64_t lengths[3]; /* bit n set: some prefix of length n (0 to 128) is present */
 } ei_prefixes;
 
+typedef struct {
+    char *name;
+    uint16_t port;
+} ei_tcp_name;
+
 struct ei_policy {
     char *name;
     const ei_policy_set *set; /* whose rules the ports index */
     ei_map exact;             /* normalized name -> index into ports */
     ei_map wildcard;          /* the suffix after "*." -> index into ports */
     ei_prefixes cidr[2];      /* [0] IPv4, [1] IPv6 -> index into ports */
+    ei_map tcp_exact;         /* tcp:// entries: the same, for names bound by DNS */
+    ei_map tcp_wildcard;
+    ei_tcp_name *tcp_names;   /* the exact tcp:// entries, for lookups ahead of need */
+    uint32_t ntcp_names;
+    uint32_t captcp_names;
     ei_ports *ports;
     uint32_t nports;
     uint32_t capports;
@@ -83,6 +93,11 @@ struct ei_policy_set {
 /* Allows name (normalized, non-empty), or every name below it when wildcard, on port. */
 EI_MUST_USE bool ei_policy_add_name(ei_policy *policy, bool wildcard, const char *name,
                                     size_t len, uint16_t port, uint32_t rule);
+
+/* Allows any protocol on port to the addresses DNS gives name (normalized), or any name
+ * below it when wildcard (learned names only). port is never EI_PORT_UNSET. */
+EI_MUST_USE bool ei_policy_add_tcp_name(ei_policy *policy, bool wildcard, const char *name,
+                                        size_t len, uint16_t port, uint32_t rule);
 
 /* Allows addr/bits (host bits clear) on port. */
 EI_MUST_USE bool ei_policy_add_prefix(ei_policy *policy, const ei_addr *addr, unsigned bits,

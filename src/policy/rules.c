@@ -174,33 +174,41 @@ static uint32_t add_rule(builder *b, const char *entry)
     return (uint32_t)s->nrules++;
 }
 
-/* NAME or *.NAME; the wildcard stands for one or more whole labels, never for the apex. */
-static void add_name(builder *b, const char *entry, const char *host, size_t n, uint16_t port)
+/* NAME or *.NAME, checked and normalized; the wildcard stands for one or more whole
+ * labels, never for the apex. Reports the error and returns false when it is neither. */
+static bool name_or_error(builder *b, const char *entry, const char *host, size_t n,
+                          char norm[EI_NAME_MAX + 1], size_t *nlen, bool *wildcard)
 {
-    bool wildcard = n >= 2 && host[0] == '*' && host[1] == '.';
-    const char *name = wildcard ? host + 2 : host;
-    size_t len = wildcard ? n - 2 : n;
+    *wildcard = n >= 2 && host[0] == '*' && host[1] == '.';
+    const char *name = *wildcard ? host + 2 : host;
+    size_t len = *wildcard ? n - 2 : n;
     if (memchr(name, '*', len) != NULL) {
         error(b, "'*' only as the whole first label, as in *.example.com: '%.*s'", quote(n), host);
-        return;
+        return false;
     }
-    char norm[EI_NAME_MAX + 1];
-    size_t nlen;
-    ei_reason bad = ei_name_normalize((const uint8_t *)name, len, norm, &nlen);
-    if (bad == EI_REASON_EMPTY_NAME && wildcard) {
+    ei_reason bad = ei_name_normalize((const uint8_t *)name, len, norm, nlen);
+    if (bad == EI_REASON_EMPTY_NAME && *wildcard) {
         error(b, "nothing after '*.' in '%.*s'", quote(strlen(entry)), entry);
-        return;
+        return false;
     }
     if (bad == EI_REASON_EMPTY_NAME) {
         error(b, "empty name in '%.*s'", quote(strlen(entry)), entry);
-        return;
+        return false;
     }
     if (bad != EI_REASON_NONE) {
         error(b, "bad name '%.*s' (letters, digits, '-', '_'; labels of 1-63 bytes, 253 in all)",
               quote(n), host);
-        return;
+        return false;
     }
-    if (b->current == NO_POLICY)
+    return true;
+}
+
+static void add_name(builder *b, const char *entry, const char *host, size_t n, uint16_t port)
+{
+    char norm[EI_NAME_MAX + 1];
+    size_t nlen;
+    bool wildcard;
+    if (!name_or_error(b, entry, host, n, norm, &nlen, &wildcard) || b->current == NO_POLICY)
         return;
     uint32_t rule = add_rule(b, entry);
     if (rule == EI_NO_RULE)
@@ -269,6 +277,43 @@ static void add_url(builder *b, const char *entry, const char *rest, uint16_t po
     add_name(b, entry, rest, hlen, port);
 }
 
+/* "tcp://NAME:PORT", or with a wildcard name ("*.NAME"): any protocol on PORT to the
+ * addresses the name resolves to. The port is required: without one the entry would
+ * open every port. */
+static void add_tcp(builder *b, const char *entry, const char *rest)
+{
+    size_t n = strlen(rest);
+    const char *colon = memchr(rest, ':', n);
+    if (colon == NULL || strchr(colon + 1, ':') != NULL || memchr(rest, '/', n) != NULL ||
+        rest[0] == '[') {
+        error(b, "bad entry '%.*s' (expected tcp://name:port or tcp://*.name:port)",
+              quote(strlen(entry)), entry);
+        return;
+    }
+    size_t hlen = (size_t)(colon - rest);
+    uint16_t port;
+    if (!port_or_error(b, colon + 1, n - hlen - 1, &port))
+        return;
+    if (is_ipv4_literal(rest, hlen)) {
+        error(b, "address in '%.*s': write an address entry (%.*s:%u)", quote(strlen(entry)),
+              entry, quote(hlen), rest, port);
+        return;
+    }
+    char norm[EI_NAME_MAX + 1];
+    size_t nlen;
+    bool wildcard;
+    if (!name_or_error(b, entry, rest, hlen, norm, &nlen, &wildcard) || b->current == NO_POLICY)
+        return;
+    uint32_t rule = add_rule(b, entry);
+    if (rule == EI_NO_RULE)
+        return;
+    if (!ei_policy_add_tcp_name(&b->set->policies[b->current], wildcard, norm, nlen, port, rule)) {
+        out_of_memory(b);
+        return;
+    }
+    b->set->entries++;
+}
+
 static void add_entry(builder *b, const char *entry)
 {
     if (b->entries >= MAX_ENTRIES) {
@@ -284,8 +329,10 @@ static void add_entry(builder *b, const char *entry)
             add_url(b, entry, scheme_end + 3, 443);
         else if (slen == 4 && strncasecmp(entry, "http", 4) == 0)
             add_url(b, entry, scheme_end + 3, 80);
+        else if (slen == 3 && strncasecmp(entry, "tcp", 3) == 0)
+            add_tcp(b, entry, scheme_end + 3);
         else
-            error(b, "unsupported scheme '%.*s://' (https or http)", quote(slen), entry);
+            error(b, "unsupported scheme '%.*s://' (https, http or tcp)", quote(slen), entry);
         return;
     }
     uint16_t port = EI_PORT_UNSET;

@@ -139,6 +139,25 @@ ipv4_options            IPv4 options (3 NOPs + record route): allowed allow, den
 vlan                    802.1Q tag; 802.1ad + 802.1Q (QinQ)          allow (x2)
 sll                     Linux cooked capture (linktype 113), IPv4 and IPv6  allow (x2)
 raw_ip                  raw IP (linktype 101), IPv4 and IPv6         allow (x2)
+
+dns/: destination binding, replayed with --dest-check strict (the "# options:" line); DNS
+answers come from 10.96.0.10:53 (or fd00:10:96::a) to the client in the same capture
+----
+bound                   answer allowed.example A 203.0.113.10, hello to it   allow
+sni_mismatch            answer A 203.0.113.99, hello to .10             deny sni_ip_mismatch
+host_mismatch           the same with an HTTP request                   deny host_ip_mismatch
+cname_chain             allowed.example CNAME edge.cdn.test CNAME pop7.cdn.test A .10  allow
+aaaa                    api.allowed.example AAAA 2001:db8::10, hello over IPv6  allow
+unresolved              no answer at all (replay never looks up)        deny dns_unresolved
+ttl_expiry              A .99 (TTL 30), 60 s later A .10: .10 allow, .99 sni_ip_mismatch
+other_workload          the answer went to 10.244.0.11, the hello comes from .10  dns_unresolved
+nxdomain                NXDOMAIN for allowed.example                    deny sni_ip_mismatch
+malformed               an answer whose record name points at itself: teaches nothing
+                                                                        deny dns_unresolved
+tcp_answer              the answer over TCP, with its 2-byte length     allow
+tcp_rule                tcp://db.allowed.example:5432: bytes to its address allow
+                        allowed_tcp_name; to another address: deny (no name)
+tcp_rule_wildcard       tcp://*.cache.allowed.example:6379, learned r1.cache...  allow
 """
 import argparse
 import hashlib
@@ -147,12 +166,13 @@ import struct
 import subprocess
 import sys
 
-from scapy.all import (IP, TCP, CookedLinux, Dot1AD, Dot1Q, Ether, IPOption_NOP, IPOption_RR,
-                       IPv6, IPv6ExtHdrDestOpt, IPv6ExtHdrHopByHop, IPv6ExtHdrRouting, PadN,
-                       Raw, conf)
+from scapy.all import (DNS, DNSQR, DNSRR, IP, TCP, UDP, CookedLinux, Dot1AD, Dot1Q, Ether,
+                       IPOption_NOP, IPOption_RR, IPv6, IPv6ExtHdrDestOpt, IPv6ExtHdrHopByHop,
+                       IPv6ExtHdrRouting, PadN, Raw, conf)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-OWNED_DIRS = ("crafted", "evasion")
+OWNED_DIRS = ("crafted", "evasion", "dns")
+DNS4, DNS6 = "10.96.0.10", "fd00:10:96::a"
 CLIENT4, SERVER4 = "10.244.0.10", "203.0.113.10"
 CLIENT6, SERVER6 = "fd00:10:244::10", "2001:db8::10"
 CLIENT_MAC, SERVER_MAC = "02:00:00:00:00:01", "02:00:00:00:00:02"
@@ -332,9 +352,33 @@ def empty(flags="A", rel=None, window=64240, payload=b""):
 class Capture:
     """One pcap and its expectations."""
 
-    def __init__(self, path, why, oracle=True, link="ether"):
+    def __init__(self, path, why, oracle=True, link="ether", options=None):
         self.path, self.why, self.oracle, self.link = path, why, oracle, link
+        self.options = options  # replay arguments check_pcaps.py adds for this capture
         self.packets, self.expect, self.notes, self.us = [], [], [], START_US
+
+    def wait(self, seconds):
+        self.us += seconds * 10**6
+
+    def dns(self, qname, records, *, v6=False, qtype="A", rcode=0, tcp=False, raw=None, client=None):
+        """A DNS answer from the cluster resolver to the client: records are (name, type,
+        ttl, rdata) tuples; raw replaces the whole message (malformed answers)."""
+        c = client or (CLIENT6 if v6 else CLIENT4)
+        if raw is None:
+            an = None
+            for name, rtype, ttl, rdata in records:
+                rr = DNSRR(rrname=name, type=rtype, ttl=ttl, rdata=rdata)
+                an = rr if an is None else an / rr
+            msg = bytes(DNS(id=0x1234, qr=1, rd=1, ra=1, rcode=rcode,
+                            qd=DNSQR(qname=qname, qtype=qtype), an=an))
+        else:
+            msg = raw
+        ip = IPv6(src=DNS6, dst=c, hlim=64) if v6 else IP(src=DNS4, dst=c, ttl=64, id=0)
+        if tcp:
+            seg = TCP(sport=53, dport=53000, flags="PA", seq=1, ack=1, window=502)
+            self.frame(ip / seg / Raw(struct.pack(">H", len(msg)) + msg), False)
+        else:
+            self.frame(ip / UDP(sport=53, dport=53000) / Raw(msg), False)
 
     def frame(self, ip, from_client):
         self.us += 1000
@@ -424,10 +468,12 @@ class Capture:
             f.write(struct.pack("<IHHiIII", 0xa1b2c3d4, 2, 4, 0, 0, 262144, self.linktype()))
             for us, frame in self.packets:
                 f.write(struct.pack("<IIII", us // 10**6, us % 10**6, len(frame), len(frame)) + frame)
-        if not self.expect and not self.path.startswith(("crafted/", "evasion/")):
+        if not self.expect and not self.path.startswith(("crafted/", "evasion/", "dns/")):
             return path  # the bundled example has no expectations; an empty one means "no decision"
         with open(path.rsplit(".", 1)[0] + ".expect", "w") as f:
             f.write(f"# why: {self.why}\n")
+            if self.options:
+                f.write(f"# options: {self.options}\n")
             if not self.oracle:
                 f.write("# oracle: skip\n")
             f.writelines(f"# {n}\n" for n in self.notes)
@@ -774,11 +820,16 @@ def evasion():
 # ---- example.pcap (tests/pcaps/example.pcap, replayed by example.sh) --------------------
 
 def example():
-    """The capture example.sh replays against rules/example.rules. Written only with --example:
-    the committed file came from an earlier version of this script (same flows and names,
-    other bytes), and nothing checks its bytes."""
+    """The capture example.sh replays against rules/example.rules. Written only with --example.
+    The workloads' DNS answers come first, as on a node: replay binds each allowed name to
+    the addresses its answer gave, so the last flow (an allowed name sent elsewhere) is denied."""
     cap = Capture("example.pcap", "the bundled example")
     ci, default, payments = "10.244.1.10", "10.244.0.10", "10.244.7.10"
+    cap.dns("github.com", [("github.com", "A", 60, "140.82.112.3")], client=ci)
+    cap.dns("raw.githubusercontent.com", [("raw.githubusercontent.com", "CNAME", 300, "github.map.fastly.net"),
+                                          ("github.map.fastly.net", "A", 30, "185.199.108.133")], client=ci)
+    cap.dns("api.stripe.com", [("api.stripe.com", "A", 60, "54.187.174.169")], client=payments)
+    cap.dns("api.github.com", [("api.github.com", "A", 60, "140.82.112.5")], client=default)
     pq = records(client_hello(names=(b"raw.githubusercontent.com",), pq=True))
     flows = [
         (ci, "140.82.112.3", 443, whole(tls(b"github.com"))),
@@ -790,6 +841,7 @@ def example():
         (default, "198.51.100.8", 443, whole(records(client_hello(names=(b"api.github.com", b"evil.example"))))),
         (payments, "54.187.174.169", 443, whole(tls(b"api.stripe.com"))),
         (payments, "140.82.112.5", 443, whole(tls(b"api.github.com"))),
+        (payments, "198.51.100.66", 443, whole(tls(b"api.stripe.com"))),
     ]
     global CLIENT4, SERVER4
     saved = CLIENT4, SERVER4
@@ -800,6 +852,86 @@ def example():
     finally:
         CLIENT4, SERVER4 = saved
     return cap
+
+
+def dns_binding():
+    """Destination binding: the capture's own DNS answers say where each name may go."""
+    global SERVER4
+    caps = []
+    strict = "--dest-check strict"
+
+    def cap(name, why, oracle=True):
+        c = Capture(f"dns/{name}.pcap", why, oracle, options=strict)
+        caps.append(c)
+        return c
+
+    ALLOW_ = ("tls", "allowed.example", "allow", "allowed_name")
+    c = cap("bound", "the name's answer holds the server's address: allowed")
+    c.dns("allowed.example", [("allowed.example", "A", 300, SERVER4)])
+    c.conn(40000, whole(tls()), ALLOW_)
+    c = cap("sni_mismatch", "an allowed SNI sent to an address its answer does not hold (SNI spoofing)")
+    c.dns("allowed.example", [("allowed.example", "A", 300, "203.0.113.99")])
+    c.conn(40000, whole(tls()), ("tls", "allowed.example", "deny", "sni_ip_mismatch"))
+    c = cap("host_mismatch", "an allowed HTTP Host sent to an address its answer does not hold")
+    c.dns("allowed.example", [("allowed.example", "A", 300, "203.0.113.99")])
+    c.conn(40000, whole(http_get(b"allowed.example")), ("http", "allowed.example", "deny", "host_ip_mismatch"),
+           dport=80)
+    c = cap("cname_chain", "the answer reaches the address through two CNAMEs")
+    c.dns("allowed.example", [("allowed.example", "CNAME", 300, "edge.cdn.test"),
+                              ("edge.cdn.test", "CNAME", 60, "pop7.cdn.test"),
+                              ("pop7.cdn.test", "A", 20, SERVER4)])
+    c.conn(40000, whole(tls()), ALLOW_)
+    c = cap("aaaa", "an AAAA answer binds the name for an IPv6 connection")
+    c.dns("api.allowed.example", [("api.allowed.example", "AAAA", 300, SERVER6)], v6=True, qtype="AAAA")
+    c.conn(40000, whole(tls(b"api.allowed.example")), ("tls", "api.allowed.example", "allow", "allowed_name"),
+           v6=True)
+    c = cap("unresolved", "no answer in the capture, and replay never looks up: denied")
+    c.conn(40000, whole(tls()), ("tls", "allowed.example", "deny", "dns_unresolved"))
+    c = cap("ttl_expiry", "an address whose TTL ran out (60 s later) no longer binds; a new answer does")
+    c.dns("allowed.example", [("allowed.example", "A", 30, "203.0.113.99")])
+    c.wait(60)
+    c.dns("allowed.example", [("allowed.example", "A", 300, SERVER4)])
+    c.conn(40000, whole(tls()), ALLOW_)
+    saved, SERVER4 = SERVER4, "203.0.113.99"
+    try:
+        c.conn(40001, whole(tls()), ("tls", "allowed.example", "deny", "sni_ip_mismatch"))
+    finally:
+        SERVER4 = saved
+    c = cap("other_workload", "an answer to another workload binds nothing for this one")
+    c.dns("allowed.example", [("allowed.example", "A", 300, SERVER4)], client="10.244.0.11")
+    c.conn(40000, whole(tls()), ("tls", "allowed.example", "deny", "dns_unresolved"))
+    c = cap("nxdomain", "NXDOMAIN: the name has no address, so no address is its own")
+    c.dns("allowed.example", [], rcode=3)
+    c.conn(40000, whole(tls()), ("tls", "allowed.example", "deny", "sni_ip_mismatch"))
+    c = cap("malformed", "a compression pointer loop: the answer teaches nothing")
+    loop = bytes.fromhex("1234 8180 0001 0001 0000 0000") + b"\x07allowed\x07example\x00\x00\x01\x00\x01" + \
+        bytes.fromhex("c02a 0001 0001 0000012c 0004") + bytes(map(int, SERVER4.split(".")))
+    c.dns("allowed.example", [], raw=loop)
+    c.conn(40000, whole(tls()), ("tls", "allowed.example", "deny", "dns_unresolved"))
+    c = cap("tcp_answer", "an answer over TCP (length-prefixed) binds the same way")
+    c.dns("allowed.example", [("allowed.example", "A", 300, SERVER4)], tcp=True)
+    c.conn(40000, whole(tls()), ALLOW_)
+    c = cap("tcp_rule", "tcp://db.allowed.example:5432 allows any protocol to the name's address, at SYN "
+            "time; the same bytes to another address are not allowed by it", oracle=False)
+    c.dns("db.allowed.example", [("db.allowed.example", "A", 300, "203.0.113.20")])
+    saved, SERVER4 = SERVER4, "203.0.113.20"
+    try:
+        c.conn(40000, whole(b"\x00\x00\x00\x08\x04\xd2\x16\x2f"), ("none", "-", "allow", "allowed_tcp_name"),
+               dport=5432)
+        SERVER4 = "203.0.113.21"
+        c.conn(40001, whole(b"\x00\x00\x00\x08\x04\xd2\x16\x2f"), ("none", "-", "deny", "*"),
+               dport=5432)
+    finally:
+        SERVER4 = saved
+    c = cap("tcp_rule_wildcard", "tcp://*.cache.allowed.example:6379 matches a learned name below it",
+            oracle=False)
+    c.dns("r1.cache.allowed.example", [("r1.cache.allowed.example", "A", 300, "203.0.113.30")])
+    saved, SERVER4 = SERVER4, "203.0.113.30"
+    try:
+        c.conn(40000, whole(b"PING\r\n"), ("none", "-", "allow", "allowed_tcp_name"), dport=6379)
+    finally:
+        SERVER4 = saved
+    return caps
 
 
 # ---- tshark check ---------------------------------------------------------------------
@@ -867,7 +999,7 @@ def main():
     ap.add_argument("--example", action="store_true", help="also rewrite tests/pcaps/example.pcap")
     a = ap.parse_args()
     conf.verb = 0
-    caps = crafted() + evasion()
+    caps = crafted() + evasion() + dns_binding()
     written = set()
     for cap in caps:
         stem = os.path.basename(cap.path)[:-5]

@@ -1,0 +1,214 @@
+/* DNS responses (RFC 1035 section 4, RFC 3596 for AAAA).
+ *
+ *   header   ID(16) QR(1) OPCODE(4) AA TC RD RA Z(3) RCODE(4)
+ *            QDCOUNT(16) ANCOUNT(16) NSCOUNT(16) ARCOUNT(16)
+ *   question QNAME QTYPE(16) QCLASS(16)
+ *   answer   NAME TYPE(16) CLASS(16) TTL(32) RDLENGTH(16) RDATA
+ *   name     a sequence of labels (length byte 1-63, then the bytes) ending with a zero
+ *            byte or with a pointer (two bytes, 11 then a 14-bit offset into the message)
+ *
+ * Only the question and the answer section are read: the authority and additional
+ * sections name nothing the workload asked for. A pointer must point strictly before the
+ * previous one, so every name ends (a loop cannot) and no more than 255 bytes of labels
+ * are accepted, as RFC 1035 allows. */
+#include "egress_inspector/dns.h"
+
+#include <string.h>
+
+#include "parse/cursor.h"
+
+enum {
+    TYPE_A = 1,
+    TYPE_CNAME = 5,
+    TYPE_AAAA = 28,
+    CLASS_IN = 1,
+    NAME_WIRE_MAX = 255,
+    MAX_POINTERS = 64,
+};
+
+const char *ei_dns_problem_name(ei_dns_problem problem)
+{
+    static const char *const names[EI_DNS_PROBLEM_COUNT] = {
+        [EI_DNS_OK] = "ok",
+        [EI_DNS_NOT_RESPONSE] = "not_response",
+        [EI_DNS_TRUNCATED] = "truncated",
+        [EI_DNS_BAD_QUESTION] = "bad_question",
+        [EI_DNS_BAD_NAME] = "bad_name",
+        [EI_DNS_BAD_RDATA] = "bad_rdata",
+        [EI_DNS_CHAIN_TOO_LONG] = "chain_too_long",
+    };
+    return (unsigned)problem < EI_DNS_PROBLEM_COUNT ? names[problem] : "unknown";
+}
+
+/* One answer record, as far as the chain needs it. */
+typedef struct {
+    char owner[EI_NAME_MAX + 1]; /* "" when the owner is outside the hostname grammar */
+    uint16_t type;
+    uint32_t ttl;
+    size_t rdata; /* offset into the message */
+    uint16_t rdlen;
+} record;
+
+/* Reads the name at msg[pos]. *end receives the offset just past the bytes the name takes
+ * where it stands (its pointer, if any, included). out receives the normalized name, or
+ * "" when the name is well formed on the wire but not a hostname (the root, a label with
+ * a '.' or a space in it, ...): such a name can match nothing we allow. */
+static ei_dns_problem read_name(const uint8_t *msg, size_t len, size_t pos, size_t *end,
+                                char out[EI_NAME_MAX + 1])
+{
+    char text[NAME_WIRE_MAX + 1];
+    size_t tlen = 0, wire = 0, limit = pos;
+    bool jumped = false, usable = true;
+    out[0] = '\0';
+    for (unsigned pointers = 0;;) {
+        if (pos >= len)
+            return EI_DNS_TRUNCATED;
+        ei_cursor c = ei_cursor_make(msg + pos, len - pos);
+        uint8_t b = ei_cursor_u8(&c);
+        if (b == 0) {
+            if (!jumped)
+                *end = pos + 1;
+            break;
+        }
+        if ((b & 0xc0) == 0xc0) {
+            size_t target = (size_t)(b & 0x3f) << 8 | ei_cursor_u8(&c);
+            if (!ei_cursor_ok(&c))
+                return EI_DNS_TRUNCATED;
+            if (!jumped)
+                *end = pos + 2;
+            jumped = true;
+            if (target >= limit || ++pointers > MAX_POINTERS)
+                return EI_DNS_BAD_NAME;
+            limit = pos = target;
+            continue;
+        }
+        if (b & 0xc0)
+            return EI_DNS_BAD_NAME; /* extended label types (RFC 6891) are not names */
+        ei_view label = ei_cursor_bytes(&c, b);
+        if (!ei_cursor_ok(&c))
+            return EI_DNS_TRUNCATED;
+        wire += 1u + b;
+        if (wire + 1 > NAME_WIRE_MAX)
+            return EI_DNS_BAD_NAME;
+        if (memchr(label.ptr, '.', label.len) != NULL)
+            usable = false; /* "a.b" as one label must not pass for two */
+        if (tlen > 0)
+            text[tlen++] = '.';
+        memcpy(text + tlen, label.ptr, label.len);
+        tlen += label.len;
+        pos += 1u + b;
+    }
+    size_t olen;
+    if (usable && ei_name_normalize((const uint8_t *)text, tlen, out, &olen) != EI_REASON_NONE)
+        out[0] = '\0';
+    if (!usable)
+        out[0] = '\0';
+    return EI_DNS_OK;
+}
+
+static uint32_t min_ttl(uint32_t a, uint32_t b)
+{
+    return a < b ? a : b;
+}
+
+static ei_parse_status malformed(ei_dns_answer *out, ei_dns_problem why)
+{
+    out->problem = why;
+    return EI_PARSE_MALFORMED;
+}
+
+ei_parse_status ei_dns_parse_response(const uint8_t *msg, size_t len, ei_dns_answer *out)
+{
+    memset(out, 0, sizeof *out);
+    ei_cursor c = ei_cursor_make(msg, len);
+    out->id = ei_cursor_u16(&c);
+    uint16_t flags = ei_cursor_u16(&c);
+    uint16_t qdcount = ei_cursor_u16(&c);
+    uint16_t ancount = ei_cursor_u16(&c);
+    ei_cursor_skip(&c, 4); /* NSCOUNT, ARCOUNT */
+    if (!ei_cursor_ok(&c))
+        return malformed(out, EI_DNS_TRUNCATED);
+    if (!(flags & 0x8000) || (flags >> 11 & 0xf) != 0)
+        return malformed(out, EI_DNS_NOT_RESPONSE); /* a query, or an opcode other than QUERY */
+    if (qdcount != 1)
+        return malformed(out, EI_DNS_BAD_QUESTION);
+    out->rcode = (uint8_t)(flags & 0xf);
+
+    size_t pos = c.off, end = 0;
+    ei_dns_problem why = read_name(msg, len, pos, &end, out->chain[0]);
+    if (why != EI_DNS_OK)
+        return malformed(out, why);
+    c.off = end;
+    out->qtype = ei_cursor_u16(&c);
+    ei_cursor_skip(&c, 2); /* QCLASS */
+    if (!ei_cursor_ok(&c))
+        return malformed(out, EI_DNS_TRUNCATED);
+
+    record recs[EI_DNS_MAX_RECORDS];
+    size_t nrecs = 0;
+    for (uint16_t i = 0; i < ancount; i++) {
+        if (nrecs == EI_DNS_MAX_RECORDS) {
+            out->records_dropped = true;
+            break;
+        }
+        record *r = &recs[nrecs];
+        why = read_name(msg, len, c.off, &end, r->owner);
+        if (why != EI_DNS_OK)
+            return malformed(out, why);
+        c.off = end;
+        r->type = ei_cursor_u16(&c);
+        uint16_t rclass = ei_cursor_u16(&c);
+        r->ttl = ei_cursor_u32(&c);
+        if (r->ttl > INT32_MAX)
+            r->ttl = 0; /* RFC 2181 section 8: a TTL with the top bit set means zero */
+        r->rdlen = ei_cursor_u16(&c);
+        r->rdata = c.off;
+        ei_cursor_skip(&c, r->rdlen);
+        if (!ei_cursor_ok(&c))
+            return malformed(out, EI_DNS_TRUNCATED);
+        if (rclass == CLASS_IN && r->owner[0] != '\0')
+            nrecs++;
+    }
+    if (out->chain[0][0] == '\0')
+        return EI_PARSE_OK; /* a question about no hostname teaches nothing */
+    out->chain_len = 1;
+
+    /* From the question's name along its CNAME records, then its addresses. */
+    uint32_t ttl = UINT32_MAX;
+    const char *cur = out->chain[0];
+    for (;;) {
+        const record *cname = NULL;
+        for (size_t i = 0; i < nrecs && cname == NULL; i++)
+            if (recs[i].type == TYPE_CNAME && strcmp(recs[i].owner, cur) == 0)
+                cname = &recs[i];
+        if (cname == NULL)
+            break;
+        if (out->chain_len > EI_DNS_MAX_CHAIN)
+            return malformed(out, EI_DNS_CHAIN_TOO_LONG);
+        char *next = out->chain[out->chain_len];
+        if (read_name(msg, len, cname->rdata, &end, next) != EI_DNS_OK ||
+            end != cname->rdata + cname->rdlen || next[0] == '\0')
+            return malformed(out, EI_DNS_BAD_RDATA);
+        out->chain_len++;
+        ttl = min_ttl(ttl, cname->ttl);
+        cur = next;
+    }
+    for (size_t i = 0; i < nrecs; i++) {
+        const record *r = &recs[i];
+        if ((r->type != TYPE_A && r->type != TYPE_AAAA) || strcmp(r->owner, cur) != 0)
+            continue;
+        size_t want = r->type == TYPE_A ? 4 : 16;
+        if (r->rdlen != want)
+            return malformed(out, EI_DNS_BAD_RDATA);
+        if (out->naddrs == EI_DNS_MAX_ADDRS) {
+            out->addrs_dropped = true;
+            continue;
+        }
+        ei_addr *a = &out->addrs[out->naddrs++];
+        a->family = r->type == TYPE_A ? 4 : 6;
+        memcpy(a->bytes, msg + r->rdata, want);
+        ttl = min_ttl(ttl, r->ttl);
+    }
+    out->ttl = ttl == UINT32_MAX ? 0 : ttl;
+    return EI_PARSE_OK;
+}
