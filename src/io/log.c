@@ -53,6 +53,8 @@ void ei_log_format_event(ei_jsonw *w, const ei_flow_event *ev)
                       ev->alpn.len, false);
         ei_jsonw_bool(w, "ech", ev->ech);
     }
+    if (ev->held_ns > 0) /* what the decision cost the flow: reassembly, a lookup */
+        ei_jsonw_uint(w, "held_us", ev->held_ns / 1000);
     if (ev->midstream)
         ei_jsonw_bool(w, "midstream", true);
     ei_jsonw_end(w);

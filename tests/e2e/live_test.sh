@@ -51,13 +51,21 @@ allow api.stripe.example
 RULES
 }
 write_rules
+# The names these tests use, bound to the test servers (the DNS binding itself is tested
+# with a real DNS server in dns_test.sh). No lookup leaves the node: the resolver is down.
+HOSTS=$WORK/hosts
+cat > "$HOSTS" <<HOSTS
+203.0.113.10 allowed.example api.allowed.example denied.example api.stripe.example new.example cm.example
+2001:db8::10 allowed.example a.b.allowed.example denied.example api.stripe.example
+HOSTS
 
 NODE_RULES=(--in-iface veth-pod+ --hook forward --ports 80,443,22 --queue 0)
 in_node "$BIN" iptables --apply "${NODE_RULES[@]}"
 DAEMON_LOG=$WORK/daemon.log
 start_daemon() { # start_daemon [extra args]
     # ip netns exec execs the daemon, so $! is the daemon itself and signals reach it
-    ip netns exec "$NS_NODE" "$BIN" run --rules "$RULES" --queue 0 --metrics 127.0.0.1:9153 "$@" \
+    ip netns exec "$NS_NODE" "$BIN" run --rules "$RULES" --queue 0 --metrics 127.0.0.1:9153 \
+        --hosts "$HOSTS" --resolver 127.0.0.1:9 "$@" \
         >>"$DAEMON_LOG" 2>>"$WORK/daemon.err" &
     DAEMON=$!
     EI_PIDS+=($DAEMON)
@@ -247,7 +255,7 @@ decision_for_port() {
 }
 live_vs_replay() {
     local f=$1 port=$2 want got
-    want=$("$BIN" replay --rules "$WORK/rules" --pcap "$PCAP/$f.pcap" | /usr/bin/python3 -c \
+    want=$("$BIN" replay --rules "$WORK/rules" --hosts "$HOSTS" --pcap "$PCAP/$f.pcap" | /usr/bin/python3 -c \
         'import json,sys; [print(d["verdict"], d["reason"], d["host"]) for d in map(json.loads, sys.stdin)]')
     got=$(decision_for_port "$port")
     echo "    replay: $want | live: $got"
