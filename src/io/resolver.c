@@ -302,10 +302,11 @@ ei_resolver *ei_resolver_start(const char *server, uint32_t timeout_ms, ei_dns_c
     ev.data.fd = r->wakefd;
     epoll_ctl(r->epfd, EPOLL_CTL_ADD, r->wakefd, &ev);
 
-    /* Two tries of half the bound each: a lookup ends (answered or not) within it. */
+    /* Two tries; c-ares doubles the second one's timeout: a lookup ends (answered or
+     * not) within the bound. */
     struct ares_options o;
     memset(&o, 0, sizeof o);
-    o.timeout = (int)(timeout_ms / 2 > 50 ? timeout_ms / 2 : 50);
+    o.timeout = (int)(timeout_ms / 3 > 50 ? timeout_ms / 3 : 50);
     o.tries = 2;
     char dns_only[] = "b"; /* the node's /etc/hosts is not the workloads' */
     o.lookups = dns_only;

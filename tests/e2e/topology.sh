@@ -14,8 +14,9 @@ topology_cleanup() {
         ip netns pids "$ns" 2>/dev/null | xargs -r kill 2>/dev/null || true
     done
     for pid in "${EI_PIDS[@]:-}"; do [ -n "$pid" ] && kill "$pid" 2>/dev/null || true; done
-    wait 2>/dev/null || true
+    # names first: a process that lingers must not keep them around
     for ns in "$NS_POD" "$NS_POD2" "$NS_NODE" "$NS_NET"; do ip netns del "$ns" 2>/dev/null || true; done
+    wait 2>/dev/null || true
 }
 trap topology_cleanup EXIT
 trap 'exit 130' INT TERM

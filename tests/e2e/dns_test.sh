@@ -1,0 +1,221 @@
+#!/usr/bin/env bash
+# End-to-end DNS binding. dnsmasq runs in the "internet" namespace (203.0.113.53) and is
+# the pod's resolver and the inspector's (--resolver). The node rules queue the answers to
+# the pod (answer queue 1), so the daemon learns what the pod was told before the pod
+# hears it; names it never saw answered, it looks up itself while the flow waits.
+# Needs root. Traffic stays inside the namespaces this script creates; they, and the
+# pod's resolv.conf under /etc/netns, are removed on exit, also on failure.
+# Usage: dns_test.sh path/to/egress-inspector     Ends with 'N passed, N failed'.
+set -euo pipefail
+BIN=$(readlink -f "$1")
+HERE=$(cd "$(dirname "$0")" && pwd)
+WORK=$(mktemp -d)
+EI_TAG=eidns$$
+source "$HERE/topology.sh"
+cleanup() {
+    local rc=$?
+    if [ "${FAILED:-0}" != 0 ] || [ "$rc" != 0 ]; then
+        cp "$WORK/daemon.log" "${EI_E2E_KEEP:-/tmp}/ei-dns-daemon.log" 2>/dev/null || true
+        cp "$WORK/daemon.err" "${EI_E2E_KEEP:-/tmp}/ei-dns-daemon.err" 2>/dev/null || true
+        cp "$WORK/cap.pcap" "${EI_E2E_KEEP:-/tmp}/ei-dns-cap.pcap" 2>/dev/null || true
+        echo "daemon log kept in ${EI_E2E_KEEP:-/tmp}/ei-dns-daemon.log"
+    fi
+    [ -n "${DNS_PID:-}" ] && kill -CONT "$DNS_PID" 2>/dev/null
+    topology_cleanup
+    rm -rf "/etc/netns/$NS_POD" "$WORK"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+PASSED=0 FAILED=0
+check() { # check NAME COMMAND... : the command must succeed
+    local name=$1; shift
+    if "$@"; then PASSED=$((PASSED + 1)); echo "ok   $name"
+    else FAILED=$((FAILED + 1)); echo "FAIL $name"; fi
+}
+not() { ! "$@"; }
+now_ms() { echo $(($(date +%s%N) / 1000000)); }
+
+topology_up
+ip -n "$NS_NET" addr add 203.0.113.53/24 dev eth0
+mkdir -p "/etc/netns/$NS_POD"
+printf 'nameserver 203.0.113.53\noptions timeout:2 attempts:1\n' > "/etc/netns/$NS_POD/resolv.conf"
+
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=allowed.example \
+    -addext "subjectAltName=DNS:allowed.example,DNS:*.allowed.example" \
+    -keyout "$WORK/key.pem" -out "$WORK/cert.pem" 2>/dev/null
+in_net /usr/bin/python3 "$HERE/servers.py" "$WORK/cert.pem" "$WORK/key.pem" &
+EI_PIDS+=($!)
+
+# start_dns TTL_ADDRESS: (re)starts dnsmasq; ttl.allowed.example has a 1 s TTL
+start_dns() {
+    if [ -n "${DNS_PID:-}" ]; then kill "$DNS_PID"; wait "$DNS_PID" 2>/dev/null || true; fi
+    # ip netns exec execs dnsmasq: $! is dnsmasq itself, for kill -STOP below
+    ip netns exec "$NS_NET" dnsmasq --keep-in-foreground --conf-file=/dev/null --no-resolv --no-hosts \
+        --listen-address=203.0.113.53 --bind-interfaces --port=53 --user=root --pid-file= \
+        --log-queries --log-facility="$WORK/dnsmasq.log" \
+        --host-record=allowed.example,203.0.113.10,300 \
+        --host-record=cap.allowed.example,203.0.113.10,300 \
+        --host-record=own.allowed.example,203.0.113.10,300 \
+        --host-record=stopped.allowed.example,203.0.113.10,300 \
+        --host-record=edge.cdn.test,203.0.113.10,300 \
+        --cname=www.allowed.example,edge.cdn.test \
+        --host-record=v6.allowed.example,2001:db8::10,300 \
+        --host-record=db.allowed.example,203.0.113.20,300 \
+        --host-record=ttl.allowed.example,"$1",1 &
+    DNS_PID=$!
+    EI_PIDS+=($DNS_PID)
+    for _ in $(seq 50); do
+        in_node /usr/bin/python3 "$HERE/dnsq.py" 203.0.113.53 allowed.example >/dev/null 2>&1 && return 0
+        sleep 0.1
+    done
+    echo "dnsmasq did not start"; return 1
+}
+start_dns 203.0.113.10
+
+cat > "$WORK/rules" <<RULES
+allow allowed.example
+allow *.allowed.example
+allow tcp://db.allowed.example:22
+RULES
+in_node "$BIN" iptables --apply --in-iface veth-pod+ --hook forward --ports 80,443,22 --queue 0
+DAEMON_LOG=$WORK/daemon.log
+ip netns exec "$NS_NODE" "$BIN" run --rules "$WORK/rules" --queue 0 --metrics 127.0.0.1:9155 \
+    --resolver 203.0.113.53 --dns-min-ttl 1 >>"$DAEMON_LOG" 2>>"$WORK/daemon.err" &
+DAEMON=$!
+EI_PIDS+=($DAEMON)
+for _ in $(seq 50); do grep -q '"event":"start"' "$DAEMON_LOG" 2>/dev/null && break; sleep 0.1; done
+
+metric() { # metric NAME: its value now (0 when absent)
+    in_node curl -s http://127.0.0.1:9155/metrics | awk -v m="$1" '$1 == m { print $2; found=1 } END { if (!found) print 0 }'
+}
+fetch() { # fetch URL [curl args]: prints curl's exit code; the body goes to $WORK/body
+    local url=$1 rc=0; shift
+    in_pod curl -sk --max-time 5 "$url" -o "$WORK/body" "$@" 2>/dev/null || rc=$?
+    echo "$rc"
+}
+fetched() { [ "$(fetch "$@")" = 0 ] && grep -q hello "$WORK/body"; }
+refused_fast() { # the connection fails within 1 s (a reset)
+    local t0 rc t1; t0=$(now_ms); rc=$(fetch "$@"); t1=$(now_ms)
+    echo "    (curl exit $rc after $((t1 - t0)) ms)"
+    [ "$rc" != 0 ] && [ $((t1 - t0)) -lt 1000 ]
+}
+decided() { # decided HOST DST REASON: the daemon logged that decision
+    sleep 0.2
+    grep '"event":"decision"' "$DAEMON_LOG" | grep "\"dst\":\"$2\"" | grep "\"host\":\"$1\"" | grep -q "\"reason\":\"$3\""
+}
+own_lookups() { echo $(( $(metric egress_inspector_dns_lookups_total) - $(metric egress_inspector_dns_refreshes_total) )); }
+
+echo "== names the pod resolved itself"
+check "the pod resolves allowed.example and fetches it" fetched https://allowed.example/
+check "decided allowed_name at the answer's address" decided allowed.example 203.0.113.10 allowed_name
+check "the daemon learned the pod's answer (answer queue)" test "$(metric egress_inspector_dns_answers_total)" -ge 1
+check "no lookup of its own was needed" test "$(own_lookups)" = 0
+check "the allowed SNI sent to another server's address is reset" \
+    refused_fast https://allowed.example/ --resolve allowed.example:443:203.0.113.20
+check "decided sni_ip_mismatch" decided allowed.example 203.0.113.20 sni_ip_mismatch
+check "an HTTP Host sent to another server's address is reset" \
+    refused_fast http://203.0.113.20/ -H "Host: allowed.example"
+check "decided host_ip_mismatch" decided allowed.example 203.0.113.20 host_ip_mismatch
+check "HTTP to the name's own address is allowed" fetched http://allowed.example/
+check "a CNAME chain (www.allowed.example -> edge.cdn.test) binds its address" fetched https://www.allowed.example/
+check "decided allowed_name for the alias" decided www.allowed.example 203.0.113.10 allowed_name
+check "an AAAA answer binds the name over IPv6" fetched https://v6.allowed.example/ -6
+check "decided allowed_name at the IPv6 address" decided v6.allowed.example 2001:db8::10 allowed_name
+
+echo "== TTL expiry, then a new address"
+check "ttl.allowed.example at its first address" fetched https://ttl.allowed.example/
+start_dns 203.0.113.20
+sleep 2.5
+check "after the TTL, the pod resolves the new address and fetches it" fetched https://ttl.allowed.example/
+check "decided allowed_name at the new address" decided ttl.allowed.example 203.0.113.20 allowed_name
+check "the expired address no longer binds the name" \
+    refused_fast https://ttl.allowed.example/ --resolve ttl.allowed.example:443:203.0.113.10
+check "decided sni_ip_mismatch at the old address" decided ttl.allowed.example 203.0.113.10 sni_ip_mismatch
+
+echo "== names the pod never resolved: the daemon looks them up, the flow waits"
+check "a name the pod did not resolve is looked up and allowed" \
+    fetched https://own.allowed.example/ --resolve own.allowed.example:443:203.0.113.10
+check "decided allowed_name after a lookup of its own" decided own.allowed.example 203.0.113.10 allowed_name
+check "the lookup is counted" test "$(own_lookups)" -ge 1
+miss_us=$(grep '"host":"own.allowed.example"' "$DAEMON_LOG" | grep -o '"held_us":[0-9]*' | tail -1 | cut -d: -f2)
+hit_line=$(grep '"host":"allowed.example"' "$DAEMON_LOG" | grep '"reason":"allowed_name"' | head -1)
+hit_us=$(echo "$hit_line" | grep -o '"held_us":[0-9]*' | cut -d: -f2 || true)
+echo "    measured: a flow held for a lookup (cache miss) waited ${miss_us:-?} us; on a hit ${hit_us:-0} us (not held)"
+check "a cache hit holds nothing" test -z "$hit_us"
+
+echo "== the resolver stops answering"
+kill -STOP "$DNS_PID"
+t0=$(now_ms)
+( fetch https://stopped.allowed.example/ --resolve stopped.allowed.example:443:203.0.113.10 > "$WORK/stopped.rc" ) &
+BG=$!
+sleep 0.3
+t1=$(now_ms)
+check "meanwhile a name already bound is fetched at once" fetched https://allowed.example/ --resolve allowed.example:443:203.0.113.10
+t2=$(now_ms)
+echo "    (the bound name took $((t2 - t1)) ms while the other waited)"
+check "... in under 1 s" test $((t2 - t1)) -lt 1000
+wait "$BG" || true
+t3=$(now_ms)
+echo "    (the waiting flow ended after $((t3 - t0)) ms, curl exit $(cat "$WORK/stopped.rc"))"
+check "the waiting flow is refused" test "$(cat "$WORK/stopped.rc")" != 0
+check "decided dns_timeout" decided stopped.allowed.example 203.0.113.10 dns_timeout
+check "within the 2 s bound (and not long after)" test $((t3 - t0)) -ge 1900 -a $((t3 - t0)) -lt 4000
+sleep 2 # the resolver's own tries end too (they are not answered late)
+kill -CONT "$DNS_PID"
+sleep 0.5
+check "the failed lookup is counted" test "$(metric egress_inspector_dns_lookup_failures_total)" -ge 1
+
+echo "== tcp:// entries: any protocol to the name's addresses, at SYN time"
+echo_ok() { # echo_ok IP: the echo server on IP:22 answers through the node
+    in_pod /usr/bin/python3 -c "
+import socket, sys
+s = socket.create_connection(('$1', 22), 3); s.settimeout(3); s.recv(64); s.sendall(b'hi')
+sys.exit(0 if s.recv(64) == b'echo hi' else 1)" 2>/dev/null
+}
+check "tcp://db.allowed.example:22 reaches db's address" echo_ok 203.0.113.20
+check "decided allowed_tcp_name" bash -c "sleep 0.2; grep '\"dst\":\"203.0.113.20\"' '$DAEMON_LOG' | grep -q '\"reason\":\"allowed_tcp_name\"'"
+check "the same port at another address is not allowed by it" not echo_ok 203.0.113.10
+
+echo "== a malformed answer passes, teaches nothing, and is counted"
+in_pod /usr/bin/python3 -c "
+import socket; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(('0.0.0.0', 53999)); s.settimeout(3)
+open('$WORK/junk.got', 'wb').write(s.recv(512))" &
+RX=$!
+sleep 0.3
+in_net /usr/bin/python3 -c "
+import socket; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(('203.0.113.20', 53))
+s.sendto(bytes.fromhex('12348180000100010000000003657669047465737400'), ('10.244.0.10', 53999))"
+wait "$RX" || true
+check "the malformed answer reached the pod" test -s "$WORK/junk.got"
+check "it is counted as malformed (truncated)" \
+    test "$(metric 'egress_inspector_dns_answers_malformed_total{kind="truncated"}')" -ge 1
+
+echo "== a capture of the pod's DNS answer and its connection replays the same way"
+ip netns exec "$NS_NODE" timeout 10 tcpdump -i veth-pod --immediate-mode -U -w "$WORK/cap.pcap" 'port 53 or port 443' 2>/dev/null &
+TD=$!
+sleep 1
+check "the pod resolves and fetches cap.allowed.example" fetched https://cap.allowed.example/
+sleep 1
+kill "$TD" 2>/dev/null; wait "$TD" 2>/dev/null || true
+replay_decides() { # (grep reads to the end: with pipefail, -q would fail the replay on SIGPIPE)
+    "$BIN" replay --rules "$WORK/rules" --pcap "$WORK/cap.pcap" | grep '"host":"cap.allowed.example"' |
+        grep "\"reason\":\"$1\"" >/dev/null
+}
+check "replayed with the answer: allowed_name" replay_decides allowed_name
+check "replayed with the answers filtered out: dns_unresolved" bash -c "
+    tcpdump -r '$WORK/cap.pcap' -w '$WORK/noans.pcap' 'not port 53' 2>/dev/null &&
+    '$BIN' replay --rules '$WORK/rules' --pcap '$WORK/noans.pcap' | grep '\"host\":\"cap.allowed.example\"' | grep -q dns_unresolved"
+
+echo "== metrics"
+check "the lookup latency histogram counts the lookups" \
+    test "$(metric egress_inspector_dns_lookup_seconds_count)" -ge 2
+check "dest checks: matches and mismatches counted" bash -c \
+    "[ $(metric 'egress_inspector_dest_checks_total{result="match"}') -ge 5 ] && [ $(metric 'egress_inspector_dest_checks_total{result="mismatch"}') -ge 3 ]"
+
+kill -TERM "$DAEMON"; wait "$DAEMON" 2>/dev/null || true
+check "every queued packet got its verdict" bash -c \
+    "grep '\"event\":\"shutdown\"' '$DAEMON_LOG' | /usr/bin/python3 -c 'import json,sys; d=json.loads(sys.stdin.read()); sys.exit(0 if d[\"queued\"] == d[\"verdicts\"] else 1)'"
+in_node "$BIN" iptables --remove
+echo "$PASSED passed, $FAILED failed"
+[ "$FAILED" = 0 ]
