@@ -312,6 +312,24 @@ static void test_cache_bounds(void)
     ei_dns_cache_free(c);
 }
 
+/* Found by fuzz_dns: a full entry (16 addresses, long TTL) then an answer of 16 other
+ * addresses with a short TTL; the answer's addresses used to replace one another. */
+static void test_cache_new_answer_keeps_all_its_addresses(void)
+{
+    ei_dns_cache *c = cache_with(10, 10, 1, 3600);
+    ei_addr w = v4(POD1), old[EI_DNS_CACHE_ADDRS], fresh[EI_DNS_CACHE_ADDRS];
+    for (int i = 0; i < EI_DNS_CACHE_ADDRS; i++) {
+        const uint8_t a[4] = { 198, 51, 100, (uint8_t)i }, b[4] = { 203, 0, 113, (uint8_t)i };
+        old[i] = v4(a);
+        fresh[i] = v4(b);
+    }
+    ei_dns_cache_learn(c, &w, "cdn.example", old, EI_DNS_CACHE_ADDRS, 3600, 1000 * S);
+    ei_dns_cache_learn(c, &w, "cdn.example", fresh, EI_DNS_CACHE_ADDRS, 5, 1001 * S);
+    for (int i = 0; i < EI_DNS_CACHE_ADDRS; i++)
+        CU_ASSERT_EQUAL(ei_dns_cache_check(c, &w, "cdn.example", &fresh[i], 1001 * S), EI_BIND_YES);
+    ei_dns_cache_free(c);
+}
+
 /* ---- the pipeline ---- */
 
 static const char rules[] =
@@ -606,6 +624,7 @@ int main(void)
     static const ei_unit_case cache[] = {
         EI_CASE(test_cache_binds_per_workload_and_expires),
         EI_CASE(test_cache_bounds),
+        EI_CASE(test_cache_new_answer_keeps_all_its_addresses),
     };
     static const ei_unit_case pipeline[] = {
         EI_CASE(test_capture_answers_bind),

@@ -13,6 +13,7 @@
 typedef struct {
     ei_addr addr;
     uint64_t expires_ns;
+    uint64_t learned_ns;
 } bound;
 
 typedef struct {
@@ -294,21 +295,25 @@ static bool expire(ei_dns_cache *c, uint32_t i, uint64_t now_ns)
     return true;
 }
 
-static void add_bound(entry *x, const ei_addr *a, uint64_t expires_ns)
+/* A full entry gives up the address learned longest ago: an answer's own addresses (at
+ * most EI_DNS_CACHE_ADDRS, learned at the same time) never push each other out. */
+static void add_bound(entry *x, const ei_addr *a, uint64_t expires_ns, uint64_t now_ns)
 {
     uint8_t oldest = 0;
     for (uint8_t k = 0; k < x->naddrs; k++) {
         if (same_addr(&x->addrs[k].addr, a)) {
             if (x->addrs[k].expires_ns < expires_ns)
                 x->addrs[k].expires_ns = expires_ns;
+            x->addrs[k].learned_ns = now_ns;
             return;
         }
-        if (x->addrs[k].expires_ns < x->addrs[oldest].expires_ns)
+        if (x->addrs[k].learned_ns < x->addrs[oldest].learned_ns)
             oldest = k;
     }
     uint8_t k = x->naddrs < EI_DNS_CACHE_ADDRS ? x->naddrs++ : oldest;
     x->addrs[k].addr = *a;
     x->addrs[k].expires_ns = expires_ns;
+    x->addrs[k].learned_ns = now_ns;
 }
 
 void ei_dns_cache_learn(ei_dns_cache *c, const ei_addr *workload, const char *name,
@@ -343,7 +348,7 @@ void ei_dns_cache_learn(ei_dns_cache *c, const ei_addr *workload, const char *na
     if (i != NONE) {
         entry *x = &c->e[i];
         for (size_t k = 0; k < n; k++)
-            add_bound(x, &addrs[k], until);
+            add_bound(x, &addrs[k], until, now_ns);
         if (x->known_until_ns < until)
             x->known_until_ns = until;
         c->st.answers_learned++;
@@ -365,7 +370,7 @@ bool ei_dns_cache_pin(ei_dns_cache *c, const char *name, const ei_addr *addr)
         i = entry_new(c, &nobody, name, h, true);
     if (i != NONE) {
         c->e[i].known_until_ns = UINT64_MAX;
-        add_bound(&c->e[i], addr, UINT64_MAX);
+        add_bound(&c->e[i], addr, UINT64_MAX, 0);
     }
     pthread_mutex_unlock(&c->lock);
     return i != NONE;
