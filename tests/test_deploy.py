@@ -78,6 +78,9 @@ with tempfile.TemporaryDirectory() as tmp:
         check("the node rules command is one the CLI accepts", printed.returncode == 0
               and "NFQUEUE --queue-balance 0:1" in printed.stdout and "cali+" in printed.stdout,
               printed.stderr)
+        check("DNS answers to the pods go to the queue after the flow queues, bypassed when no daemon listens",
+              re.search(r"-A EGRESS-INSPECTOR-DNS -o cali\+ .*-p udp --sport 53 -j NFQUEUE --queue-num 2 --queue-bypass",
+                        printed.stdout) is not None and "--dns-queue" not in calls[1], printed.stdout[-400:])
         usage = subprocess.run([BIN, "help"], capture_output=True, text=True).stdout
         opts = re.findall(r"--[a-z-]+", calls[1])
         check("every option the daemon is started with is one `run` documents",
