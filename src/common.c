@@ -5,9 +5,64 @@
 
 const char *ei_addr_format(const ei_addr *addr, char out[EI_ADDR_STRLEN])
 {
-    int af = addr->family == 6 ? AF_INET6 : AF_INET;
-    if (inet_ntop(af, addr->bytes, out, EI_ADDR_STRLEN) == NULL)
-        out[0] = '\0';
+    if (addr->family != 6) { /* by hand: inet_ntop goes through snprintf */
+        char *o = out;
+        for (int i = 0; i < 4; i++) {
+            unsigned b = addr->bytes[i];
+            if (b >= 100)
+                *o++ = (char)('0' + b / 100);
+            if (b >= 10)
+                *o++ = (char)('0' + b / 10 % 10);
+            *o++ = (char)('0' + b % 10);
+            *o++ = i < 3 ? '.' : '\0';
+        }
+        return out;
+    }
+    /* RFC 5952: lower-case hex, no leading zeros, the longest run of two or more zero
+     * groups (the first of equals) as "::". Addresses that begin with 80 zero bits
+     * (IPv4-mapped and -compatible, which take a dotted tail) are left to inet_ntop. */
+    static const uint8_t zeros[10];
+    if (memcmp(addr->bytes, zeros, 10) == 0) {
+        if (inet_ntop(AF_INET6, addr->bytes, out, EI_ADDR_STRLEN) == NULL)
+            out[0] = '\0';
+        return out;
+    }
+    unsigned g[8];
+    int best = -1, best_len = 1;
+    for (int i = 0; i < 8; i++)
+        g[i] = (unsigned)addr->bytes[2 * i] << 8 | addr->bytes[2 * i + 1];
+    for (int i = 0; i < 8;) {
+        int j = i;
+        while (j < 8 && g[j] == 0)
+            j++;
+        if (j - i > best_len) {
+            best = i;
+            best_len = j - i;
+        }
+        i = j > i ? j : i + 1;
+    }
+    static const char hex[] = "0123456789abcdef";
+    char *o = out;
+    for (int i = 0; i < 8; i++) {
+        if (i == best) {
+            *o++ = ':';
+            if (i == 0)
+                *o++ = ':';
+            i += best_len - 1;
+            continue;
+        }
+        bool started = false;
+        for (int shift = 12; shift >= 0; shift -= 4) {
+            unsigned d = g[i] >> shift & 15;
+            if (d != 0 || started || shift == 0) {
+                *o++ = hex[d];
+                started = true;
+            }
+        }
+        if (i < 7)
+            *o++ = ':';
+    }
+    *o = '\0';
     return out;
 }
 

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "io/audit.h"
+#include "io/log.h"
 #include "unit.h"
 
 typedef struct {
@@ -52,6 +53,22 @@ static ei_flow_event deny_event(uint64_t ts, const char *host, uint8_t src_last)
     ev.enforced = true;
     ev.held_ns = 1500000;
     return ev;
+}
+
+/* The hand-made RFC 3339 times, against dates gmtime knows: epoch, leap days, centuries. */
+static void test_time_format(void)
+{
+    static const struct { uint64_t s; const char *want; } cases[] = {
+        { 0, "1970-01-01T00:00:00" }, { 951782400, "2000-02-29T00:00:00" },
+        { 1709251199, "2024-02-29T23:59:59" }, { 4102444800, "2100-01-01T00:00:00" },
+        { 1764547200, "2025-12-01T00:00:00" }, { 4107542399, "2100-02-28T23:59:59" },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char out[32];
+        ei_log_format_time(cases[i].s * 1000000000ull + 123456789, out);
+        CU_ASSERT_EQUAL(strncmp(out, cases[i].want, 19), 0);
+        CU_ASSERT_STRING_EQUAL(out + 19, ".123456Z");
+    }
 }
 
 static void test_flood_is_bounded(void)
@@ -120,7 +137,8 @@ int main(void)
 {
     if (CU_initialize_registry() != CUE_SUCCESS)
         return 2;
-    static const ei_unit_case cases[] = { EI_CASE(test_flood_is_bounded), EI_CASE(test_cloudevent_fields) };
+    static const ei_unit_case cases[] = { EI_CASE(test_time_format), EI_CASE(test_flood_is_bounded),
+                                          EI_CASE(test_cloudevent_fields) };
     EI_SUITE("audit", cases);
     int rc = ei_unit_run();
     ei_policy_set_free(policy_set);

@@ -426,7 +426,8 @@ static ei_action send_ip(rig *r, uint8_t proto, const uint8_t src[4], uint16_t s
         pkt[24] = (uint8_t)((8 + len) >> 8);
         pkt[25] = (uint8_t)(8 + len);
     }
-    memcpy(pkt + 20 + l4, data, len);
+    if (len > 0)
+        memcpy(pkt + 20 + l4, data, len);
     r->now += 1000;
     return ei_pipeline_packet(r->p, EI_LINK_RAW, pkt, n, r->now, ++r->id);
 }

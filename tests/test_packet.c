@@ -1,6 +1,8 @@
 /* Link, IP and transport headers: every link type we read, options and extension
  * headers, their bounds, and every truncation of each packet. */
+#include <arpa/inet.h>
 #include <netinet/in.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "egress_inspector/packet.h"
@@ -179,6 +181,28 @@ static void test_bad_headers(void)
     CU_ASSERT_EQUAL(ei_packet_parse(EI_LINK_RAW, l3.b, l3.n, &p), EI_PKT_BAD_IPV4);
 }
 
+/* ei_addr_format writes addresses by hand (it runs on every decision line): it must
+ * agree with inet_ntop on every address, IPv6 zero runs and dotted tails included. */
+static void test_addr_format_matches_inet_ntop(void)
+{
+    srand(7);
+    for (int n = 0; n < 100000; n++) {
+        ei_addr a;
+        memset(&a, 0, sizeof a);
+        a.family = n % 3 == 0 ? 4 : 6;
+        for (int i = 0; i < (a.family == 4 ? 4 : 16); i++)
+            a.bytes[i] = rand() % 4 == 0 ? (uint8_t)rand() : 0;
+        if (n % 11 == 0 && a.family == 6) {
+            memset(a.bytes, 0, 10);
+            a.bytes[10] = a.bytes[11] = 0xff;
+        }
+        char mine[EI_ADDR_STRLEN], libc[INET6_ADDRSTRLEN];
+        ei_addr_format(&a, mine);
+        inet_ntop(a.family == 4 ? AF_INET : AF_INET6, a.bytes, libc, sizeof libc);
+        CU_ASSERT_STRING_EQUAL(mine, libc);
+    }
+}
+
 int main(void)
 {
     if (CU_initialize_registry() != CUE_SUCCESS)
@@ -191,6 +215,7 @@ int main(void)
         EI_CASE(test_cooked_and_loopback_links),
         EI_CASE(test_ip_in_ip),
         EI_CASE(test_bad_headers),
+        EI_CASE(test_addr_format_matches_inet_ntop),
     };
     EI_SUITE("packet", cases);
     return ei_unit_run();

@@ -1,7 +1,5 @@
 #include "io/jsonw.h"
 
-#include <inttypes.h>
-#include <stdio.h>
 #include <string.h>
 
 enum { RESERVE = 3 }; /* room always kept for "}\n" and the NUL */
@@ -18,10 +16,21 @@ static void put(ei_jsonw *w, const char *s, size_t n)
 
 static void key(ei_jsonw *w, const char *k)
 {
-    put(w, w->first ? "\"" : ",\"", w->first ? 1 : 2);
+    size_t n = strlen(k);
+    if (w->overflow || n + 4 > EI_JSONW_MAX - RESERVE - w->len) {
+        w->overflow = true;
+        return;
+    }
+    char *o = w->buf + w->len;
+    if (!w->first)
+        *o++ = ',';
+    *o++ = '"';
+    memcpy(o, k, n);
+    o += n;
+    *o++ = '"';
+    *o++ = ':';
+    w->len = (size_t)(o - w->buf);
     w->first = false;
-    put(w, k, strlen(k));
-    put(w, "\":", 2);
 }
 
 void ei_jsonw_begin(ei_jsonw *w)
@@ -32,36 +41,77 @@ void ei_jsonw_begin(ei_jsonw *w)
     put(w, "{", 1);
 }
 
+/* Bytes that cannot stand for themselves inside a JSON string: '"' and '\\' take a
+ * backslash, bytes outside printable ASCII become \u00XX (code points U+0000-U+00FF,
+ * which keeps the line valid JSON whatever the wire held). Runs of other bytes are copied
+ * whole. */
+static bool needs_escape(unsigned char ch)
+{
+    return ch < 0x20 || ch >= 0x7f || ch == '"' || ch == '\\';
+}
+
 void ei_jsonw_strn(ei_jsonw *w, const char *k, const char *value, size_t len, bool lower)
 {
+    static const char hex[] = "0123456789abcdef";
     size_t mark = w->len;
     key(w, k);
     if (value == NULL) {
         put(w, "null", 4);
-    } else {
-        put(w, "\"", 1);
-        for (size_t i = 0; i < len; i++) {
-            unsigned char ch = (unsigned char)value[i];
-            char esc[8];
-            if (lower && ch >= 'A' && ch <= 'Z')
-                ch = (unsigned char)(ch + 32);
+    } else if (!w->overflow && len <= (EI_JSONW_MAX - RESERVE - 2 - w->len) / 6) {
+        /* Worst case 6 bytes out per byte in: the room is checked once for the value. */
+        char *o = w->buf + w->len;
+        *o++ = '"';
+        for (size_t i = 0; i < len;) {
+            size_t run = i;
+            while (run < len && !needs_escape((unsigned char)value[run]))
+                run++;
+            memcpy(o, value + i, run - i);
+            if (lower)
+                for (char *c = o; c < o + (run - i); c++)
+                    if (*c >= 'A' && *c <= 'Z')
+                        *c = (char)(*c + 32);
+            o += run - i;
+            if (run == len)
+                break;
+            unsigned char ch = (unsigned char)value[run];
             if (ch == '"' || ch == '\\') {
-                esc[0] = '\\';
-                esc[1] = (char)ch;
-                put(w, esc, 2);
-            } else if (ch < 0x20 || ch >= 0x7f) {
-                /* Bytes outside printable ASCII are escaped as code points U+0000-U+00FF,
-                 * which keeps the line valid JSON whatever the wire held. */
-                int n = snprintf(esc, sizeof esc, "\\u%04x", ch);
-                put(w, esc, (size_t)n);
+                *o++ = '\\';
+                *o++ = (char)ch;
             } else {
-                put(w, (const char *)&ch, 1);
+                memcpy(o, "\\u00", 4);
+                o[4] = hex[ch >> 4];
+                o[5] = hex[ch & 15];
+                o += 6;
             }
+            i = run + 1;
         }
-        put(w, "\"", 1);
+        *o++ = '"';
+        w->len = (size_t)(o - w->buf);
+    } else {
+        w->overflow = true;
     }
     if (w->overflow)
         w->len = mark;
+}
+
+void ei_jsonw_lit(ei_jsonw *w, const char *k, const char *value)
+{
+    if (value == NULL) {
+        ei_jsonw_null(w, k);
+        return;
+    }
+    size_t n = strlen(value), mark = w->len;
+    key(w, k);
+    if (w->overflow || n + 2 > EI_JSONW_MAX - RESERVE - w->len) {
+        w->overflow = true;
+        w->len = mark;
+        return;
+    }
+    char *o = w->buf + w->len;
+    *o++ = '"';
+    memcpy(o, value, n);
+    o[n] = '"';
+    w->len += n + 2;
 }
 
 void ei_jsonw_str(ei_jsonw *w, const char *k, const char *value)
@@ -72,9 +122,13 @@ void ei_jsonw_str(ei_jsonw *w, const char *k, const char *value)
 void ei_jsonw_uint(ei_jsonw *w, const char *k, uint64_t value)
 {
     char num[24];
-    int n = snprintf(num, sizeof num, "%" PRIu64, value);
+    size_t n = sizeof num;
+    do {
+        num[--n] = (char)('0' + value % 10);
+        value /= 10;
+    } while (value != 0);
     key(w, k);
-    put(w, num, (size_t)n);
+    put(w, num + n, sizeof num - n);
 }
 
 void ei_jsonw_bool(ei_jsonw *w, const char *k, bool value)

@@ -19,6 +19,9 @@ typedef struct {
 
 void ei_jsonw_begin(ei_jsonw *w);
 void ei_jsonw_str(ei_jsonw *w, const char *key, const char *value);
+/* A string known to need no escaping (our own names, formatted numbers and addresses,
+ * normalized hostnames): copied as is. NULL is written as null. */
+void ei_jsonw_lit(ei_jsonw *w, const char *key, const char *value);
 /* value may be NULL (written as null) and need not be NUL-terminated. Upper-case ASCII
  * is lowered when lower is set. */
 void ei_jsonw_strn(ei_jsonw *w, const char *key, const char *value, size_t len, bool lower);

@@ -1,15 +1,39 @@
 #include "io/log.h"
 
-#include <inttypes.h>
-#include <time.h>
+#include <string.h>
 
+static void digits(char *out, unsigned value, int n)
+{
+    while (n-- > 0) {
+        out[n] = (char)('0' + value % 10);
+        value /= 10;
+    }
+}
+
+/* Every decision line carries a time: formatted by hand (the civil date from days since
+ * the epoch, as in Howard Hinnant's date algorithms) rather than gmtime_r + strftime +
+ * snprintf, which cost more than the rest of the line. */
 void ei_log_format_time(uint64_t ts_ns, char out[32])
 {
-    time_t secs = (time_t)(ts_ns / 1000000000u);
-    struct tm tm;
-    gmtime_r(&secs, &tm);
-    size_t n = strftime(out, 32, "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(out + n, 32 - n, ".%06" PRIu64 "Z", ts_ns % 1000000000u / 1000u);
+    uint64_t secs = ts_ns / 1000000000u;
+    int64_t z = (int64_t)(secs / 86400) + 719468;
+    unsigned sod = (unsigned)(secs % 86400);
+    int64_t era = z / 146097;
+    unsigned doe = (unsigned)(z - era * 146097);
+    unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    unsigned mp = (5 * doy + 2) / 153;
+    unsigned day = doy - (153 * mp + 2) / 5 + 1;
+    unsigned month = mp < 10 ? mp + 3 : mp - 9;
+    unsigned year = (unsigned)(yoe + era * 400 + (month <= 2));
+    memcpy(out, "0000-00-00T00:00:00.000000Z", 28);
+    digits(out, year, 4);
+    digits(out + 5, month, 2);
+    digits(out + 8, day, 2);
+    digits(out + 11, sod / 3600, 2);
+    digits(out + 14, sod / 60 % 60, 2);
+    digits(out + 17, sod % 60, 2);
+    digits(out + 20, (unsigned)(ts_ns % 1000000000u / 1000u), 6);
 }
 
 static const char *tls_version_name(uint16_t v)
@@ -30,25 +54,28 @@ void ei_log_format_event(ei_jsonw *w, const ei_flow_event *ev)
     char ts[32], src[EI_ADDR_STRLEN], dst[EI_ADDR_STRLEN];
     ei_log_format_time(ev->ts_ns, ts);
     ei_jsonw_begin(w);
-    ei_jsonw_str(w, "ts", ts);
-    ei_jsonw_str(w, "event", "decision");
-    ei_jsonw_str(w, "src", ei_addr_format(&ev->src, src));
+    ei_jsonw_lit(w, "ts", ts);
+    ei_jsonw_lit(w, "event", "decision");
+    ei_jsonw_lit(w, "src", ei_addr_format(&ev->src, src));
     ei_jsonw_uint(w, "sport", ev->sport);
-    ei_jsonw_str(w, "dst", ei_addr_format(&ev->dst, dst));
+    ei_jsonw_lit(w, "dst", ei_addr_format(&ev->dst, dst));
     ei_jsonw_uint(w, "dport", ev->dport);
-    ei_jsonw_str(w, "proto", "tcp");
-    ei_jsonw_str(w, "l7", ei_l7_name(ev->l7));
-    ei_jsonw_strn(w, "host", ev->host, ev->host_len, true);
-    ei_jsonw_str(w, "verdict", ei_verdict_name(ev->decision.verdict));
-    ei_jsonw_str(w, "reason", ei_reason_name(ev->decision.reason));
-    ei_jsonw_str(w, "policy", ei_policy_name(ev->decision.policy));
+    ei_jsonw_lit(w, "proto", "tcp");
+    ei_jsonw_lit(w, "l7", ei_l7_name(ev->l7));
+    if (ev->host_valid) /* normalized: lower-case letters, digits, '-', '_', '.' */
+        ei_jsonw_lit(w, "host", ev->host);
+    else
+        ei_jsonw_strn(w, "host", ev->host, ev->host_len, true);
+    ei_jsonw_lit(w, "verdict", ei_verdict_name(ev->decision.verdict));
+    ei_jsonw_lit(w, "reason", ei_reason_name(ev->decision.reason));
+    ei_jsonw_lit(w, "policy", ei_policy_name(ev->decision.policy)); /* letters, digits, -_. */
     ei_jsonw_str(w, "rule", ev->decision.match.rule);
     if (ev->decision.match.rule != NULL)
         ei_jsonw_uint(w, "rule_line", ev->decision.match.line);
-    ei_jsonw_str(w, "mode", ei_mode_name(ev->mode));
+    ei_jsonw_lit(w, "mode", ei_mode_name(ev->mode));
     ei_jsonw_bool(w, "enforced", ev->enforced);
     if (ev->l7 == EI_L7_TLS) {
-        ei_jsonw_str(w, "tls_version", tls_version_name(ev->tls_version));
+        ei_jsonw_lit(w, "tls_version", tls_version_name(ev->tls_version));
         ei_jsonw_strn(w, "alpn", ev->alpn.len ? (const char *)ev->alpn.ptr : NULL,
                       ev->alpn.len, false);
         ei_jsonw_bool(w, "ech", ev->ech);

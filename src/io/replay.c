@@ -80,6 +80,21 @@ static int gz_close(void *cookie)
 
 static pcap_t *open_capture(const char *path, char *errbuf)
 {
+    /* A plain capture goes to libpcap directly: zlib would copy every byte once more. */
+    FILE *plain = fopen(path, "rb");
+    if (plain == NULL) {
+        snprintf(errbuf, PCAP_ERRBUF_SIZE, "%s", strerror(errno));
+        return NULL;
+    }
+    unsigned char magic[2] = { 0, 0 };
+    bool gzipped = fread(magic, 1, 2, plain) == 2 && magic[0] == 0x1f && magic[1] == 0x8b;
+    if (!gzipped && fseek(plain, 0, SEEK_SET) == 0) {
+        pcap_t *pc = pcap_fopen_offline_with_tstamp_precision(plain, PCAP_TSTAMP_PRECISION_NANO, errbuf);
+        if (pc == NULL)
+            fclose(plain);
+        return pc;
+    }
+    fclose(plain);
     gzFile gz = gzopen(path, "rb");
     if (gz == NULL) {
         snprintf(errbuf, PCAP_ERRBUF_SIZE, "%s", strerror(errno));

@@ -52,6 +52,7 @@ struct ei_pipeline {
     ei_lookup_fn on_lookup;
     dns_wait *waits;  /* a ring, oldest first: every wait has the same timeout */
     uint32_t wait_head, nwaits;
+    uint64_t expired_ns; /* when flows were last aged */
 };
 
 /* What the client's first bytes say, before the policy is asked. */
@@ -818,7 +819,11 @@ ei_action ei_pipeline_packet(ei_pipeline *p, int linktype, const uint8_t *data, 
                              uint64_t now_ns, uint64_t packet_id)
 {
     p->count.packets++;
-    ei_pipeline_expire(p, now_ns);
+    /* Ageing at most once per millisecond of packet time: timeouts are seconds long. */
+    if (now_ns - p->expired_ns >= 1000000u || now_ns < p->expired_ns) {
+        p->expired_ns = now_ns;
+        ei_pipeline_expire(p, now_ns);
+    }
     ei_packet pkt;
     ei_packet_error err = ei_packet_parse(linktype, data, len, &pkt);
     ei_action action;

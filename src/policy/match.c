@@ -221,10 +221,24 @@ static ei_slot *prefixes_put(ei_prefixes *px, const ei_addr *a, unsigned bits)
     return s;
 }
 
+/* The longest prefix length in use that is at most `from`, or -1: longest-prefix
+ * lookups probe only the lengths some entry has, not all 33 or 129. */
+static int length_at_most(const ei_prefixes *px, int from)
+{
+    if (from < 0)
+        return -1;
+    for (int word = from / 64; word >= 0; word--) {
+        uint64_t set = px->lengths[word];
+        if (word == from / 64 && from % 64 != 63)
+            set &= (UINT64_C(1) << (from % 64 + 1)) - 1;
+        if (set != 0)
+            return word * 64 + 63 - __builtin_clzll(set);
+    }
+    return -1;
+}
+
 static const ei_slot *prefixes_at(const ei_prefixes *px, const ei_addr *a, unsigned bits)
 {
-    if (!(px->lengths[bits / 64] >> (bits % 64) & 1))
-        return NULL;
     uint8_t key[PREFIX_KEY_MAX];
     size_t len = prefix_key(a, bits, key);
     return map_find(&px->map, key, len, hash_key(key, len));
@@ -342,8 +356,9 @@ const char *ei_policy_name(const ei_policy *policy)
 const ei_policy *ei_policy_for_source(const ei_policy_set *set, const ei_addr *src)
 {
     const ei_prefixes *px = &set->sources[src->family == 6];
-    for (unsigned bits = family_bits(src) + 1; bits-- > 0;) {
-        const ei_slot *s = prefixes_at(px, src, bits);
+    for (int bits = length_at_most(px, (int)family_bits(src)); bits >= 0;
+         bits = length_at_most(px, bits - 1)) {
+        const ei_slot *s = prefixes_at(px, src, (unsigned)bits);
         if (s != NULL)
             return &set->policies[s->value];
     }
@@ -423,8 +438,9 @@ void ei_policy_set_each_tcp_name(const ei_policy_set *set, ei_tcp_name_fn fn, vo
 ei_match ei_policy_match_address(const ei_policy *policy, const ei_addr *dst, uint16_t port)
 {
     const ei_prefixes *px = &policy->cidr[dst->family == 6];
-    for (unsigned bits = family_bits(dst) + 1; bits-- > 0;) {
-        const ei_slot *s = prefixes_at(px, dst, bits);
+    for (int bits = length_at_most(px, (int)family_bits(dst)); bits >= 0;
+         bits = length_at_most(px, bits - 1)) {
+        const ei_slot *s = prefixes_at(px, dst, (unsigned)bits);
         uint32_t rule = s != NULL ? ports_find(&policy->ports[s->value], port, true) : EI_NO_RULE;
         if (rule != EI_NO_RULE)
             return match_of(policy, rule);
