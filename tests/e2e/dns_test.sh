@@ -62,6 +62,7 @@ start_dns() {
         --cname=www.allowed.example,edge.cdn.test \
         --host-record=v6.allowed.example,2001:db8::10,300 \
         --host-record=db.allowed.example,203.0.113.20,300 \
+        --address=/miss.allowed.example/203.0.113.10 \
         --host-record=ttl.allowed.example,"$1",1 &
     DNS_PID=$!
     EI_PIDS+=($DNS_PID)
@@ -143,6 +144,16 @@ hit_line=$(grep '"host":"allowed.example"' "$DAEMON_LOG" | grep '"reason":"allow
 hit_us=$(echo "$hit_line" | grep -o '"held_us":[0-9]*' | cut -d: -f2 || true)
 echo "    measured: a flow held for a lookup (cache miss) waited ${miss_us:-?} us; on a hit ${hit_us:-0} us (not held)"
 check "a cache hit holds nothing" test -z "$hit_us"
+# 20 names nobody resolved before (n.miss.allowed.example): each waits for a lookup
+for i in $(seq 20); do
+    fetch "https://n$i.miss.allowed.example/" --resolve "n$i.miss.allowed.example:443:203.0.113.10" >/dev/null
+done
+sleep 0.3
+held=$(grep '"host":"n[0-9]*.miss.allowed.example"' "$DAEMON_LOG" | grep '"reason":"allowed_name"' |
+    grep -o '"held_us":[0-9]*' | cut -d: -f2 | sort -n)
+echo "    measured: 20 cache misses held their flow $(echo $held | tr ' ' ,) us" \
+     "(median $(echo "$held" | sed -n 10p) us, max $(echo "$held" | tail -1) us)"
+check "20 cache misses: each looked up, held, and allowed" test "$(echo "$held" | grep -c .)" = 20
 
 echo "== the resolver stops answering"
 kill -STOP "$DNS_PID"
