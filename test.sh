@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs what is missing, builds egress-inspector twice (plain, and with ASan+UBSan),
+# Installs what is missing, builds egress-inspector twice (Release, and with ASan+UBSan),
 # and runs the whole test suite on both builds. Needs root for the packages and for the
 # tests that build network namespaces.
 set -euo pipefail
@@ -7,7 +7,8 @@ cd "$(dirname "$0")"
 scripts/install-deps test
 
 jobs=$(nproc)
-cmake -S . -B build -DEI_WERROR=ON >/dev/null
+# Release: the configuration the image ships (deploy/Dockerfile builds the same).
+cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DEI_WERROR=ON >/dev/null
 cmake --build build -j"$jobs"
 cmake -S . -B build-asan -DEI_WERROR=ON -DEI_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug >/dev/null
 cmake --build build-asan -j"$jobs"

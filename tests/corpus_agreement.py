@@ -12,9 +12,15 @@ ap.add_argument("--min", type=float, default=99.0)
 a = ap.parse_args()
 check = os.path.join(a.corpus, "check.py")
 if not os.path.exists(check):
-    print(f"corpus: {check} not found (the corpus sits beside the repository in ../shared)")
-    print("0 passed, 1 failed")
-    sys.exit(1)
+    # A user's clone has no ../shared: say so loudly and pass. CI (CI=true) must have it.
+    required = os.environ.get("CI", "").lower() == "true"
+    print(f"corpus: {check} not found (the public corpus sits beside the repository in ../shared)")
+    if required:
+        print("CI=true: the corpus is required")
+        print("0 passed, 1 failed")
+        sys.exit(1)
+    print("SKIPPED: corpus agreement not measured on this clone")
+    sys.exit(77)  # CTest's SKIP_RETURN_CODE: reported as skipped, not passed
 out = subprocess.run([sys.executable, check, "--bin", a.bin, "--show", "20"],
                      capture_output=True, text=True, timeout=1200).stdout
 print(out)

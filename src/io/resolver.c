@@ -196,12 +196,17 @@ static void start_lookup(ei_resolver *r, const char *name, const waiter *w, bool
     memset(f, 0, sizeof *f);
     f->owner = r;
     f->used = true;
-    snprintf(f->name, sizeof f->name, "%s", name);
+    /* The queue threads hand over names the policy parser checked: at most EI_NAME_MAX. */
+    size_t len = strnlen(name, EI_NAME_MAX);
+    memcpy(f->name, name, len);
+    f->name[len] = '\0';
     f->started_ns = mono_ns();
     if (w != NULL)
         f->waiters[f->nwaiters++] = *w;
-    char absolute[EI_NAME_MAX + 2];
-    snprintf(absolute, sizeof absolute, "%s.", name); /* no search domains */
+    char absolute[EI_NAME_MAX + 2]; /* a trailing dot: no search domains */
+    memcpy(absolute, f->name, len);
+    absolute[len] = '.';
+    absolute[len + 1] = '\0';
     struct ares_addrinfo_hints hints = { .ai_family = AF_UNSPEC };
     ares_getaddrinfo(r->ch, absolute, NULL, &hints, on_answer, f);
 }
