@@ -1,18 +1,108 @@
 #!/bin/sh
-# Applies the node rules, then runs the daemon in their place (exec: signals reach it).
-# The rules stay when the daemon stops: with --fail closed, new flows then wait for it.
+# The node container's start, in an order that never leaves fail-closed rules without a
+# daemon behind them:
+#   1. validate everything (rules file, node rule options) before touching the node;
+#   2. pick the iptables backend the node already uses (legacy or nft);
+#   3. start the daemon and wait until it has bound every queue;
+#   4. only then apply the node rules; if that fails, remove them and stop.
+# The daemon runs as a child so that this script can apply the rules after it is bound;
+# signals (TERM, INT, HUP, USR1, USR2) are passed on, and its exit status is ours.
 # Every setting comes from the environment the DaemonSet sets.
 set -eu
 : "${EI_QUEUES:=0-1}" "${EI_PORTS:=80,443}" "${EI_FAIL:=closed}" "${EI_MODE:=monitor}"
 : "${EI_RULES:=/etc/egress-inspector/rules}" "${EI_METRICS:=0.0.0.0:9153}"
-: "${EI_LOG_FORMAT:=json}" "${EI_DEST_CHECK:=strict}"
-# The DNS answer queue is the one after EI_QUEUES in both commands (--dns-queue default).
-set -- --queues "$EI_QUEUES" --fail "$EI_FAIL"
-for iface in ${EI_IN_IFACES:-}; do set -- "$@" --in-iface "$iface"; done
-for cidr in ${EI_SOURCES:-}; do set -- "$@" --source "$cidr"; done
-egress-inspector iptables --apply --hook forward --ports "$EI_PORTS" "$@"
+: "${EI_LOG_FORMAT:=json}" "${EI_DEST_CHECK:=strict}" "${EI_IPTABLES:=auto}"
+: "${EI_START_TIMEOUT:=30}"
+
+say() { printf '{"event":"entrypoint","%s}\n' "$1" >&2; }
+
+# Options both commands take, so that they always agree; the DNS answer queue is the one
+# after EI_QUEUES in both (--dns-queue default).
+case "$EI_QUEUES" in
+    *-*) QFIRST=${EI_QUEUES%-*} QLAST=${EI_QUEUES#*-} ;;
+    *) QFIRST=$EI_QUEUES QLAST=$EI_QUEUES ;;
+esac
+SHARED="--queues $QFIRST-$QLAST --fail $EI_FAIL"
+SELECT="--hook forward --ports $EI_PORTS"
+for iface in ${EI_IN_IFACES:-}; do SELECT="$SELECT --in-iface $iface"; done
+for cidr in ${EI_SOURCES:-}; do SELECT="$SELECT --source $cidr"; done
+RUN="--rules $EI_RULES --mode $EI_MODE --metrics $EI_METRICS --log-format $EI_LOG_FORMAT"
+RUN="$RUN --dest-check $EI_DEST_CHECK"
 # EI_RESOLVER: where the daemon's own lookups go (the cluster DNS service address);
 # unset, the node's resolv.conf (with dnsPolicy ClusterFirstWithHostNet, cluster DNS).
-[ -n "${EI_RESOLVER:-}" ] && set -- "$@" --resolver "$EI_RESOLVER"
-exec egress-inspector run --rules "$EI_RULES" --mode "$EI_MODE" --metrics "$EI_METRICS" \
-    --log-format "$EI_LOG_FORMAT" --dest-check "$EI_DEST_CHECK" "$@"
+[ -n "${EI_RESOLVER:-}" ] && RUN="$RUN --resolver $EI_RESOLVER"
+
+# 1. Validate. check-rules prints every error with its line; --print checks the options.
+# shellcheck disable=SC2086 # word splitting of the option lists is intended
+if ! egress-inspector check-rules "$EI_RULES" >&2; then
+    say 'outcome":"not_started","why":"the rules file has errors; no node rule applied"'
+    exit 2
+fi
+# shellcheck disable=SC2086
+if ! egress-inspector iptables --print $SHARED $SELECT >/dev/null; then
+    say 'outcome":"not_started","why":"bad node rule options; no node rule applied"'
+    exit 2
+fi
+
+# 2. The backend: the one with rules in it already (kube-proxy's, the CNI's), as
+# kube-proxy's iptables-wrapper decides; nft when neither has any (Debian's default).
+count_rules() { { "iptables-$1-save" 2>/dev/null; "ip6tables-$1-save" 2>/dev/null; } | grep -c '^-A' || true; }
+if [ "$EI_IPTABLES" = auto ]; then
+    legacy=$(count_rules legacy) nft=$(count_rules nft)
+    if [ "$legacy" -gt "$nft" ]; then EI_IPTABLES=legacy; else EI_IPTABLES=nft; fi
+    say "backend\":\"$EI_IPTABLES\",\"legacy_rules\":$legacy,\"nft_rules\":$nft"
+    if [ "$legacy" -gt 0 ] && [ "$nft" -gt 0 ]; then
+        say 'warning":"both iptables backends hold rules; set EI_IPTABLES to the one kube-proxy uses'
+    fi
+fi
+case "$EI_IPTABLES" in
+    legacy|nft)
+        for t in iptables ip6tables; do
+            update-alternatives --quiet --set "$t" "/usr/sbin/$t-$EI_IPTABLES" >/dev/null
+        done ;;
+    keep) ;; # the image's own alternatives, as they are
+    *) say "outcome\":\"not_started\",\"why\":\"EI_IPTABLES=$EI_IPTABLES is not auto, legacy, nft or keep"
+       exit 2 ;;
+esac
+
+# 3. The daemon, and the wait for its queues (the kernel lists bound queues).
+# shellcheck disable=SC2086
+egress-inspector run $RUN $SHARED &
+pid=$!
+for sig in TERM INT HUP USR1 USR2; do trap "kill -$sig $pid 2>/dev/null" "$sig"; done
+want=$((QLAST - QFIRST + 2)) # the flow queues and the answer queue
+bound() { awk -v a="$QFIRST" -v b="$((QLAST + 1))" '$1 >= a && $1 <= b' \
+              /proc/net/netfilter/nfnetlink_queue 2>/dev/null | wc -l; }
+waited=0
+while [ "$(bound)" -lt "$want" ]; do
+    if ! kill -0 "$pid" 2>/dev/null; then
+        set +e; wait "$pid"; st=$?; set -e
+        say "outcome\":\"not_started\",\"why\":\"the daemon exited ($st) before binding its queues; no node rule applied"
+        exit "$st"
+    fi
+    waited=$((waited + 1))
+    if [ "$waited" -gt $((EI_START_TIMEOUT * 10)) ]; then
+        say 'outcome":"not_started","why":"the queues were not bound in time; no node rule applied'
+        kill -TERM "$pid"; wait "$pid" || true
+        exit 1
+    fi
+    sleep 0.1
+done
+
+# 4. The node rules, now that packets sent to the queues have a reader.
+# shellcheck disable=SC2086
+if ! egress-inspector iptables --apply $SHARED $SELECT; then
+    egress-inspector iptables --remove || true
+    say 'outcome":"not_started","why":"the node rules could not be applied; removed"'
+    kill -TERM "$pid"; wait "$pid" || true
+    exit 1
+fi
+say "outcome\":\"started\",\"backend\":\"$EI_IPTABLES\""
+
+# The node rules stay when the daemon stops: with --fail closed, new flows wait for the
+# next one (SYN retransmission covers a rolling update).
+while :; do
+    set +e; wait "$pid"; st=$?; set -e
+    kill -0 "$pid" 2>/dev/null || break
+done
+exit "$st"

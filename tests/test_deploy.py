@@ -60,32 +60,47 @@ with tempfile.TemporaryDirectory() as tmp:
     r = subprocess.run([BIN, "check-rules", rules], capture_output=True, text=True)
     check("the ConfigMap's rules are valid", r.returncode == 0, r.stderr)
 
-    # Run the entrypoint with the DaemonSet's environment against a recording stand-in,
-    # then hand the recorded command lines to the real CLI.
-    fake = os.path.join(tmp, "egress-inspector")
-    with open(fake, "w") as f:
-        f.write(f'#!/bin/sh\nprintf "%s\\n" "$*" >> {tmp}/calls\n')
-    os.chmod(fake, stat.S_IRWXU)
-    r = subprocess.run(["sh", os.path.join(DEPLOY, "entrypoint.sh")], capture_output=True, text=True,
-                       env={**env, "PATH": f"{tmp}:/usr/bin:/bin"})
-    calls = open(os.path.join(tmp, "calls")).read().splitlines() if os.path.exists(os.path.join(tmp, "calls")) else []
-    check("the entrypoint applies the node rules, then runs the daemon",
-          r.returncode == 0 and len(calls) == 2 and calls[0].startswith("iptables --apply")
-          and calls[1].startswith("run "), calls)
-    if len(calls) == 2:
-        printed = subprocess.run([BIN] + calls[0].replace("--apply", "--print").split(),
-                                 capture_output=True, text=True)
-        check("the node rules command is one the CLI accepts", printed.returncode == 0
-              and "NFQUEUE --queue-balance 0:1" in printed.stdout and "cali+" in printed.stdout,
-              printed.stderr)
+    # The start order, with the DaemonSet's environment and a recording stand-in that can
+    # be told to fail one step: a step that fails means no node rule is ever applied. (The
+    # image itself runs in tests/e2e/container_test.sh.)
+    def entrypoint(fail_on):
+        calls = os.path.join(tmp, "calls")
+        if os.path.exists(calls):
+            os.unlink(calls)
+        fake = os.path.join(tmp, "egress-inspector")
+        with open(fake, "w") as f:
+            f.write(f'#!/bin/sh\nprintf "%s\\n" "$*" >> {calls}\n'
+                    f'case "$1" in {fail_on}) exit 3;; esac\n'
+                    f'[ "$1" = iptables ] && [ "$2" = --print ] && exec {BIN} "$@"\nexit 0\n')
+        os.chmod(fake, stat.S_IRWXU)
+        r = subprocess.run(["sh", os.path.join(DEPLOY, "entrypoint.sh")], capture_output=True, text=True,
+                           env={**env, "PATH": f"{tmp}:/usr/bin:/bin", "EI_IPTABLES": "keep"},
+                           timeout=30)
+        return r, open(calls).read().splitlines() if os.path.exists(calls) else []
+    r, calls = entrypoint("check-rules")
+    check("bad rules: the entrypoint stops before any node rule",
+          r.returncode != 0 and calls == [f"check-rules {env['EI_RULES']}"], calls)
+    r, calls = entrypoint("nothing")
+    printed = [c for c in calls if c.startswith("iptables --print")]
+    check("the node rule options are validated with the real CLI before anything runs",
+          len(printed) == 1 and not any(c.startswith("iptables --apply") for c in calls), calls)
+    r, calls = entrypoint("run")
+    check("a daemon that dies at start: no node rule applied, its status returned",
+          r.returncode != 0 and not any("--apply" in c for c in calls) and any(c.startswith("run ") for c in calls),
+          (r.returncode, calls, r.stderr[-300:]))
+    if printed:
+        out = subprocess.run([BIN] + printed[0].split(), capture_output=True, text=True)
+        check("the node rules command is one the CLI accepts", out.returncode == 0
+              and "NFQUEUE --queue-balance 0:1" in out.stdout and "cali+" in out.stdout, out.stderr)
         check("DNS answers to the pods go to the queue after the flow queues, bypassed when no daemon listens",
               re.search(r"-A EGRESS-INSPECTOR-DNS -o cali\+ .*-p udp --sport 53 -j NFQUEUE --queue-num 2 --queue-bypass",
-                        printed.stdout) is not None and "--dns-queue" not in calls[1], printed.stdout[-400:])
+                        out.stdout) is not None, out.stdout[-400:])
+        runs = [c for c in calls if c.startswith("run ")]
         usage = subprocess.run([BIN, "help"], capture_output=True, text=True).stdout
-        opts = re.findall(r"--[a-z-]+", calls[1])
+        opts = re.findall(r"--[a-z-]+", runs[0]) if runs else ["(no run)"]
         check("every option the daemon is started with is one `run` documents",
-              all(o in usage for o in opts) and f"--mode {env['EI_MODE']}" in calls[1]
-              and f"--rules {env['EI_RULES']}" in calls[1], opts)
+              runs and all(o in usage for o in opts) and f"--mode {env['EI_MODE']}" in runs[0]
+              and f"--rules {env['EI_RULES']}" in runs[0] and "--in-iface" not in runs[0], opts)
 
 dockerfile = open(os.path.join(DEPLOY, "Dockerfile")).read()
 stages = re.findall(r"^FROM (\S+)", dockerfile, re.M)
