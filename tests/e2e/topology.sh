@@ -28,7 +28,7 @@ in_net() { ip netns exec "$NS_NET" "$@"; }
 
 topology_up() {
     for ns in "$NS_POD" "$NS_POD2" "$NS_NODE" "$NS_NET"; do
-        ip netns add "$ns"
+        [ -e "/run/netns/$ns" ] || ip netns add "$ns" # the node may be a container's, attached
         ip -n "$ns" link set lo up
     done
     # veth names are per namespace; the node side of pods is "veth-pod*", as a CNI names them
