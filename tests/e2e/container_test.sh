@@ -15,7 +15,7 @@ WORK=$(mktemp -d)
 source "$HERE/topology.sh"
 PAUSE=${EI_TAG}-pause EI=${EI_TAG}-ei
 cleanup() {
-    docker rm -f "$EI" "$EI-bad" "$EI-2" "$PAUSE" >/dev/null 2>&1 || true
+    docker rm -f "$EI" "$EI-bad" "$PAUSE" >/dev/null 2>&1 || true
     topology_cleanup
     rm -rf "$WORK" "/etc/netns/$NS_POD"
 }
@@ -91,6 +91,8 @@ start() { # start NAME [docker run args]: the inspector as the DaemonSet runs it
         --env-file "$WORK/env" "$@" "$IMAGE" >/dev/null
 }
 ready() { for _ in $(seq 100); do in_node curl -sf -o /dev/null http://127.0.0.1:9153/readyz && return 0; sleep 0.1; done; return 1; }
+# started NAME: the entrypoint applied the node rules (after /readyz: queues bound first)
+started() { for _ in $(seq 100); do docker logs "$1" 2>&1 | grep -q '"outcome":"started"' && return 0; sleep 0.1; done; return 1; }
 # fetch NAME: what the server answered the pod (empty when the connection failed)
 fetch() { in_pod curl -sk --max-time 5 "https://$1/" 2>/dev/null || true; }
 our_rules() { { in_node iptables-nft-save; in_node iptables-legacy-save; } 2>/dev/null | grep -c EGRESS-INSPECTOR || true; }
@@ -115,6 +117,7 @@ docker rm -f "$EI-bad" >/dev/null
 echo "== monitor, then enforce by signal"
 start "$EI"
 check "ready on the DaemonSet's port" ready
+check "the entrypoint applied the node rules after the queues were bound" started "$EI"
 check "the node rules are in nft (an empty node)" \
     bash -c "ip netns exec '$NS_NODE' iptables-nft-save | grep -q '^-A FORWARD -j EGRESS-INSPECTOR'"
 check "monitor: an allowed name is fetched" test "$(fetch allowed.example)" = "hello allowed.example"
@@ -155,14 +158,14 @@ echo "    rolling update: $(wc -l < "$WORK/loop") connections, $fails failed, lo
 check "rolling update: no connection failed" test "$fails" = 0
 
 echo "== a node whose rules are in iptables-legacy"
-ready
+started "$EI"
 docker stop "$EI" >/dev/null; docker rm "$EI" >/dev/null
 docker run --rm --network "container:$PAUSE" --cap-drop ALL --cap-add NET_ADMIN --cap-add NET_RAW \
     --entrypoint egress-inspector "$IMAGE" iptables --remove
 in_node iptables-legacy -N KUBE-KUBELET-CANARY
 in_node iptables-legacy -A KUBE-KUBELET-CANARY -j RETURN
 start "$EI" -e EI_MODE=enforce
-check "ready" ready
+check "ready, node rules applied" started "$EI"
 check "our rules went to legacy, as the node's" bash -c \
     "ip netns exec '$NS_NODE' iptables-legacy-save | grep -q '^-A FORWARD -j EGRESS-INSPECTOR' && ! ip netns exec '$NS_NODE' iptables-nft-save | grep -q EGRESS-INSPECTOR"
 check "legacy: the denied name never reaches its server" test -z "$(fetch denied.example)"
