@@ -11,6 +11,7 @@ void ei_flow_key_make(const ei_addr *src, uint16_t sport, const ei_addr *dst, ui
     int c = memcmp(src->bytes, dst->bytes, sizeof src->bytes);
     bool src_first = c < 0 || (c == 0 && sport <= dport);
     const ei_addr *a = src_first ? src : dst, *b = src_first ? dst : src;
+    memset(key, 0, sizeof *key); /* the padding too: keys compare and copy as whole bytes */
     memcpy(key->a, a->bytes, sizeof key->a);
     memcpy(key->b, b->bytes, sizeof key->b);
     key->pa = src_first ? sport : dport;
