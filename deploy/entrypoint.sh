@@ -33,7 +33,7 @@ RUN="$RUN --dest-check $EI_DEST_CHECK"
 [ -n "${EI_RESOLVER:-}" ] && RUN="$RUN --resolver $EI_RESOLVER"
 
 # 1. Validate. check-rules prints every error with its line; --print checks the options.
-# shellcheck disable=SC2086 # word splitting of the option lists is intended
+# (SC2086 below: the option lists are split into words on purpose.)
 if ! egress-inspector check-rules "$EI_RULES" >&2; then
     say 'outcome":"not_started","why":"the rules file has errors; no node rule applied"'
     exit 2
