@@ -128,6 +128,33 @@ static void test_parse_cname_chain_and_compression(void)
         CU_ASSERT_EQUAL(ei_dns_parse_response(m.b, cut, &a), EI_PARSE_MALFORMED);
 }
 
+/* DNS over TCP: the 2-byte length frames the message; one that does not end in the
+ * segment is not read, and bytes after it are left alone. */
+static void test_tcp_framing(void)
+{
+    msg m;
+    size_t q = question(&m, "allowed.example", 1, 1);
+    rr_a(&m, q, 300, IP10);
+    uint8_t seg[1100];
+    seg[0] = (uint8_t)(m.n >> 8);
+    seg[1] = (uint8_t)m.n;
+    memcpy(seg + 2, m.b, m.n);
+    seg[m.n + 2] = 0xee; /* the start of a second message */
+    ei_view msg_view;
+    CU_ASSERT_EQUAL_FATAL(ei_dns_tcp_message((ei_view){ seg, m.n + 3 }, &msg_view), EI_PARSE_OK);
+    CU_ASSERT_EQUAL(msg_view.len, m.n);
+    CU_ASSERT_PTR_EQUAL(msg_view.ptr, seg + 2);
+    ei_dns_answer a;
+    CU_ASSERT_EQUAL(ei_dns_parse_response(msg_view.ptr, msg_view.len, &a), EI_PARSE_OK);
+    CU_ASSERT_EQUAL(ei_dns_tcp_message((ei_view){ seg, m.n + 2 }, &msg_view), EI_PARSE_OK);
+    /* one byte short, and every shorter cut, down to half a length */
+    for (size_t cut = m.n + 1; cut > 0; cut--) {
+        CU_ASSERT_EQUAL(ei_dns_tcp_message((ei_view){ seg, cut }, &msg_view), EI_PARSE_NEED_MORE);
+        CU_ASSERT_EQUAL(msg_view.len, 0);
+    }
+    CU_ASSERT_EQUAL(ei_dns_tcp_message((ei_view){ NULL, 0 }, &msg_view), EI_PARSE_NEED_MORE);
+}
+
 static void test_parse_refuses_loops_and_lies(void)
 {
     msg m;
@@ -620,6 +647,7 @@ int main(void)
         EI_CASE(test_parse_cname_chain_and_compression),
         EI_CASE(test_parse_refuses_loops_and_lies),
         EI_CASE(test_parse_chain_bound),
+        EI_CASE(test_tcp_framing),
         EI_CASE(test_parse_teaches_only_about_the_question),
     };
     static const ei_unit_case cache[] = {

@@ -40,7 +40,12 @@ typedef struct {
     ei_dns_problem problem;
 } ei_dns_answer;
 
-/* Parses one DNS message (as carried by UDP; strip TCP's 2-byte length first).
+/* DNS over TCP (RFC 1035 4.2.2, RFC 7766): a 2-byte length, then the message.
+ * EI_PARSE_OK: *msg is the first message, whole in `segment` (bytes after it are left
+ * alone). EI_PARSE_NEED_MORE: the message does not end in this segment; *msg is empty. */
+EI_MUST_USE ei_parse_status ei_dns_tcp_message(ei_view segment, ei_view *msg);
+
+/* Parses one DNS message (as carried by UDP; ei_dns_tcp_message unwraps TCP's).
  * EI_PARSE_OK: *out holds the question's chain and its addresses (none for NXDOMAIN or
  * an answer without A / AAAA records; rcode says which). EI_PARSE_MALFORMED:
  * out->problem says why, and nothing in *out may be used. Allocates nothing. */

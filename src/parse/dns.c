@@ -49,43 +49,41 @@ typedef struct {
     uint16_t rdlen;
 } record;
 
-/* Reads the name at msg[pos]. *end receives the offset just past the bytes the name takes
- * where it stands (its pointer, if any, included). out receives the normalized name, or
- * "" when the name is well formed on the wire but not a hostname (the root, a label with
- * a '.' or a space in it, ...): such a name can match nothing we allow. */
-static ei_dns_problem read_name(const uint8_t *msg, size_t len, size_t pos, size_t *end,
-                                char out[EI_NAME_MAX + 1])
+/* Reads the name at the cursor, which is left just past the bytes the name takes where it
+ * stands (its pointer, if any, included). out receives the normalized name, or "" when
+ * the name is well formed on the wire but not a hostname (the root, a label with a '.' or
+ * a space in it, ...): such a name can match nothing we allow. The cursor spans the whole
+ * message, so that a pointer can be followed with a seek. */
+static ei_dns_problem read_name(ei_cursor *msg, char out[EI_NAME_MAX + 1])
 {
     char text[NAME_WIRE_MAX + 1];
-    size_t tlen = 0, wire = 0, limit = pos;
+    size_t tlen = 0, wire = 0, limit = ei_cursor_tell(msg);
+    ei_cursor at = *msg; /* follows the pointers; msg stays where the name stands */
     bool jumped = false, usable = true;
     out[0] = '\0';
     for (unsigned pointers = 0;;) {
-        if (pos >= len)
+        uint8_t b = ei_cursor_u8(&at);
+        if (!ei_cursor_ok(&at))
             return EI_DNS_TRUNCATED;
-        ei_cursor c = ei_cursor_make(msg + pos, len - pos);
-        uint8_t b = ei_cursor_u8(&c);
-        if (b == 0) {
-            if (!jumped)
-                *end = pos + 1;
+        if (b == 0)
             break;
-        }
         if ((b & 0xc0) == 0xc0) {
-            size_t target = (size_t)(b & 0x3f) << 8 | ei_cursor_u8(&c);
-            if (!ei_cursor_ok(&c))
+            size_t target = (size_t)(b & 0x3f) << 8 | ei_cursor_u8(&at);
+            if (!ei_cursor_ok(&at))
                 return EI_DNS_TRUNCATED;
             if (!jumped)
-                *end = pos + 2;
+                *msg = at;
             jumped = true;
             if (target >= limit || ++pointers > MAX_POINTERS)
                 return EI_DNS_BAD_NAME;
-            limit = pos = target;
+            limit = target;
+            ei_cursor_seek(&at, target);
             continue;
         }
         if (b & 0xc0)
             return EI_DNS_BAD_NAME; /* extended label types (RFC 6891) are not names */
-        ei_view label = ei_cursor_bytes(&c, b);
-        if (!ei_cursor_ok(&c))
+        ei_view label = ei_cursor_bytes(&at, b);
+        if (!ei_cursor_ok(&at))
             return EI_DNS_TRUNCATED;
         wire += 1u + b;
         if (wire + 1 > NAME_WIRE_MAX)
@@ -96,14 +94,27 @@ static ei_dns_problem read_name(const uint8_t *msg, size_t len, size_t pos, size
             text[tlen++] = '.';
         memcpy(text + tlen, label.ptr, label.len);
         tlen += label.len;
-        pos += 1u + b;
     }
+    if (!jumped)
+        *msg = at;
     size_t olen;
     if (usable && ei_name_normalize((const uint8_t *)text, tlen, out, &olen) != EI_REASON_NONE)
         out[0] = '\0';
     if (!usable)
         out[0] = '\0';
     return EI_DNS_OK;
+}
+
+ei_parse_status ei_dns_tcp_message(ei_view segment, ei_view *msg)
+{
+    ei_cursor c = ei_cursor_from_view(segment);
+    ei_cursor framed = ei_cursor_block16(&c);
+    *msg = ei_cursor_rest(&framed);
+    if (!ei_cursor_ok(&c)) {
+        *msg = (ei_view){ NULL, 0 };
+        return EI_PARSE_NEED_MORE;
+    }
+    return EI_PARSE_OK;
 }
 
 static uint32_t min_ttl(uint32_t a, uint32_t b)
@@ -134,11 +145,9 @@ ei_parse_status ei_dns_parse_response(const uint8_t *msg, size_t len, ei_dns_ans
         return malformed(out, EI_DNS_BAD_QUESTION);
     out->rcode = (uint8_t)(flags & 0xf);
 
-    size_t pos = c.off, end = 0;
-    ei_dns_problem why = read_name(msg, len, pos, &end, out->chain[0]);
+    ei_dns_problem why = read_name(&c, out->chain[0]);
     if (why != EI_DNS_OK)
         return malformed(out, why);
-    c.off = end;
     out->qtype = ei_cursor_u16(&c);
     ei_cursor_skip(&c, 2); /* QCLASS */
     if (!ei_cursor_ok(&c))
@@ -152,17 +161,16 @@ ei_parse_status ei_dns_parse_response(const uint8_t *msg, size_t len, ei_dns_ans
             break;
         }
         record *r = &recs[nrecs];
-        why = read_name(msg, len, c.off, &end, r->owner);
+        why = read_name(&c, r->owner);
         if (why != EI_DNS_OK)
             return malformed(out, why);
-        c.off = end;
         r->type = ei_cursor_u16(&c);
         uint16_t rclass = ei_cursor_u16(&c);
         r->ttl = ei_cursor_u32(&c);
         if (r->ttl > INT32_MAX)
             r->ttl = 0; /* RFC 2181 section 8: a TTL with the top bit set means zero */
         r->rdlen = ei_cursor_u16(&c);
-        r->rdata = c.off;
+        r->rdata = ei_cursor_tell(&c);
         ei_cursor_skip(&c, r->rdlen);
         if (!ei_cursor_ok(&c))
             return malformed(out, EI_DNS_TRUNCATED);
@@ -186,8 +194,10 @@ ei_parse_status ei_dns_parse_response(const uint8_t *msg, size_t len, ei_dns_ans
         if (out->chain_len > EI_DNS_MAX_CHAIN)
             return malformed(out, EI_DNS_CHAIN_TOO_LONG);
         char *next = out->chain[out->chain_len];
-        if (read_name(msg, len, cname->rdata, &end, next) != EI_DNS_OK ||
-            end != cname->rdata + cname->rdlen || next[0] == '\0')
+        ei_cursor rdata = c;
+        ei_cursor_seek(&rdata, cname->rdata);
+        if (read_name(&rdata, next) != EI_DNS_OK ||
+            ei_cursor_tell(&rdata) != cname->rdata + cname->rdlen || next[0] == '\0')
             return malformed(out, EI_DNS_BAD_RDATA);
         out->chain_len++;
         ttl = min_ttl(ttl, cname->ttl);
@@ -206,7 +216,9 @@ ei_parse_status ei_dns_parse_response(const uint8_t *msg, size_t len, ei_dns_ans
         }
         ei_addr *a = &out->addrs[out->naddrs++];
         a->family = r->type == TYPE_A ? 4 : 6;
-        memcpy(a->bytes, msg + r->rdata, want);
+        ei_cursor rdata = c;
+        ei_cursor_seek(&rdata, r->rdata);
+        ei_cursor_copy(&rdata, a->bytes, want);
         ttl = min_ttl(ttl, r->ttl);
     }
     out->ttl = ttl == UINT32_MAX ? 0 : ttl;

@@ -50,13 +50,8 @@ static ei_parse_status malformed(ei_http_request *req, ei_reason why)
 /* The next line, without its CRLF or LF. false when no LF has arrived yet. */
 static bool next_line(ei_cursor *c, ei_view *line)
 {
-    size_t left = ei_cursor_left(c);
-    const uint8_t *lf = left ? memchr(c->ptr + c->off, '\n', left) : NULL;
-    if (lf == NULL)
+    if (!ei_cursor_until(c, '\n', line))
         return false;
-    size_t n = (size_t)(lf - (c->ptr + c->off));
-    *line = ei_cursor_bytes(c, n);
-    ei_cursor_skip(c, 1);
     if (line->len > 0 && line->ptr[line->len - 1] == '\r')
         line->len--;
     return true;
@@ -66,13 +61,8 @@ static bool next_line(ei_cursor *c, ei_view *line)
  * cursor when there is none. */
 static ei_view take_until(ei_cursor *c, uint8_t stop)
 {
-    size_t left = ei_cursor_left(c);
-    const uint8_t *at = left ? memchr(c->ptr + c->off, stop, left) : NULL;
-    if (at == NULL)
-        return ei_cursor_rest(c);
-    ei_view v = ei_cursor_bytes(c, (size_t)(at - (c->ptr + c->off)));
-    ei_cursor_skip(c, 1);
-    return v;
+    ei_view v;
+    return ei_cursor_until(c, stop, &v) ? v : ei_cursor_rest(c);
 }
 
 static bool has_byte(ei_view v, uint8_t b)
@@ -129,12 +119,12 @@ static bool split_authority(ei_view auth, ei_view *host, uint16_t *port, bool *h
         return false;
     if (auth.len > 0 && auth.ptr[0] == '[') {
         take_until(&c, ']');
-        *host = (ei_view){ auth.ptr, c.off };
+        *host = ei_cursor_consumed(&c);
         if (host->len < 2 || host->ptr[host->len - 1] != ']')
             return false;
         if (ei_cursor_left(&c) > 0 && ei_cursor_u8(&c) != ':')
             return false;
-        *has_port = c.off > host->len;
+        *has_port = ei_cursor_tell(&c) > host->len;
     } else {
         *host = take_until(&c, ':');
         *has_port = host->len < auth.len;
@@ -154,6 +144,12 @@ static bool split_authority(ei_view auth, ei_view *host, uint16_t *port, bool *h
     return true;
 }
 
+/* The authority ends at the path, the query or the fragment (RFC 3986 3.2). */
+static bool is_authority_char(uint8_t b)
+{
+    return b != '/' && b != '?' && b != '#';
+}
+
 /* absolute-form: scheme "://" authority [ path-abempty ] [ "?" query ] */
 static bool absolute_authority(ei_view target, ei_view *authority)
 {
@@ -161,13 +157,10 @@ static bool absolute_authority(ei_view target, ei_view *authority)
     ei_view scheme = take_until(&c, ':');
     if (scheme.len == target.len || !(view_eq_nocase(scheme, "http") || view_eq_nocase(scheme, "https")))
         return false;
-    if (ei_cursor_left(&c) < 2 || c.ptr[c.off] != '/' || c.ptr[c.off + 1] != '/')
+    if (ei_cursor_peek_at(&c, 0) != '/' || ei_cursor_peek_at(&c, 1) != '/')
         return false;
     ei_cursor_skip(&c, 2);
-    size_t start = c.off, end = c.off;
-    while (end < c.len && c.ptr[end] != '/' && c.ptr[end] != '?' && c.ptr[end] != '#')
-        end++;
-    *authority = ei_cursor_bytes(&c, end - start);
+    *authority = ei_cursor_while(&c, is_authority_char);
     return ei_cursor_ok(&c);
 }
 

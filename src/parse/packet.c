@@ -93,7 +93,7 @@ static ei_packet_error parse_tcp(ei_cursor c, ei_packet *out)
             continue;
         uint8_t olen = ei_cursor_u8(&opts);
         if (olen < 2) {
-            opts.failed = true;
+            ei_cursor_fail(&opts);
             break;
         }
         ei_cursor_skip(&opts, (size_t)olen - 2);
@@ -339,9 +339,10 @@ static ei_packet_error parse_ipv6(ei_cursor c, int depth, ei_packet *out)
 
 static ei_packet_error parse_ip(ei_cursor c, int depth, ei_packet *out)
 {
-    if (ei_cursor_left(&c) == 0)
+    int first = ei_cursor_peek(&c);
+    if (first == EI_CURSOR_NONE)
         return EI_PKT_BAD_IPV4;
-    uint8_t version = c.ptr[c.off] >> 4;
+    int version = first >> 4;
     if (version == 4)
         return parse_ipv4(c, depth, out);
     if (version == 6)
@@ -352,7 +353,7 @@ static ei_packet_error parse_ip(ei_cursor c, int depth, ei_packet *out)
 /* PPP protocol numbers for IP, after an optional address/control pair (0xff 0x03). */
 static ei_packet_error parse_ppp(ei_cursor c, int depth, ei_packet *out)
 {
-    if (ei_cursor_left(&c) >= 2 && c.ptr[c.off] == 0xff && c.ptr[c.off + 1] == 0x03)
+    if (ei_cursor_peek_at(&c, 0) == 0xff && ei_cursor_peek_at(&c, 1) == 0x03)
         ei_cursor_skip(&c, 2);
     uint16_t proto = ei_cursor_u16(&c);
     if (!ei_cursor_ok(&c))
@@ -406,9 +407,8 @@ static ei_packet_error parse_nflog(ei_cursor c, ei_packet *out)
 {
     ei_cursor_skip(&c, 4);
     for (int n = 0; n < 64 && ei_cursor_left(&c) >= 4; n++) {
-        ei_view hdr = ei_cursor_bytes(&c, 4);
-        size_t tlv_len = (size_t)hdr.ptr[0] | (size_t)hdr.ptr[1] << 8;
-        size_t type = (size_t)hdr.ptr[2] | (size_t)(hdr.ptr[3] & 0x7f) << 8;
+        size_t tlv_len = ei_cursor_u16le(&c);
+        size_t type = ei_cursor_u16le(&c) & 0x7fffu; /* the top bit is NFNL_NLA_F_NESTED */
         if (tlv_len < 4)
             return EI_PKT_TRUNCATED_LINK;
         ei_cursor value = ei_cursor_sub(&c, tlv_len - 4);
@@ -416,7 +416,7 @@ static ei_packet_error parse_nflog(ei_cursor c, ei_packet *out)
             return EI_PKT_TRUNCATED_LINK;
         if (type == 9)
             return parse_ip(value, 0, out);
-        ei_cursor_skip(&c, (4 - tlv_len % 4) % 4 < ei_cursor_left(&c) ? (4 - tlv_len % 4) % 4 : ei_cursor_left(&c));
+        ei_cursor_skip_upto(&c, (4 - tlv_len % 4) % 4);
     }
     return EI_PKT_NOT_IP;
 }
@@ -443,11 +443,12 @@ static ei_packet_error parse_80211(ei_cursor c, int depth, bool may_swap, ei_pac
         ei_cursor_skip(&c, 6);
     if (fc0 & 0x80)
         ei_cursor_skip(&c, 2);
-    ei_view llc = ei_cursor_bytes(&c, 6);
+    uint32_t snap = ei_cursor_u24(&c);
+    ei_cursor_skip(&c, 3); /* OUI */
     uint16_t type = ei_cursor_u16(&c);
     if (!ei_cursor_ok(&c))
         return EI_PKT_TRUNCATED_LINK;
-    if (llc.ptr[0] != 0xaa || llc.ptr[1] != 0xaa || llc.ptr[2] != 0x03)
+    if (snap != 0xaaaa03)
         return EI_PKT_NOT_IP;
     return parse_ethertype(type, c, depth, out);
 }
@@ -456,8 +457,7 @@ static ei_packet_error parse_80211(ei_cursor c, int depth, bool may_swap, ei_pac
 static ei_packet_error parse_radiotap(ei_cursor c, ei_packet *out)
 {
     ei_cursor_skip(&c, 2);
-    uint16_t rt_len = ei_cursor_u16(&c);
-    rt_len = (uint16_t)(rt_len >> 8 | rt_len << 8);
+    uint16_t rt_len = ei_cursor_u16le(&c);
     if (!ei_cursor_ok(&c) || rt_len < 8)
         return EI_PKT_TRUNCATED_LINK;
     ei_cursor_skip(&c, (size_t)rt_len - 4);

@@ -61,23 +61,22 @@ static ei_parse_status socks4(ei_cursor c, ei_preamble *out)
     out->port = ei_cursor_u16(&c);
     ei_view ip = ei_cursor_bytes(&c, 4);
     if (!ei_cursor_ok(&c))
-        return short_read(c.len);
+        return short_read(ei_cursor_size(&c));
     bool socks4a = ip.ptr[0] == 0 && ip.ptr[1] == 0 && ip.ptr[2] == 0 && ip.ptr[3] != 0;
     for (int field = 0; field < (socks4a ? 2 : 1); field++) {
-        size_t start = c.off;
-        while (ei_cursor_left(&c) > 0 && c.ptr[c.off] != 0 && c.off - start < 255)
-            c.off++;
-        if (ei_cursor_left(&c) == 0)
-            return short_read(c.len);
-        if (c.ptr[c.off] != 0)
-            return EI_PARSE_MALFORMED;
+        /* USERID, then (4a) the host name: each NUL-terminated, at most 255 bytes */
+        size_t n = ei_cursor_find(&c, 0);
+        if (n > 255)
+            return n == SIZE_MAX && ei_cursor_left(&c) <= 255 ? short_read(ei_cursor_size(&c))
+                                                              : EI_PARSE_MALFORMED;
+        ei_view field_bytes = ei_cursor_bytes(&c, n);
+        ei_cursor_skip(&c, 1);
         if (field == 1) {
-            out->name = (ei_view){ c.ptr + start, c.off - start };
+            out->name = field_bytes;
             out->has_name = true;
         }
-        c.off++;
     }
-    out->length = c.off;
+    out->length = ei_cursor_tell(&c);
     return EI_PARSE_OK;
 }
 
@@ -87,18 +86,18 @@ static ei_parse_status socks5(ei_cursor c, ei_preamble *out)
     ei_cursor_skip(&c, 1);
     ei_cursor methods = ei_cursor_block8(&c);
     if (!ei_cursor_ok(&c))
-        return short_read(c.len);
+        return short_read(ei_cursor_size(&c));
     if (ei_cursor_left(&methods) == 0)
         return EI_PARSE_MALFORMED;
     out->units = 1; /* the greeting is whole: the proxy answers it */
     if (ei_cursor_left(&c) == 0)
         return EI_PARSE_NEED_MORE;
-    if (c.ptr[c.off] == 1) { /* RFC 1929 username/password */
+    if (ei_cursor_peek(&c) == 1) { /* RFC 1929 username/password */
         ei_cursor_skip(&c, 1);
         ei_cursor_block8(&c);
         ei_cursor_block8(&c);
         if (!ei_cursor_ok(&c))
-            return short_read(c.len);
+            return short_read(ei_cursor_size(&c));
         out->units = 2;
     }
     uint8_t ver = ei_cursor_u8(&c);
@@ -117,8 +116,8 @@ static ei_parse_status socks5(ei_cursor c, ei_preamble *out)
     }
     out->port = ei_cursor_u16(&c);
     if (!ei_cursor_ok(&c))
-        return short_read(c.len);
-    out->length = c.off;
+        return short_read(ei_cursor_size(&c));
+    out->length = ei_cursor_tell(&c);
     return EI_PARSE_OK;
 }
 
@@ -137,14 +136,20 @@ static bool word_is(ei_view w, const char *s)
     return true;
 }
 
+static bool is_space(uint8_t b)
+{
+    return b == ' ';
+}
+
+static bool is_not_space(uint8_t b)
+{
+    return b != ' ';
+}
+
 static ei_view next_word(ei_cursor *c)
 {
-    while (ei_cursor_left(c) > 0 && c->ptr[c->off] == ' ')
-        c->off++;
-    size_t start = c->off;
-    while (ei_cursor_left(c) > 0 && c->ptr[c->off] != ' ')
-        c->off++;
-    return (ei_view){ c->ptr + start, c->off - start };
+    ei_cursor_while(c, is_space);
+    return ei_cursor_while(c, is_not_space);
 }
 
 /* 0: not a command we allow before TLS; 1: allowed; 2: asks for TLS (the last line). */
@@ -173,18 +178,15 @@ static ei_parse_status starttls(ei_cursor c, ei_preamble *out)
 {
     out->kind = EI_PREAMBLE_STARTTLS;
     for (int lines = 0; lines < EI_PREAMBLE_LINES; lines++) {
-        size_t left = ei_cursor_left(&c);
-        const uint8_t *lf = left ? memchr(c.ptr + c.off, '\n', left) : NULL;
-        if (lf == NULL) {
-            ei_view partial = { c.ptr + c.off, left };
+        ei_view line;
+        if (!ei_cursor_until(&c, '\n', &line)) {
+            ei_view partial = ei_cursor_remaining(&c);
             /* a partial line must still be printable text */
             for (size_t i = 0; i < partial.len; i++)
                 if ((partial.ptr[i] < 0x20 || partial.ptr[i] > 0x7e) && partial.ptr[i] != '\r')
                     return EI_PARSE_MALFORMED;
-            return lines == 0 && left == 0 ? EI_PARSE_NEED_MORE : short_read(c.len);
+            return lines == 0 && partial.len == 0 ? EI_PARSE_NEED_MORE : short_read(ei_cursor_size(&c));
         }
-        ei_view line = ei_cursor_bytes(&c, (size_t)(lf - (c.ptr + c.off)));
-        ei_cursor_skip(&c, 1);
         if (line.len == 0 || line.ptr[line.len - 1] != '\r')
             return EI_PARSE_MALFORMED;
         line.len--;
@@ -192,11 +194,11 @@ static ei_parse_status starttls(ei_cursor c, ei_preamble *out)
             if (line.ptr[i] < 0x20 || line.ptr[i] > 0x7e)
                 return EI_PARSE_MALFORMED;
         int kind = starttls_command(line);
-        if (kind == 0 || c.off > EI_PREAMBLE_MAX)
+        if (kind == 0 || ei_cursor_tell(&c) > EI_PREAMBLE_MAX)
             return EI_PARSE_MALFORMED;
         out->units = (unsigned)lines + 1;
         if (kind == 2) {
-            out->length = c.off;
+            out->length = ei_cursor_tell(&c);
             return EI_PARSE_OK;
         }
     }
@@ -219,26 +221,26 @@ static ei_parse_status ldap_starttls(ei_cursor c, ei_preamble *out)
     if (memchr(msg.ptr, 0x77, msg.len) == NULL ||
         memmem(msg.ptr, msg.len, ldap_starttls_oid, sizeof ldap_starttls_oid - 1) == NULL)
         return EI_PARSE_MALFORMED;
-    out->length = c.off;
+    out->length = ei_cursor_tell(&c);
     return EI_PARSE_OK;
 }
 
 static ei_parse_status proxy_v1(ei_cursor c, ei_preamble *out)
 {
     out->kind = EI_PREAMBLE_PROXY;
-    size_t left = ei_cursor_left(&c);
-    const uint8_t *lf = memchr(c.ptr, '\n', left < 108 ? left : 108);
-    if (lf == NULL)
-        return left < 108 ? EI_PARSE_NEED_MORE : EI_PARSE_MALFORMED;
-    size_t n = (size_t)(lf - c.ptr) + 1;
-    if (n < 8 || c.ptr[n - 2] != '\r')
+    ei_view line;
+    size_t n = ei_cursor_find(&c, '\n'); /* the LF is within the first 108 bytes */
+    if (n > 107)
+        return n == SIZE_MAX && ei_cursor_left(&c) < 108 ? EI_PARSE_NEED_MORE : EI_PARSE_MALFORMED;
+    if (!ei_cursor_until(&c, '\n', &line) || line.len < 7 || line.ptr[line.len - 1] != '\r')
         return EI_PARSE_MALFORMED;
-    for (size_t i = 0; i < n - 2; i++)
-        if (!((c.ptr[i] >= '0' && c.ptr[i] <= '9') || (c.ptr[i] >= 'A' && c.ptr[i] <= 'Z') ||
-              (c.ptr[i] >= 'a' && c.ptr[i] <= 'f') || c.ptr[i] == ' ' || c.ptr[i] == '.' ||
-              c.ptr[i] == ':'))
+    for (size_t i = 0; i + 1 < line.len; i++) {
+        uint8_t b = line.ptr[i];
+        if (!((b >= '0' && b <= '9') || (b >= 'A' && b <= 'Z') || (b >= 'a' && b <= 'f') ||
+              b == ' ' || b == '.' || b == ':'))
             return EI_PARSE_MALFORMED;
-    out->length = n;
+    }
+    out->length = ei_cursor_tell(&c);
     return EI_PARSE_OK;
 }
 
@@ -250,10 +252,10 @@ static ei_parse_status proxy_v2(ei_cursor c, ei_preamble *out)
     ei_cursor_skip(&c, 1);
     ei_cursor_block16(&c);
     if (!ei_cursor_ok(&c))
-        return short_read(c.len);
-    if (ver_cmd >> 4 != 2 || c.off > EI_PREAMBLE_MAX)
+        return short_read(ei_cursor_size(&c));
+    if (ver_cmd >> 4 != 2 || ei_cursor_tell(&c) > EI_PREAMBLE_MAX)
         return EI_PARSE_MALFORMED;
-    out->length = c.off;
+    out->length = ei_cursor_tell(&c);
     return EI_PARSE_OK;
 }
 

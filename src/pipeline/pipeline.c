@@ -719,12 +719,10 @@ static void snoop_dns(ei_pipeline *p, const ei_packet *pkt, uint64_t now_ns)
         /* RFC 7766: a 2-byte length, then the message. Only answers whole in one segment
          * are read: the workload's resolver falls back to nothing we miss, since a name
          * we never learned is looked up by the inspector itself. */
-        if (msg.len < 2 || (size_t)(msg.ptr[0] << 8 | msg.ptr[1]) > msg.len - 2) {
+        if (ei_dns_tcp_message(pkt->payload, &msg) != EI_PARSE_OK) {
             p->count.dns_tcp_split++;
             return;
         }
-        msg.len = (size_t)(msg.ptr[0] << 8 | msg.ptr[1]);
-        msg.ptr += 2;
     }
     ei_dns_answer a;
     if (ei_dns_parse_response(msg.ptr, msg.len, &a) != EI_PARSE_OK) {
