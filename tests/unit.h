@@ -1,5 +1,12 @@
-/* Shared by the CUnit test programs: run the registered suites verbosely and turn the
- * outcome into the exit status CTest reads. */
+/* Shared by the CUnit test programs: a main() is its suites, then ei_unit_run(), which
+ * runs them verbosely and turns the outcome into the exit status CTest reads:
+ *
+ *     int main(void)
+ *     {
+ *         EI_SUITE("http", cases);
+ *         return ei_unit_run();
+ *     }
+ */
 #ifndef EI_TESTS_UNIT_H
 #define EI_TESTS_UNIT_H
 
@@ -15,6 +22,8 @@ typedef struct {
 
 static inline void ei_unit_suite(const char *name, const ei_unit_case *cases, size_t n)
 {
+    if (CU_get_registry() == NULL && CU_initialize_registry() != CUE_SUCCESS)
+        exit(2);
     CU_pSuite suite = CU_add_suite(name, NULL, NULL);
     if (suite == NULL)
         exit(2);

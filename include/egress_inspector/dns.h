@@ -4,7 +4,7 @@
 #define EGRESS_INSPECTOR_DNS_H
 
 #include "egress_inspector/common.h"
-#include "egress_inspector/policy.h"
+#include "egress_inspector/name.h"
 
 #define EI_DNS_MAX_RECORDS 32 /* answer records read; more are counted, not read */
 #define EI_DNS_MAX_CHAIN 8    /* CNAME hops followed from the question's name */

@@ -121,6 +121,9 @@ typedef struct {
     uint64_t dest_checks[3];               /* by ei_bind: unknown, mismatch, match */
 } ei_counters;
 
+/* Adds every counter (and gauge) of c to sum: the node's totals from its queues'. */
+void ei_counters_add(ei_counters *sum, const ei_counters *c);
+
 typedef struct ei_pipeline ei_pipeline;
 
 /* NULL when memory runs out. policy must outlive its use (see ei_pipeline_set_policy). */

@@ -8,7 +8,7 @@
 
 #include "cli/hosts.h"
 #include "cli/iptables.h"
-#include "cli/rules_load.h"
+#include "io/rules_load.h"
 #include "egress_inspector/pipeline.h"
 #include "io/daemon.h"
 #include "io/replay.h"
@@ -29,9 +29,12 @@ static const char usage[] =
     "  run --rules FILE (--queue N | --queues A-B) [--mode enforce|monitor]\n"
     "      [--fail closed|open] [--mark-allow HEX] [--mark-deny HEX] [--dns-queue N|off]\n"
     "      [--resolver IP[:PORT]] [--queue-maxlen N] [--metrics ADDR:PORT]\n"
-    "      [--log-format json|cloudevents] [--log-interval SECONDS] [PIPELINE OPTIONS]\n"
+    "      [--log-format json|cloudevents] [--log-interval SECONDS]\n"
+    "      [--log-buffer BYTES] [PIPELINE OPTIONS]\n"
     "      The daemon: judge the packets iptables queues; JSON lines on stdout.\n"
     "      SIGUSR1: enforce, SIGUSR2: monitor, SIGHUP: reload rules, SIGTERM: stop.\n"
+    "      Log lines wait in a buffer of --log-buffer bytes (8388608) for a slow reader;\n"
+    "      when it is full they are dropped whole and counted, never waited for.\n"
     "  iptables (--print | --apply | --remove) [--queue N | --queues A-B]\n"
     "      [--source CIDR]... [--in-iface PATTERN]... [--hook forward|output]...\n"
     "      [--ports LIST] [--fail closed|open] [--mark-allow HEX] [--mark-deny HEX]\n"
@@ -365,7 +368,7 @@ static bool node_check(node_options *n)
 
 static int cmd_run(int argc, char **argv)
 {
-    enum { OPT_MAXLEN = 256, OPT_METRICS, OPT_LOG_FORMAT, OPT_LOG_INTERVAL, OPT_RESOLVER };
+    enum { OPT_MAXLEN = 256, OPT_METRICS, OPT_LOG_FORMAT, OPT_LOG_INTERVAL, OPT_RESOLVER, OPT_LOG_BUFFER };
     static const struct option opts[] = {
         { "rules", required_argument, NULL, 'r' },
         { "policy-json", required_argument, NULL, 'r' },
@@ -375,12 +378,13 @@ static int cmd_run(int argc, char **argv)
         { "metrics", required_argument, NULL, OPT_METRICS },
         { "log-format", required_argument, NULL, OPT_LOG_FORMAT },
         { "log-interval", required_argument, NULL, OPT_LOG_INTERVAL },
+        { "log-buffer", required_argument, NULL, OPT_LOG_BUFFER },
         PIPELINE_LONG_OPTIONS,
         NODE_LONG_OPTIONS,
         { NULL, 0, NULL, 0 },
     };
     ei_daemon_options d = { .mode = EI_MODE_ENFORCE, .queue_maxlen = 4096,
-                            .log_interval_ns = 10ull * 1000000000ull };
+                            .log_interval_ns = 10ull * 1000000000ull, .log_buffer = 8u << 20 };
     core_options core;
     core_defaults(&core, &d.pipeline);
     node_options n;
@@ -414,6 +418,11 @@ static int cmd_run(int argc, char **argv)
             if (!parse_number("--log-interval", optarg, 1, 3600, &v))
                 return 2;
             d.log_interval_ns = v * 1000000000ull;
+            break;
+        case OPT_LOG_BUFFER:
+            if (!parse_number("--log-buffer", optarg, 4096, 1u << 30, &v))
+                return 2;
+            d.log_buffer = (size_t)v;
             break;
         case OPT_MAXLEN:
             if (!parse_number("--queue-maxlen", optarg, 16, 1u << 20, &v))

@@ -17,6 +17,7 @@ typedef struct {
     uint32_t queue_maxlen;
     ei_log_format log_format;
     uint64_t log_interval_ns;   /* window in which repeated denies are aggregated */
+    size_t log_buffer;          /* bytes of log lines waiting for stdout's reader */
     const char *metrics_listen; /* "ADDR:PORT" for /metrics, /healthz, /readyz; NULL: none */
     ei_pipeline_config pipeline;
     ei_dns_cache *dns;          /* shared by every queue; --hosts already pinned */

@@ -86,3 +86,12 @@ void ei_log_format_event(ei_jsonw *w, const ei_flow_event *ev)
         ei_jsonw_bool(w, "midstream", true);
     ei_jsonw_end(w);
 }
+
+void ei_log_begin_event(ei_jsonw *w, const char *event, uint64_t wall_ns)
+{
+    char ts[32];
+    ei_log_format_time(wall_ns, ts);
+    ei_jsonw_begin(w);
+    ei_jsonw_lit(w, "ts", ts);
+    ei_jsonw_lit(w, "event", event);
+}

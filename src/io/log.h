@@ -10,6 +10,11 @@
 /* Formats one decided flow as a JSON line into w (ending in a newline). */
 void ei_log_format_event(ei_jsonw *w, const ei_flow_event *ev);
 
+/* Opens a lifecycle line of the daemon ("start", "reload", "mode", "shutdown"): its
+ * stamp (wall time) and event name come first, as in a decision line. event is one of
+ * our own names (no escaping). */
+void ei_log_begin_event(ei_jsonw *w, const char *event, uint64_t wall_ns);
+
 /* Formats a time in nanoseconds since the epoch as RFC 3339 UTC with microseconds. */
 void ei_log_format_time(uint64_t ts_ns, char out[32]);
 

@@ -14,8 +14,10 @@
 enum {
     RECV_BUF = 0xffff + 8192, /* one whole packet plus its attributes */
     CONFIG_BUF = 1024,
-    PENDING_MAX = 256,      /* verdicts collected before a flush is forced */
-    SEND_BUF = PENDING_MAX * 64,
+    FLUSH_AT = 256,         /* verdicts collected before a flush is forced */
+    PENDING_MAX = 4 * FLUSH_AT, /* room to keep verdicts a failed send could not deliver */
+    SEND_BUF = FLUSH_AT * 64,
+    SEND_TRIES = 3,         /* immediate retries of a send the kernel refused for memory */
 };
 
 typedef struct {
@@ -35,7 +37,15 @@ struct ei_nfq {
     uint8_t *send_buf;
     ei_nfq_packet_fn on_packet;
     void *ctx;
+    ei_nfq_send_fn send;    /* the netlink socket's sendto, or a test's */
+    void *send_ctx;
 };
+
+static ssize_t socket_send(void *ctx, const void *buf, size_t len)
+{
+    ei_nfq *q = ctx;
+    return mnl_socket_sendto(q->nl, buf, len);
+}
 
 /* Sends one configuration message and waits for its acknowledgement. */
 static bool config_send(ei_nfq *q, struct nlmsghdr *nlh, const char *what, char *err, size_t errlen)
@@ -71,6 +81,8 @@ ei_nfq *ei_nfq_open(const ei_nfq_config *cfg, char *err, size_t errlen)
         return NULL;
     }
     q->queue = cfg->queue;
+    q->send = socket_send;
+    q->send_ctx = q;
     q->nl = mnl_socket_open2(NETLINK_NETFILTER, SOCK_CLOEXEC);
     if (q->nl == NULL || mnl_socket_bind(q->nl, 0, MNL_SOCKET_AUTOPID) < 0) {
         snprintf(err, errlen, "netlink socket: %s", strerror(errno));
@@ -117,6 +129,19 @@ ei_nfq *ei_nfq_open(const ei_nfq_config *cfg, char *err, size_t errlen)
 fail:
     ei_nfq_close(q);
     return NULL;
+}
+
+ei_nfq *ei_nfq_open_detached(uint16_t queue, ei_nfq_send_fn send, void *ctx)
+{
+    ei_nfq *q = calloc(1, sizeof *q);
+    if (q == NULL || (q->send_buf = malloc(SEND_BUF)) == NULL) {
+        free(q);
+        return NULL;
+    }
+    q->queue = queue;
+    q->send = send;
+    q->send_ctx = ctx;
+    return q;
 }
 
 void ei_nfq_close(ei_nfq *q)
@@ -179,7 +204,7 @@ int ei_nfq_receive(ei_nfq *q, int budget, ei_nfq_packet_fn on_packet, void *ctx)
         }
         if (mnl_cb_run(q->recv_buf, (size_t)n, 0, q->portid, packet_cb, q) == MNL_CB_ERROR)
             q->stats.netlink_errors++;
-        if (q->npend > PENDING_MAX / 2)
+        if (q->npend > FLUSH_AT / 2)
             ei_nfq_flush(q, false);
     }
     return (int)(q->stats.queued - before);
@@ -187,20 +212,63 @@ int ei_nfq_receive(ei_nfq *q, int budget, ei_nfq_packet_fn on_packet, void *ctx)
 
 void ei_nfq_verdict(ei_nfq *q, uint32_t id, int verdict, uint32_t mark)
 {
-    if (q->npend == PENDING_MAX)
+    if (q->npend >= FLUSH_AT)
         ei_nfq_flush(q, false);
+    if (q->npend == PENDING_MAX) {
+        /* Sends have failed PENDING_MAX verdicts in a row: this one cannot be kept. The
+         * packet stays in the kernel's queue, unanswered (nothing passes), counted. */
+        q->stats.verdicts_lost++;
+        return;
+    }
     q->pend[q->npend++] = (pending){ id, verdict, mark };
+    q->stats.pending = q->npend;
 }
 
-static struct nlmsghdr *put_verdict(ei_nfq *q, size_t *off, int type, uint32_t id, int verdict,
-                                    uint32_t mark)
+static void put_verdict(ei_nfq *q, size_t *off, int type, uint32_t id, int verdict, uint32_t mark)
 {
     struct nlmsghdr *nlh = nfq_nlmsg_put((char *)q->send_buf + *off, type, q->queue);
     nfq_nlmsg_verdict_put(nlh, (int)id, verdict);
     if (mark != 0)
         nfq_nlmsg_verdict_put_mark(nlh, mark);
     *off += NLMSG_ALIGN(nlh->nlmsg_len);
-    return nlh;
+}
+
+/* One datagram's worth of verdicts from pend[from] on: returns the position after the
+ * last one encoded, *len the bytes, and what they count for in *verdicts and *batches. */
+static size_t encode(ei_nfq *q, size_t from, bool may_batch, const uint32_t *later_min,
+                     size_t *len, uint64_t *verdicts, uint64_t *batches)
+{
+    size_t off = 0, i = from;
+    *verdicts = *batches = 0;
+    while (i < q->npend && off <= SEND_BUF - 128) {
+        size_t j = i + 1;
+        if (may_batch)
+            while (j < q->npend && q->pend[j].id == q->pend[j - 1].id + 1 &&
+                   q->pend[j].verdict == q->pend[i].verdict && q->pend[j].mark == q->pend[i].mark &&
+                   later_min[j + 1] > q->pend[j].id)
+                j++;
+        const pending *last = &q->pend[j - 1];
+        put_verdict(q, &off, j - i > 1 ? NFQNL_MSG_VERDICT_BATCH : NFQNL_MSG_VERDICT, last->id,
+                    last->verdict, last->mark);
+        *verdicts += j - i;
+        *batches += j - i > 1;
+        i = j;
+    }
+    *len = off;
+    return i;
+}
+
+/* The kernel refuses a datagram whole (skb allocation) or takes it whole. */
+static bool send_datagram(ei_nfq *q, size_t len)
+{
+    for (int tries = 0; tries < SEND_TRIES; tries++) {
+        if (q->send(q->send_ctx, q->send_buf, len) >= 0)
+            return true;
+        if (errno != EINTR && errno != ENOBUFS && errno != ENOMEM && errno != EAGAIN)
+            break;
+    }
+    q->stats.netlink_errors++;
+    return false;
 }
 
 void ei_nfq_flush(ei_nfq *q, bool may_batch)
@@ -212,25 +280,21 @@ void ei_nfq_flush(ei_nfq *q, bool may_batch)
     later_min[q->npend] = UINT32_MAX;
     for (size_t i = q->npend; i > 0; i--)
         later_min[i - 1] = q->pend[i - 1].id < later_min[i] ? q->pend[i - 1].id : later_min[i];
-    size_t off = 0;
-    for (size_t i = 0; i < q->npend;) {
-        size_t j = i + 1;
-        if (may_batch)
-            while (j < q->npend && q->pend[j].id == q->pend[j - 1].id + 1 &&
-                   q->pend[j].verdict == q->pend[i].verdict && q->pend[j].mark == q->pend[i].mark &&
-                   later_min[j + 1] > q->pend[j].id)
-                j++;
-        const pending *last = &q->pend[j - 1];
-        put_verdict(q, &off, j - i > 1 ? NFQNL_MSG_VERDICT_BATCH : NFQNL_MSG_VERDICT, last->id,
-                    last->verdict, last->mark);
-        q->stats.verdicts += j - i;
-        q->stats.batches += j - i > 1;
-        i = j;
-        if (off > SEND_BUF - 128 || i == q->npend) {
-            if (mnl_socket_sendto(q->nl, q->send_buf, off) < 0)
-                q->stats.netlink_errors++;
-            off = 0;
+    size_t sent = 0;
+    while (sent < q->npend) {
+        size_t len;
+        uint64_t verdicts, batches;
+        size_t next = encode(q, sent, may_batch, later_min, &len, &verdicts, &batches);
+        if (!send_datagram(q, len)) {
+            /* Keep what was not sent, in order, for the next flush. */
+            q->stats.send_retries++;
+            break;
         }
+        q->stats.verdicts += verdicts;
+        q->stats.batches += batches;
+        sent = next;
     }
-    q->npend = 0;
+    memmove(q->pend, q->pend + sent, (q->npend - sent) * sizeof q->pend[0]);
+    q->npend -= sent;
+    q->stats.pending = q->npend;
 }

@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "io/clock.h"
 #include "egress_inspector/policy.h"
 
 enum {
@@ -67,20 +68,6 @@ struct ei_resolver {
     uint64_t next_refresh_ns; /* likewise */
     atomic_bool keep_changed;
 };
-
-static uint64_t mono_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-static uint64_t wall_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
 
 static void on_sock_state(void *data, ares_socket_t fd, int readable, int writable)
 {
@@ -139,7 +126,7 @@ static void on_answer(void *arg, int status, int timeouts, struct ares_addrinfo 
     }
     ares_freeaddrinfo(res);
     if (answered)
-        ei_dns_cache_learn(r->cache, NULL, f->name, addrs, n, ttl == UINT32_MAX ? 0 : ttl, wall_ns());
+        ei_dns_cache_learn(r->cache, NULL, f->name, addrs, n, ttl == UINT32_MAX ? 0 : ttl, ei_mono_ns());
 
     pthread_mutex_lock(&r->lock);
     r->st.in_flight--;
@@ -147,7 +134,7 @@ static void on_answer(void *arg, int status, int timeouts, struct ares_addrinfo 
         r->st.answered++;
     else
         r->st.failures++;
-    count_latency(r, mono_ns() - f->started_ns);
+    count_latency(r, ei_mono_ns() - f->started_ns);
     pthread_mutex_unlock(&r->lock);
     /* A timeout is left to the waiting flows' own deadline (dns_timeout); any other
      * failure is told at once (dns_failed). */
@@ -200,7 +187,7 @@ static void start_lookup(ei_resolver *r, const char *name, const waiter *w, bool
     size_t len = strnlen(name, EI_NAME_MAX);
     memcpy(f->name, name, len);
     f->name[len] = '\0';
-    f->started_ns = mono_ns();
+    f->started_ns = ei_mono_ns();
     if (w != NULL)
         f->waiters[f->nwaiters++] = *w;
     char absolute[EI_NAME_MAX + 2]; /* a trailing dot: no search domains */
@@ -226,7 +213,7 @@ static void take_work(ei_resolver *r)
         for (size_t i = 0; i < n; i++)
             start_lookup(r, batch[i].name, &batch[i].w, false);
     }
-    uint64_t now = mono_ns();
+    uint64_t now = ei_mono_ns();
     if (!atomic_exchange(&r->keep_changed, false) && now < r->next_refresh_ns)
         return;
     r->next_refresh_ns = now + 1000000000ull;
@@ -236,9 +223,8 @@ static void take_work(ei_resolver *r)
     if (keep != NULL)
         memcpy(keep, r->keep, nkeep * sizeof *keep);
     pthread_mutex_unlock(&r->lock);
-    uint64_t wall = wall_ns();
     for (size_t i = 0; keep != NULL && i < nkeep; i++)
-        if (ei_dns_cache_remaining(r->cache, keep[i], wall) <= REFRESH_AHEAD_S && find_flight(r, keep[i]) == NULL)
+        if (ei_dns_cache_remaining(r->cache, keep[i], now) <= REFRESH_AHEAD_S && find_flight(r, keep[i]) == NULL)
             start_lookup(r, keep[i], NULL, true);
     free(keep);
 }

@@ -845,3 +845,16 @@ ei_action ei_pipeline_packet(ei_pipeline *p, int linktype, const uint8_t *data, 
         p->count.actions[action]++;
     return action;
 }
+
+void ei_counters_add(ei_counters *sum, const ei_counters *c)
+{
+    /* Every field is a uint64_t (counters, gauges, arrays of them): add them as one array. */
+    enum { N = sizeof(ei_counters) / sizeof(uint64_t) };
+    _Static_assert(sizeof(ei_counters) == N * sizeof(uint64_t), "ei_counters holds only uint64_t");
+    uint64_t a[N], b[N];
+    memcpy(a, sum, sizeof a);
+    memcpy(b, c, sizeof b);
+    for (size_t i = 0; i < N; i++)
+        a[i] += b[i];
+    memcpy(sum, a, sizeof a);
+}

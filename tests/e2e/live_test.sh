@@ -267,6 +267,34 @@ for f in ok_tls13 deny_name two_names ok_http; do
     check "tcpreplay of $f decides as replay does" live_vs_replay "$f" "$port"
 done
 stop_daemon
+
+echo "== a log reader that never reads does not slow the queue"
+# stdout is a FIFO held open and never read: its 64 kB fill, then a 4 kB log buffer, then
+# lines are dropped (counted); the queue thread must not wait for any of it
+mkfifo "$WORK/stalled"
+exec 7<>"$WORK/stalled"
+ip netns exec "$NS_NODE" "$BIN" run --rules "$RULES" --queue 0 --metrics 127.0.0.1:9153 \
+    --hosts "$HOSTS" --resolver 127.0.0.1:9 --log-buffer 4096 >"$WORK/stalled" 2>>"$WORK/daemon.err" &
+DAEMON=$!
+EI_PIDS+=($DAEMON)
+for _ in $(seq 50); do [ "$(in_node curl -s --max-time 1 http://127.0.0.1:9153/readyz)" = ready ] && break; sleep 0.1; done
+ok=0
+t0=$(now_ms)
+for _ in $(seq 300); do
+    [ "$(https allowed.example 203.0.113.10)" = 0 ] && ok=$((ok + 1))
+done
+t1=$(now_ms)
+dropped=$(metric egress_inspector_log_lines_dropped_total)
+check "300 allowed connections all complete with the log stalled ($ok ok in $((t1 - t0)) ms)" [ "$ok" = 300 ]
+check "the lines that found no room are counted (${dropped:-none} dropped)" [ "${dropped:-0}" -gt 0 ]
+check "the pipe's reader still being stalled, the daemon's queue loop is healthy" \
+    bash -c "[ \"\$(ip netns exec $NS_NODE curl -s http://127.0.0.1:9153/healthz)\" = ok ]"
+t0=$(now_ms)
+stop_daemon
+t1=$(now_ms)
+check "SIGTERM with the log stalled still exits, bounded ($((t1 - t0)) ms)" [ $((t1 - t0)) -lt 6000 ]
+check "and says what it could not write" grep -q "bytes of log could not be written" "$WORK/daemon.err"
+exec 7>&-
 in_node "$BIN" iptables --remove
 check "iptables --remove leaves no chain of ours" bash -c "! ip netns exec $NS_NODE iptables-save | grep -q EGRESS-INSPECTOR"
 

@@ -403,7 +403,7 @@ static void test_example_rules(void)
     char path[1024];
     const char *slash = strrchr(__FILE__, '/');
     int dir = slash != NULL ? (int)(slash - __FILE__) : 1;
-    snprintf(path, sizeof path, "%.*s/../rules/example.rules", dir, slash != NULL ? __FILE__ : ".");
+    snprintf(path, sizeof path, "%.*s/../../rules/example.rules", dir, slash != NULL ? __FILE__ : ".");
     FILE *f = fopen(path, "rb");
     CU_ASSERT_PTR_NOT_NULL_FATAL(f);
     static char text[65536];
@@ -929,8 +929,6 @@ static void test_decide_names(void)
 
 int main(void)
 {
-    if (CU_initialize_registry() != CUE_SUCCESS)
-        return 2;
     static const ei_unit_case names[] = { EI_CASE(test_name_table), EI_CASE(test_name_bounds) };
     static const ei_unit_case parser[] = {
         EI_CASE(test_each_error), EI_CASE(test_all_errors_in_line_order),

@@ -205,8 +205,6 @@ static void test_addr_format_matches_inet_ntop(void)
 
 int main(void)
 {
-    if (CU_initialize_registry() != CUE_SUCCESS)
-        return 2;
     static const ei_unit_case cases[] = {
         EI_CASE(test_ethernet_ipv4),
         EI_CASE(test_vlan_tags_bounded),

@@ -2,7 +2,7 @@
  * service names use): labels of letters, digits, '-' and '_', 1-63 bytes each, at most
  * 253 bytes in all without the one optional trailing dot. Anything else is refused, never
  * repaired: a name the allowlist cannot read exactly must not be matched approximately. */
-#include "egress_inspector/policy.h"
+#include "egress_inspector/name.h"
 
 static ei_reason refuse(ei_reason why, char out[EI_NAME_MAX + 1], size_t *out_len)
 {

@@ -3,7 +3,7 @@
 Usage: test_cli.py --bin build/egress-inspector. Ends with 'N passed, N failed'."""
 import argparse, json, os, subprocess, sys, tempfile
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 ap = argparse.ArgumentParser()
 ap.add_argument("--bin", required=True)
 BIN = ap.parse_args().bin

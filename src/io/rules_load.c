@@ -1,6 +1,6 @@
-#include "cli/rules_load.h"
+#include "io/rules_load.h"
 
-#include "cli/policy_json.h"
+#include "egress_inspector/portarium.h"
 
 #include <errno.h>
 #include <stdlib.h>

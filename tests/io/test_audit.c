@@ -135,8 +135,6 @@ static void test_cloudevent_fields(void)
 
 int main(void)
 {
-    if (CU_initialize_registry() != CUE_SUCCESS)
-        return 2;
     static const ei_unit_case cases[] = { EI_CASE(test_time_format), EI_CASE(test_flood_is_bounded),
                                           EI_CASE(test_cloudevent_fields) };
     EI_SUITE("audit", cases);

@@ -297,8 +297,6 @@ static void test_idle_undecided_flow_expires(void)
 
 int main(void)
 {
-    if (CU_initialize_registry() != CUE_SUCCESS)
-        return 2;
     static const ei_unit_case cases[] = {
         EI_CASE(test_allow_and_deny_by_name),
         EI_CASE(test_monitor_computes_the_same_and_lets_through),

@@ -7,7 +7,7 @@ import argparse, os, re, stat, subprocess, sys, tempfile
 
 import yaml
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 DEPLOY = os.path.join(ROOT, "deploy")
 ap = argparse.ArgumentParser()
 ap.add_argument("--bin", required=True)

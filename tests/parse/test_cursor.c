@@ -201,8 +201,6 @@ static void test_empty_window(void)
 
 int main(void)
 {
-    if (CU_initialize_registry() != CUE_SUCCESS)
-        return 2;
     static const ei_unit_case cases[] = {
         EI_CASE(test_reads_to_the_last_byte_and_not_past_it),
         EI_CASE(test_failure_is_sticky),

@@ -1,6 +1,6 @@
 /* Portarium MachineExecutionPolicy JSON as an alternative to the rules file. */
-#ifndef EI_CLI_POLICY_JSON_H
-#define EI_CLI_POLICY_JSON_H
+#ifndef EGRESS_INSPECTOR_PORTARIUM_H
+#define EGRESS_INSPECTOR_PORTARIUM_H
 
 #include <stdio.h>
 

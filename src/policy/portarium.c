@@ -6,7 +6,7 @@
  * egressAllowlist): a non-empty list of https:// URLs. The documents are translated into
  * the rules file's lines and parsed by the same parser, so validation and reload behave
  * exactly as for a rules file; each error names the JSON path it came from. */
-#include "cli/policy_json.h"
+#include "egress_inspector/portarium.h"
 
 #include <json-c/json.h>
 #include <stdlib.h>

@@ -61,8 +61,6 @@ static void test_kinds(void)
 
 int main(void)
 {
-    if (CU_initialize_registry() != CUE_SUCCESS)
-        return 2;
     static const ei_unit_case cases[] = { EI_CASE(test_fuzzer_found_inputs), EI_CASE(test_kinds) };
     EI_SUITE("preamble", cases);
     return ei_unit_run();

@@ -1,6 +1,6 @@
 /* Loading a rules file from disk for the CLI and the daemon. */
-#ifndef EI_CLI_RULES_LOAD_H
-#define EI_CLI_RULES_LOAD_H
+#ifndef EI_IO_RULES_LOAD_H
+#define EI_IO_RULES_LOAD_H
 
 #include <stdio.h>
 

@@ -640,8 +640,6 @@ static void test_tcp_entry_at_syn(void)
 
 int main(void)
 {
-    if (CU_initialize_registry() != CUE_SUCCESS)
-        return 2;
     static const ei_unit_case parser[] = {
         EI_CASE(test_parse_a),
         EI_CASE(test_parse_cname_chain_and_compression),

@@ -142,8 +142,6 @@ static void test_table_bound_and_lru(void)
 
 int main(void)
 {
-    if (CU_initialize_registry() != CUE_SUCCESS)
-        return 2;
     static const ei_unit_case reasm[] = {
         EI_CASE(test_in_order_and_out_of_order),
         EI_CASE(test_overlap_must_agree),

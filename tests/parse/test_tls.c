@@ -337,8 +337,6 @@ static void test_hello_without_extensions(void)
 
 int main(void)
 {
-    if (CU_initialize_registry() != CUE_SUCCESS)
-        return 2;
     static const ei_unit_case cases[] = {
         EI_CASE(test_reads_name_alpn_versions),
         EI_CASE(test_every_truncation_needs_more),

@@ -142,8 +142,6 @@ static void test_sniff(void)
 
 int main(void)
 {
-    if (CU_initialize_registry() != CUE_SUCCESS)
-        return 2;
     static const ei_unit_case cases[] = {
         EI_CASE(test_origin_form),
         EI_CASE(test_every_truncation_needs_more),

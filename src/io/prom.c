@@ -1,0 +1,166 @@
+/* The Prometheus text. See prom.h. */
+#include "io/prom.h"
+
+#include <stddef.h>
+#include <string.h>
+
+static void help(FILE *out, const char *name, const char *type, const char *text)
+{
+    if (text != NULL)
+        fprintf(out, "# HELP egress_inspector_%s %s\n", name, text);
+    fprintf(out, "# TYPE egress_inspector_%s %s\n", name, type);
+}
+
+static void value(FILE *out, const char *name, uint64_t v)
+{
+    fprintf(out, "egress_inspector_%s %llu\n", name, (unsigned long long)v);
+}
+
+/* A metric with no labels: its TYPE line (and HELP when given), then its value. */
+static void single(FILE *out, const char *name, const char *type, const char *text, uint64_t v)
+{
+    help(out, name, type, text);
+    value(out, name, v);
+}
+
+/* A histogram from per-bucket counts (not cumulative) and bounds in ns, the last of
+ * which is +Inf. */
+static void histogram(FILE *out, const char *name, const char *text, const uint64_t *counts,
+                      const uint64_t *bounds_ns, int n, uint64_t sum_ns)
+{
+    help(out, name, "histogram", text);
+    uint64_t cumulative = 0;
+    for (int b = 0; b < n; b++) {
+        cumulative += counts[b];
+        if (b + 1 < n)
+            fprintf(out, "egress_inspector_%s_bucket{le=\"%g\"} %llu\n", name,
+                    (double)bounds_ns[b] / 1e9, (unsigned long long)cumulative);
+        else
+            fprintf(out, "egress_inspector_%s_bucket{le=\"+Inf\"} %llu\n", name,
+                    (unsigned long long)cumulative);
+    }
+    fprintf(out, "egress_inspector_%s_sum %.9f\negress_inspector_%s_count %llu\n", name,
+            (double)sum_ns / 1e9, name, (unsigned long long)cumulative);
+}
+
+/* One line per queue of a per-queue NFQUEUE counter. */
+static void per_queue(FILE *out, const ei_prom_snapshot *s, const char *name, size_t field)
+{
+    for (size_t i = 0; i < s->nqueues; i++) {
+        uint64_t v;
+        memcpy(&v, (const char *)&s->queues[i].nfq + field, sizeof v);
+        fprintf(out, "egress_inspector_%s{queue=\"%u\"} %llu\n", name, s->queues[i].queue,
+                (unsigned long long)v);
+    }
+}
+
+static void render_queues(const ei_prom_snapshot *s, FILE *out)
+{
+    help(out, "packets_total", "counter", "Packets the queues handed to the daemon.");
+    per_queue(out, s, "packets_total", offsetof(ei_nfq_stats, queued));
+    help(out, "verdicts_total", "counter", NULL);
+    per_queue(out, s, "verdicts_total", offsetof(ei_nfq_stats, verdicts));
+    help(out, "verdict_batches_total", "counter", NULL);
+    per_queue(out, s, "verdict_batches_total", offsetof(ei_nfq_stats, batches));
+    help(out, "netlink_errors_total", "counter", NULL);
+    for (size_t i = 0; i < s->nqueues; i++)
+        fprintf(out, "egress_inspector_netlink_errors_total{queue=\"%u\"} %llu\n", s->queues[i].queue,
+                (unsigned long long)(s->queues[i].nfq.netlink_errors + s->queues[i].nfq.bad_messages));
+    help(out, "verdict_send_retries_total", "counter",
+         "Verdict sends that failed and were kept to be sent again.");
+    per_queue(out, s, "verdict_send_retries_total", offsetof(ei_nfq_stats, send_retries));
+    help(out, "verdicts_pending", "gauge", "Verdicts decided but not yet taken by the kernel.");
+    per_queue(out, s, "verdicts_pending", offsetof(ei_nfq_stats, pending));
+    help(out, "kernel_queue_dropped_total", "counter",
+         "Packets the kernel dropped: queue full, or no listener.");
+    for (size_t i = 0; i < s->nqueues; i++) {
+        const ei_prom_queue *q = &s->queues[i];
+        if (!q->kernel_known)
+            continue;
+        fprintf(out, "egress_inspector_kernel_queue_dropped_total{queue=\"%u\"} %lu\n", q->queue,
+                q->kernel_queue_dropped);
+        fprintf(out, "egress_inspector_kernel_user_dropped_total{queue=\"%u\"} %lu\n", q->queue,
+                q->kernel_user_dropped);
+    }
+}
+
+static void render_flows(const ei_counters *sum, FILE *out)
+{
+    histogram(out, "decision_hold_seconds", "How long a flow's first held packet waited for its verdict.",
+              sum->latency_buckets, ei_latency_bounds_ns, EI_LATENCY_BUCKETS, sum->latency_sum_ns);
+    help(out, "packet_actions_total", "counter", NULL);
+    for (int a = 0; a < EI_ACTION_COUNT; a++)
+        fprintf(out, "egress_inspector_packet_actions_total{action=\"%s\"} %llu\n",
+                ei_action_name((ei_action)a), (unsigned long long)sum->actions[a]);
+    help(out, "decisions_total", "counter", "Flows decided, by verdict and reason.");
+    for (int r = 1; r < EI_REASON_COUNT; r++)
+        fprintf(out, "egress_inspector_decisions_total{verdict=\"%s\",reason=\"%s\"} %llu\n",
+                ei_reason_allows((ei_reason)r) ? "allow" : "deny", ei_reason_name((ei_reason)r),
+                (unsigned long long)sum->decisions[r]);
+    help(out, "packet_errors_total", "counter", "Packets whose headers could not be read, by kind.");
+    for (int e = 1; e < EI_PKT_ERROR_COUNT; e++)
+        fprintf(out, "egress_inspector_packet_errors_total{kind=\"%s\"} %llu\n",
+                ei_packet_error_name((ei_packet_error)e), (unsigned long long)sum->packet_errors[e]);
+    single(out, "flows", "gauge", NULL, sum->flows);
+    single(out, "held_packets", "gauge", NULL, sum->held);
+    single(out, "reassemblies_in_progress", "gauge", NULL, sum->reassembling);
+    single(out, "reassembly_buffered_bytes", "gauge", NULL, sum->buffered_bytes);
+    single(out, "flows_created_total", "counter", NULL, sum->flows_created);
+    single(out, "flows_evicted_total", "counter", NULL, sum->flows_evicted);
+    single(out, "flows_expired_total", "counter", NULL, sum->flows_expired);
+    single(out, "flows_midstream_total", "counter", NULL, sum->flows_midstream);
+    single(out, "buffer_budget_exhausted_total", "counter", NULL, sum->buffer_budget_exhausted);
+    single(out, "out_of_memory_total", "counter", NULL, sum->out_of_memory);
+}
+
+static void render_dns(const ei_prom_snapshot *s, FILE *out)
+{
+    const ei_counters *sum = &s->sum;
+    single(out, "dns_answers_total", "counter", "DNS answers to workloads read from the answer queue.",
+           sum->dns_answers);
+    help(out, "dns_answers_malformed_total", "counter", "Answers passed on unread, by kind.");
+    for (int d = 1; d < EI_DNS_PROBLEM_COUNT; d++)
+        fprintf(out, "egress_inspector_dns_answers_malformed_total{kind=\"%s\"} %llu\n",
+                ei_dns_problem_name((ei_dns_problem)d), (unsigned long long)sum->dns_malformed[d]);
+    fprintf(out, "egress_inspector_dns_answers_malformed_total{kind=\"tcp_split\"} %llu\n",
+            (unsigned long long)sum->dns_tcp_split);
+    single(out, "dns_names_learned_total", "counter", NULL, sum->dns_names_learned);
+    single(out, "dns_waiting_flows", "gauge", "Flows held until a lookup ends.", sum->dns_waiting);
+    single(out, "dns_wait_limit_total", "counter", NULL, sum->dns_wait_limit);
+    static const char *const binds[3] = { "unknown", "mismatch", "match" };
+    help(out, "dest_checks_total", "counter", "Names allowed by policy, checked against the destination.");
+    for (int b = 0; b < 3; b++)
+        fprintf(out, "egress_inspector_dest_checks_total{result=\"%s\"} %llu\n", binds[b],
+                (unsigned long long)sum->dest_checks[b]);
+    single(out, "dns_cache_entries", "gauge", NULL, s->cache.entries);
+    single(out, "dns_cache_workloads", "gauge", NULL, s->cache.workloads);
+    single(out, "dns_cache_evictions_total", "counter", NULL, s->cache.evicted);
+    single(out, "dns_cache_expired_total", "counter", NULL, s->cache.expired);
+    if (!s->has_resolver)
+        return;
+    const ei_resolver_stats *rs = &s->resolver;
+    single(out, "dns_lookups_total", "counter", "Lookups the inspector made itself.", rs->lookups);
+    single(out, "dns_lookup_failures_total", "counter", NULL, rs->failures);
+    single(out, "dns_lookups_merged_total", "counter", NULL, rs->merged);
+    single(out, "dns_lookups_rejected_total", "counter", NULL, rs->rejected);
+    single(out, "dns_refreshes_total", "counter", NULL, rs->refreshes);
+    single(out, "dns_lookups_in_flight", "gauge", NULL, rs->in_flight);
+    histogram(out, "dns_lookup_seconds", "How long the inspector's own lookups took.",
+              rs->latency_buckets, ei_resolver_bounds_ns, EI_RESOLVER_BUCKETS, rs->latency_sum_ns);
+}
+
+void ei_prom_render(const ei_prom_snapshot *s, FILE *out)
+{
+    render_queues(s, out);
+    render_flows(&s->sum, out);
+    render_dns(s, out);
+    help(out, "mode", "gauge", NULL);
+    fprintf(out, "egress_inspector_mode{mode=\"enforce\"} %d\negress_inspector_mode{mode=\"monitor\"} %d\n",
+            s->mode == EI_MODE_ENFORCE, s->mode == EI_MODE_MONITOR);
+    single(out, "rules_generation", "gauge", NULL, s->generation);
+    single(out, "reload_failures_total", "counter", NULL, s->reload_failures);
+    single(out, "log_lines_total", "counter", "Log lines queued for output.", s->log.lines);
+    single(out, "log_lines_dropped_total", "counter",
+           "Log lines dropped whole because the output was slower than the node.", s->log.lines_dropped);
+    single(out, "log_write_errors_total", "counter", NULL, s->log.write_errors);
+}
