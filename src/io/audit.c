@@ -73,16 +73,11 @@ static void write_cloudevent(ei_audit *a, const ei_flow_event *ev, uint64_t coun
     ei_jsonw_str(&w, "id", id);
     ei_jsonw_str(&w, "time", ts);
     ei_jsonw_str(&w, "datacontenttype", "application/json");
-    ei_jsonw_raw(&w, "data", "{");
+    ei_jsonw_object(&w, "data");
+    /* fixed fields first, the wire's name last (cut, see ei_jsonw_raw_name) */
     ei_jsonw_str(&w, "outcome", outcome(ev));
     if (ev->decision.verdict == EI_VERDICT_DENY)
         ei_jsonw_str(&w, "denyReason", ei_reason_name(ev->decision.reason));
-    ei_jsonw_str(&w, "destination", dest);
-    ei_jsonw_str(&w, "destinationAddress", ei_addr_format(&ev->dst, dst));
-    ei_jsonw_strn(&w, "host", ev->host, ev->host_len, true);
-    ei_jsonw_str(&w, "protocol", ei_l7_name(ev->l7));
-    ei_jsonw_number(&w, "latencyMs", latency);
-    ei_jsonw_str(&w, "workloadAddress", ei_addr_format(&ev->src, src));
     ei_jsonw_str(&w, "policy", ev->decision.policy ? ei_policy_name(ev->decision.policy) : NULL);
     ei_jsonw_str(&w, "rule", ev->decision.match.rule);
     ei_jsonw_str(&w, "enforcementMode", ei_mode_name(ev->mode));
@@ -90,6 +85,12 @@ static void write_cloudevent(ei_audit *a, const ei_flow_event *ev, uint64_t coun
         ei_jsonw_bool(&w, "aggregated", true);
         ei_jsonw_uint(&w, "count", count);
     }
+    ei_jsonw_str(&w, "destination", dest);
+    ei_jsonw_str(&w, "destinationAddress", ei_addr_format(&ev->dst, dst));
+    ei_jsonw_str(&w, "protocol", ei_l7_name(ev->l7));
+    ei_jsonw_number(&w, "latencyMs", latency);
+    ei_jsonw_str(&w, "workloadAddress", ei_addr_format(&ev->src, src));
+    ei_jsonw_raw_name(&w, "host", ev->host, ev->host_len);
     ei_jsonw_close(&w);
     ei_jsonw_end(&w);
     a->write(a->ctx, w.buf, w.len);
@@ -110,13 +111,13 @@ static void write_event(ei_audit *a, const ei_flow_event *ev, uint64_t count)
         ei_jsonw_begin(&w);
         ei_jsonw_str(&w, "ts", ts);
         ei_jsonw_str(&w, "event", "decisions_aggregated");
-        ei_jsonw_str(&w, "src", ei_addr_format(&ev->src, src));
-        ei_jsonw_uint(&w, "dport", ev->dport);
-        ei_jsonw_strn(&w, "host", ev->host, ev->host_len, true);
         ei_jsonw_str(&w, "verdict", "deny");
         ei_jsonw_str(&w, "reason", ei_reason_name(ev->decision.reason));
         ei_jsonw_uint(&w, "count", count);
         ei_jsonw_uint(&w, "interval_s", a->interval_ns / 1000000000u);
+        ei_jsonw_str(&w, "src", ei_addr_format(&ev->src, src));
+        ei_jsonw_uint(&w, "dport", ev->dport);
+        ei_jsonw_raw_name(&w, "host", ev->host, ev->host_len);
         ei_jsonw_end(&w);
     }
     a->write(a->ctx, w.buf, w.len);

@@ -1,25 +1,39 @@
+/* The JSON line writer. See jsonw.h. */
 #include "io/jsonw.h"
 
 #include <string.h>
 
-enum { RESERVE = 3 }; /* room always kept for "}\n" and the NUL */
+#define TRUNCATED_FIELD ",\"truncated\":true"
 
-static void put(ei_jsonw *w, const char *s, size_t n)
+/* Objects open and written (a left-out object and those inside it are not). */
+static unsigned written_depth(const ei_jsonw *w)
 {
-    if (w->overflow || n > EI_JSONW_MAX - RESERVE - w->len) {
-        w->overflow = true;
-        return;
-    }
-    memcpy(w->buf + w->len, s, n);
-    w->len += n;
+    return w->skipped_from ? w->skipped_from - 1u : w->depth;
 }
 
-static void key(ei_jsonw *w, const char *k)
+/* What a field may still use: the buffer less what the end always needs, a '}' per
+ * open nested object, ,"truncated":true, and "}\n" with the NUL. */
+static size_t room(const ei_jsonw *w)
 {
+    size_t tail = (written_depth(w) - 1u) + (sizeof TRUNCATED_FIELD - 1) + 3;
+    return EI_JSONW_MAX - tail - w->len;
+}
+
+/* A field is written between field_open and field_done; when any part did not fit it is
+ * rolled back whole. */
+typedef struct {
+    size_t len;
+    bool first;
+    bool failed;
+} field;
+
+static field field_open(ei_jsonw *w, const char *k)
+{
+    field f = { w->len, w->first, false };
     size_t n = strlen(k);
-    if (w->overflow || n + 4 > EI_JSONW_MAX - RESERVE - w->len) {
-        w->overflow = true;
-        return;
+    if (w->depth == 0 || w->skipped_from != 0 || n + 4 > room(w)) {
+        f.failed = true;
+        return f;
     }
     char *o = w->buf + w->len;
     if (!w->first)
@@ -31,14 +45,36 @@ static void key(ei_jsonw *w, const char *k)
     *o++ = ':';
     w->len = (size_t)(o - w->buf);
     w->first = false;
+    return f;
+}
+
+static void put(ei_jsonw *w, field *f, const char *s, size_t n)
+{
+    if (f->failed || n > room(w)) {
+        f->failed = true;
+        return;
+    }
+    memcpy(w->buf + w->len, s, n);
+    w->len += n;
+}
+
+static void field_done(ei_jsonw *w, const field *f)
+{
+    if (!f->failed)
+        return;
+    w->len = f->len;
+    w->first = f->first;
+    w->truncated = true;
 }
 
 void ei_jsonw_begin(ei_jsonw *w)
 {
-    w->len = 0;
+    w->buf[0] = '{';
+    w->len = 1;
+    w->depth = 1;
+    w->skipped_from = 0;
     w->first = true;
-    w->overflow = false;
-    put(w, "{", 1);
+    w->truncated = false;
 }
 
 /* Bytes that cannot stand for themselves inside a JSON string: '"' and '\\' take a
@@ -50,68 +86,87 @@ static bool needs_escape(unsigned char ch)
     return ch < 0x20 || ch >= 0x7f || ch == '"' || ch == '\\';
 }
 
-void ei_jsonw_strn(ei_jsonw *w, const char *k, const char *value, size_t len, bool lower)
+/* Writes "value" escaped; false when it does not fit. */
+static bool put_escaped(ei_jsonw *w, const char *value, size_t len, bool lower)
 {
     static const char hex[] = "0123456789abcdef";
-    size_t mark = w->len;
-    key(w, k);
-    if (value == NULL) {
-        put(w, "null", 4);
-    } else if (!w->overflow && len <= (EI_JSONW_MAX - RESERVE - 2 - w->len) / 6) {
-        /* Worst case 6 bytes out per byte in: the room is checked once for the value. */
-        char *o = w->buf + w->len;
-        *o++ = '"';
-        for (size_t i = 0; i < len;) {
-            size_t run = i;
-            while (run < len && !needs_escape((unsigned char)value[run]))
-                run++;
-            memcpy(o, value + i, run - i);
-            if (lower)
-                for (char *c = o; c < o + (run - i); c++)
-                    if (*c >= 'A' && *c <= 'Z')
-                        *c = (char)(*c + 32);
-            o += run - i;
-            if (run == len)
-                break;
-            unsigned char ch = (unsigned char)value[run];
-            if (ch == '"' || ch == '\\') {
-                *o++ = '\\';
-                *o++ = (char)ch;
-            } else {
-                memcpy(o, "\\u00", 4);
-                o[4] = hex[ch >> 4];
-                o[5] = hex[ch & 15];
-                o += 6;
-            }
-            i = run + 1;
+    if (len > (EI_JSONW_MAX - 2) / 6 || 2 + len * 6 > room(w)) {
+        /* the worst case (6 bytes out per byte in) may not fit: count exactly */
+        size_t need = 2;
+        for (size_t i = 0; i < len && need <= room(w); i++) {
+            unsigned char ch = (unsigned char)value[i];
+            need += !needs_escape(ch) ? 1 : ch == '"' || ch == '\\' ? 2 : 6;
         }
-        *o++ = '"';
-        w->len = (size_t)(o - w->buf);
-    } else {
-        w->overflow = true;
+        if (need > room(w))
+            return false;
     }
-    if (w->overflow)
-        w->len = mark;
+    char *o = w->buf + w->len;
+    *o++ = '"';
+    for (size_t i = 0; i < len;) {
+        size_t run = i;
+        while (run < len && !needs_escape((unsigned char)value[run]))
+            run++;
+        memcpy(o, value + i, run - i);
+        if (lower)
+            for (char *c = o; c < o + (run - i); c++)
+                if (*c >= 'A' && *c <= 'Z')
+                    *c = (char)(*c + 32);
+        o += run - i;
+        if (run == len)
+            break;
+        unsigned char ch = (unsigned char)value[run];
+        if (ch == '"' || ch == '\\') {
+            *o++ = '\\';
+            *o++ = (char)ch;
+        } else {
+            memcpy(o, "\\u00", 4);
+            o[4] = hex[ch >> 4];
+            o[5] = hex[ch & 15];
+            o += 6;
+        }
+        i = run + 1;
+    }
+    *o++ = '"';
+    w->len = (size_t)(o - w->buf);
+    return true;
+}
+
+void ei_jsonw_strn(ei_jsonw *w, const char *k, const char *value, size_t len, bool lower)
+{
+    field f = field_open(w, k);
+    if (value == NULL)
+        put(w, &f, "null", 4);
+    else if (!f.failed && !put_escaped(w, value, len, lower))
+        f.failed = true;
+    field_done(w, &f);
+}
+
+void ei_jsonw_raw_name(ei_jsonw *w, const char *k, const char *value, size_t len)
+{
+    bool cut = value != NULL && len > EI_JSONW_RAW_NAME_MAX;
+    ei_jsonw_strn(w, k, value, cut ? EI_JSONW_RAW_NAME_MAX : len, true);
+    if (cut) {
+        char flag[64];
+        size_t n = strlen(k);
+        if (n > sizeof flag - sizeof "_truncated")
+            n = sizeof flag - sizeof "_truncated";
+        memcpy(flag, k, n);
+        memcpy(flag + n, "_truncated", sizeof "_truncated");
+        ei_jsonw_bool(w, flag, true);
+    }
 }
 
 void ei_jsonw_lit(ei_jsonw *w, const char *k, const char *value)
 {
+    field f = field_open(w, k);
     if (value == NULL) {
-        ei_jsonw_null(w, k);
-        return;
+        put(w, &f, "null", 4);
+    } else {
+        put(w, &f, "\"", 1);
+        put(w, &f, value, strlen(value));
+        put(w, &f, "\"", 1);
     }
-    size_t n = strlen(value), mark = w->len;
-    key(w, k);
-    if (w->overflow || n + 2 > EI_JSONW_MAX - RESERVE - w->len) {
-        w->overflow = true;
-        w->len = mark;
-        return;
-    }
-    char *o = w->buf + w->len;
-    *o++ = '"';
-    memcpy(o, value, n);
-    o[n] = '"';
-    w->len += n + 2;
+    field_done(w, &f);
 }
 
 void ei_jsonw_str(ei_jsonw *w, const char *k, const char *value)
@@ -127,45 +182,71 @@ void ei_jsonw_uint(ei_jsonw *w, const char *k, uint64_t value)
         num[--n] = (char)('0' + value % 10);
         value /= 10;
     } while (value != 0);
-    key(w, k);
-    put(w, num + n, sizeof num - n);
+    field f = field_open(w, k);
+    put(w, &f, num + n, sizeof num - n);
+    field_done(w, &f);
 }
 
 void ei_jsonw_bool(ei_jsonw *w, const char *k, bool value)
 {
-    key(w, k);
-    put(w, value ? "true" : "false", value ? 4 : 5);
+    field f = field_open(w, k);
+    put(w, &f, value ? "true" : "false", value ? 4 : 5);
+    field_done(w, &f);
 }
 
 void ei_jsonw_null(ei_jsonw *w, const char *k)
 {
-    key(w, k);
-    put(w, "null", 4);
+    field f = field_open(w, k);
+    put(w, &f, "null", 4);
+    field_done(w, &f);
 }
 
 void ei_jsonw_number(ei_jsonw *w, const char *k, const char *number)
 {
-    key(w, k);
-    put(w, number, strlen(number));
+    field f = field_open(w, k);
+    put(w, &f, number, strlen(number));
+    field_done(w, &f);
 }
 
-void ei_jsonw_raw(ei_jsonw *w, const char *k, const char *value)
+void ei_jsonw_object(ei_jsonw *w, const char *k)
 {
-    key(w, k);
-    put(w, value, strlen(value));
+    field f = field_open(w, k);
+    if (w->depth >= EI_JSONW_DEPTH)
+        f.failed = true;
+    put(w, &f, "{", 2); /* '{' now, and room for its '}' from now on */
+    if (!f.failed)
+        w->len--;
+    field_done(w, &f);
+    w->depth++;
     w->first = true;
+    /* A left-out object still counts as open, so that what goes in it is left out too
+     * and its close writes nothing. */
+    if (f.failed && w->skipped_from == 0)
+        w->skipped_from = w->depth;
 }
 
 void ei_jsonw_close(ei_jsonw *w)
 {
-    put(w, "}", 1);
+    if (w->depth <= 1)
+        return; /* the line's own object is closed by ei_jsonw_end */
+    if (w->skipped_from == 0 || w->depth < w->skipped_from)
+        w->buf[w->len++] = '}'; /* room() kept this byte */
+    if (w->depth == w->skipped_from)
+        w->skipped_from = 0;
+    w->depth--;
     w->first = false;
 }
 
 size_t ei_jsonw_end(ei_jsonw *w)
 {
-    /* RESERVE guarantees the closing bytes fit even after an overflow. */
+    while (w->depth > 1)
+        ei_jsonw_close(w);
+    if (w->truncated) {
+        memcpy(w->buf + w->len, TRUNCATED_FIELD, sizeof TRUNCATED_FIELD - 1);
+        w->len += sizeof TRUNCATED_FIELD - 1;
+    }
     memcpy(w->buf + w->len, "}\n", 3);
     w->len += 2;
+    w->depth = 0;
     return w->len;
 }

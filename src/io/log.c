@@ -53,9 +53,19 @@ void ei_log_format_event(ei_jsonw *w, const ei_flow_event *ev)
 {
     char ts[32], src[EI_ADDR_STRLEN], dst[EI_ADDR_STRLEN];
     ei_log_format_time(ev->ts_ns, ts);
+    /* The fields a reader must never miss come first, bounded ones before the one the
+     * wire chose (the name), which is cut at EI_JSONW_RAW_NAME_MAX bytes. */
     ei_jsonw_begin(w);
     ei_jsonw_lit(w, "ts", ts);
     ei_jsonw_lit(w, "event", "decision");
+    ei_jsonw_lit(w, "verdict", ei_verdict_name(ev->decision.verdict));
+    ei_jsonw_lit(w, "reason", ei_reason_name(ev->decision.reason));
+    ei_jsonw_lit(w, "policy", ei_policy_name(ev->decision.policy)); /* letters, digits, -_. */
+    ei_jsonw_str(w, "rule", ev->decision.match.rule);
+    if (ev->decision.match.rule != NULL)
+        ei_jsonw_uint(w, "rule_line", ev->decision.match.line);
+    ei_jsonw_lit(w, "mode", ei_mode_name(ev->mode));
+    ei_jsonw_bool(w, "enforced", ev->enforced);
     ei_jsonw_lit(w, "src", ei_addr_format(&ev->src, src));
     ei_jsonw_uint(w, "sport", ev->sport);
     ei_jsonw_lit(w, "dst", ei_addr_format(&ev->dst, dst));
@@ -65,19 +75,11 @@ void ei_log_format_event(ei_jsonw *w, const ei_flow_event *ev)
     if (ev->host_valid) /* normalized: lower-case letters, digits, '-', '_', '.' */
         ei_jsonw_lit(w, "host", ev->host);
     else
-        ei_jsonw_strn(w, "host", ev->host, ev->host_len, true);
-    ei_jsonw_lit(w, "verdict", ei_verdict_name(ev->decision.verdict));
-    ei_jsonw_lit(w, "reason", ei_reason_name(ev->decision.reason));
-    ei_jsonw_lit(w, "policy", ei_policy_name(ev->decision.policy)); /* letters, digits, -_. */
-    ei_jsonw_str(w, "rule", ev->decision.match.rule);
-    if (ev->decision.match.rule != NULL)
-        ei_jsonw_uint(w, "rule_line", ev->decision.match.line);
-    ei_jsonw_lit(w, "mode", ei_mode_name(ev->mode));
-    ei_jsonw_bool(w, "enforced", ev->enforced);
+        ei_jsonw_raw_name(w, "host", ev->host, ev->host_len);
     if (ev->l7 == EI_L7_TLS) {
         ei_jsonw_lit(w, "tls_version", tls_version_name(ev->tls_version));
         ei_jsonw_strn(w, "alpn", ev->alpn.len ? (const char *)ev->alpn.ptr : NULL,
-                      ev->alpn.len, false);
+                      ev->alpn.len, false); /* at most 255 bytes (one protocol name) */
         ei_jsonw_bool(w, "ech", ev->ech);
     }
     if (ev->held_ns > 0) /* what the decision cost the flow: reassembly, a lookup */

@@ -1,5 +1,6 @@
 /* The decision log: CloudEvents fields, and a flood of denies held to a bounded number of
  * lines whose counts add up. */
+#include <json-c/json.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -133,10 +134,94 @@ static void test_cloudevent_fields(void)
     ei_audit_free(a, ev.ts_ns);
 }
 
+/* A string field of a parsed object, or NULL. */
+static const char *field(json_object *o, const char *key)
+{
+    json_object *v;
+    return json_object_object_get_ex(o, key, &v) ? json_object_get_string(v) : NULL;
+}
+
+/* A denied HTTP request whose Host is 1,000 bytes of spaces, quotes, backslashes and
+ * control bytes: the record a SIEM receives parses, and carries verdict, reason, policy
+ * and mode; the name is cut at EI_JSONW_RAW_NAME_MAX with a flag that says so. */
+static char hostile[1000];
+
+static const char *hostile_name(void)
+{
+    for (size_t i = 0; i < sizeof hostile; i++)
+        hostile[i] = "a \"\\\x01\x7f\xff."[i % 8];
+    return hostile;
+}
+
+static void test_hostile_name_json_line(void)
+{
+    ei_flow_event ev = deny_event(1764547200000000000ull, hostile_name(), 10);
+    ev.host_len = sizeof hostile;
+    ev.host_valid = false;
+    ev.l7 = EI_L7_HTTP;
+    ev.decision.reason = EI_REASON_INVALID_NAME;
+    ei_jsonw w;
+    ei_log_format_event(&w, &ev);
+    CU_ASSERT_EQUAL(w.buf[w.len - 1], '\n');
+    json_object *o = json_tokener_parse(w.buf);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(o);
+    CU_ASSERT_STRING_EQUAL(field(o, "verdict"), "deny");
+    CU_ASSERT_STRING_EQUAL(field(o, "reason"), "invalid_name");
+    CU_ASSERT_PTR_NOT_NULL(field(o, "policy"));
+    CU_ASSERT_STRING_EQUAL(field(o, "mode"), "enforce");
+    CU_ASSERT_STRING_EQUAL(field(o, "host_truncated"), "true");
+    CU_ASSERT_PTR_NOT_NULL(field(o, "dst")); /* and the rest still fits */
+    json_object *host;
+    CU_ASSERT_FATAL(json_object_object_get_ex(o, "host", &host));
+    /* 256 wire bytes; each non-ASCII byte b is U+00b, two bytes of UTF-8 once parsed */
+    CU_ASSERT_EQUAL(json_object_get_string_len(host), 256 + 256 / 8 * 1 /* \xff */);
+    json_object_put(o);
+}
+
+static void test_hostile_name_cloudevent_and_aggregate(void)
+{
+    for (int format = 0; format < 2; format++) {
+        sink s;
+        memset(&s, 0, sizeof s);
+        ei_audit *a = ei_audit_new(format ? EI_LOG_CLOUDEVENTS : EI_LOG_JSON, "egress-inspector/n", 1000000000ull,
+                                   collect, &s);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(a);
+        ei_flow_event ev = deny_event(1764547200000000000ull, hostile_name(), 10);
+        ev.host_len = sizeof hostile;
+        ev.host_valid = false;
+        for (int i = 0; i < 3; i++) /* the first in full, the rest aggregated */
+            ei_audit_decision(a, &ev);
+        json_object *o = json_tokener_parse(s.last);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(o);
+        if (format) {
+            json_object *data;
+            CU_ASSERT_FATAL(json_object_object_get_ex(o, "data", &data));
+            CU_ASSERT_STRING_EQUAL(field(data, "outcome"), "denied");
+            CU_ASSERT_STRING_EQUAL(field(data, "denyReason"), "name_not_allowed");
+            CU_ASSERT_STRING_EQUAL(field(data, "enforcementMode"), "enforce");
+            CU_ASSERT_PTR_NOT_NULL(field(data, "policy"));
+            CU_ASSERT_STRING_EQUAL(field(data, "host_truncated"), "true");
+        } else {
+            CU_ASSERT_STRING_EQUAL(field(o, "verdict"), "deny");
+        }
+        json_object_put(o);
+        ev.ts_ns += 2000000000ull;
+        ei_audit_tick(a, ev.ts_ns); /* the aggregate line, with the same name */
+        o = json_tokener_parse(s.last);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(o);
+        CU_ASSERT_PTR_NULL(field(o, "truncated"));
+        json_object_put(o);
+        ei_audit_free(a, ev.ts_ns);
+        CU_ASSERT(s.lines >= 2);
+    }
+}
+
 int main(void)
 {
     static const ei_unit_case cases[] = { EI_CASE(test_time_format), EI_CASE(test_flood_is_bounded),
-                                          EI_CASE(test_cloudevent_fields) };
+                                          EI_CASE(test_cloudevent_fields),
+                                          EI_CASE(test_hostile_name_json_line),
+                                          EI_CASE(test_hostile_name_cloudevent_and_aggregate) };
     EI_SUITE("audit", cases);
     int rc = ei_unit_run();
     ei_policy_set_free(policy_set);
