@@ -17,6 +17,7 @@
 #define EGRESS_INSPECTOR_DNS_CACHE_H
 
 #include "egress_inspector/common.h"
+#include "egress_inspector/policy.h"
 
 #define EI_DNS_CACHE_ADDRS 16 /* addresses kept per name and workload */
 
@@ -39,11 +40,7 @@ typedef struct {
     uint64_t workloads;       /* gauge */
 } ei_dns_cache_stats;
 
-typedef enum {
-    EI_BIND_UNKNOWN = 0, /* nothing known about the name: a lookup would tell */
-    EI_BIND_NO,          /* the name is known, and the address is not one of its own */
-    EI_BIND_YES,
-} ei_bind;
+/* ei_bind (the answer of ei_dns_cache_check) is in policy.h: the decision reads it. */
 
 typedef struct ei_dns_cache ei_dns_cache;
 

@@ -100,10 +100,52 @@ typedef struct {
     ei_match match;
 } ei_decision;
 
+/* Does the flow's destination address belong to a name? The DNS cache's answer for a
+ * (workload, name, address), as the workload's own lookups and the inspector's taught it. */
+typedef enum {
+    EI_BIND_UNKNOWN = 0, /* nothing known about the name: a lookup would tell */
+    EI_BIND_NO,          /* the name is known, and the address is not one of its own */
+    EI_BIND_YES,
+} ei_bind;
+
 /* The one decision function every mode shares. Pure: same facts and set, same answer.
  * Order: an address entry for (dst, dport) allows whatever the message; then a problem
  * denies with its own reason; then a missing name denies (no_hostname); then the name
  * is looked up. */
-ei_decision ei_decide(const ei_flow_facts *facts, const ei_policy_set *set);
+EI_MUST_USE ei_decision ei_decide(const ei_flow_facts *facts, const ei_policy_set *set);
+
+/* What the destination check knows of a flow that ei_decide has judged. */
+typedef struct {
+    bool dest_check;     /* --dest-check strict: an allowed name must go to its addresses */
+    ei_bind dest;        /* the cache: does dst belong to facts->host? (UNKNOWN: no cache) */
+    ei_bind tcp;         /* at SYN time: does dst belong to a tcp:// entry's name for dport?
+                            (EI_BIND_NO when no such entry, or not at SYN time) */
+    ei_match tcp_match;  /* the tcp:// entry, when tcp is EI_BIND_YES */
+    bool lookups;        /* a lookup can be asked (the daemon: yes; replay: no) */
+    bool wait_room;      /* a flow may still wait for one (under max_dns_waits) */
+    ei_reason unknown;   /* why to deny a name bound to nothing; EI_REASON_NONE: it may
+                            wait for a lookup instead */
+} ei_bind_facts;
+
+typedef enum {
+    EI_WAIT_NONE = 0,
+    EI_WAIT_NAME,        /* hold the flow until a lookup of facts->host ends */
+    EI_WAIT_TCP_NAME,    /* hold the SYN until a lookup of a tcp:// entry's name ends */
+} ei_wait;
+
+/* The destination binding step, beside ei_decide and as pure: from a decision and what
+ * the cache knows, the final decision, or a wait for a lookup (*wait; the decision is then
+ * not final). *wait_refused is set when a wait was wanted and there was no room (counted
+ * by the caller). Table-tested in tests/policy/test_policy.c:
+ *   tcp YES, not allowed                    -> allow, allowed_tcp_name
+ *   tcp UNKNOWN, no message, may wait, room -> wait for the tcp:// name
+ *   allowed_name, dest_check, dest YES      -> allow
+ *   dest NO                                 -> deny, sni_ip_mismatch / host_ip_mismatch
+ *   dest UNKNOWN, may wait, room            -> wait for the name
+ *   dest UNKNOWN, may wait, no room         -> deny, held_limit
+ *   dest UNKNOWN, may not wait              -> deny, `unknown` or dns_unresolved */
+EI_MUST_USE ei_decision ei_bind_destination(ei_decision d, const ei_flow_facts *facts,
+                                            const ei_bind_facts *b, ei_wait *wait,
+                                            bool *wait_refused);
 
 #endif

@@ -37,3 +37,50 @@ ei_decision ei_decide(const ei_flow_facts *facts, const ei_policy_set *set)
     }
     return d;
 }
+
+ei_decision ei_bind_destination(ei_decision d, const ei_flow_facts *facts, const ei_bind_facts *b,
+                                ei_wait *wait, bool *wait_refused)
+{
+    *wait = EI_WAIT_NONE;
+    *wait_refused = false;
+    bool may_wait = b->unknown == EI_REASON_NONE && b->lookups;
+    if (d.verdict != EI_VERDICT_ALLOW && facts->problem == EI_REASON_NONE) {
+        if (b->tcp == EI_BIND_YES) {
+            d.verdict = EI_VERDICT_ALLOW;
+            d.reason = EI_REASON_ALLOWED_TCP_NAME;
+            d.match = b->tcp_match;
+            return d;
+        }
+        if (b->tcp == EI_BIND_UNKNOWN && may_wait && !facts->have_message) {
+            if (b->wait_room) {
+                *wait = EI_WAIT_TCP_NAME;
+                return d;
+            }
+            *wait_refused = true; /* the SYN goes on as address entries judged it */
+        }
+    }
+    if (d.verdict != EI_VERDICT_ALLOW || d.reason != EI_REASON_ALLOWED_NAME || !b->dest_check)
+        return d;
+    switch (b->dest) {
+    case EI_BIND_YES:
+        return d;
+    case EI_BIND_NO:
+        d.verdict = EI_VERDICT_DENY;
+        d.reason = facts->l7 == EI_L7_TLS ? EI_REASON_SNI_IP_MISMATCH : EI_REASON_HOST_IP_MISMATCH;
+        return d;
+    case EI_BIND_UNKNOWN:
+    default:
+        if (may_wait && b->wait_room) {
+            *wait = EI_WAIT_NAME;
+            return d;
+        }
+        d.verdict = EI_VERDICT_DENY;
+        if (may_wait) {
+            *wait_refused = true;
+            d.reason = EI_REASON_HELD_LIMIT;
+        } else {
+            d.reason = b->unknown != EI_REASON_NONE ? b->unknown : EI_REASON_DNS_UNRESOLVED;
+        }
+        return d;
+    }
+}

@@ -927,6 +927,87 @@ static void test_decide_names(void)
     ei_policy_set_free(set);
 }
 
+/* The destination binding step, row by row: every input that changes its answer. */
+static void test_bind_destination_table(void)
+{
+    const ei_decision by_name = { EI_VERDICT_ALLOW, EI_REASON_ALLOWED_NAME, NULL, { "a.example", 3 } };
+    const ei_decision by_addr = { EI_VERDICT_ALLOW, EI_REASON_ALLOWED_ADDRESS, NULL, { "10.0.0.0/8", 4 } };
+    const ei_decision pending = { EI_VERDICT_PENDING, EI_REASON_NONE, NULL, { NULL, 0 } };
+    const ei_decision denied = { EI_VERDICT_DENY, EI_REASON_NAME_NOT_ALLOWED, NULL, { NULL, 0 } };
+    const ei_match tcp_rule = { "tcp://db.example:5432", 9 };
+#define N EI_REASON_NONE
+#define TLS EI_L7_TLS
+#define HTTP EI_L7_HTTP
+    static const struct {
+        int decision;              /* 0 by_name, 1 by_addr, 2 pending, 3 denied */
+        bool have_message;
+        ei_l7 l7;
+        ei_reason problem;
+        bool dest_check;
+        ei_bind dest, tcp;
+        bool lookups, room;
+        ei_reason unknown;
+        ei_verdict verdict;
+        ei_reason reason;
+        ei_wait wait;
+        bool refused;
+    } rows[] = {
+        /* a name allowed by policy, checked against the destination */
+        { 0, true, TLS, N, true, EI_BIND_YES, EI_BIND_NO, true, true, N, EI_VERDICT_ALLOW, EI_REASON_ALLOWED_NAME, EI_WAIT_NONE, false },
+        { 0, true, TLS, N, true, EI_BIND_NO, EI_BIND_NO, true, true, N, EI_VERDICT_DENY, EI_REASON_SNI_IP_MISMATCH, EI_WAIT_NONE, false },
+        { 0, true, HTTP, N, true, EI_BIND_NO, EI_BIND_NO, true, true, N, EI_VERDICT_DENY, EI_REASON_HOST_IP_MISMATCH, EI_WAIT_NONE, false },
+        { 0, true, TLS, N, true, EI_BIND_UNKNOWN, EI_BIND_NO, true, true, N, EI_VERDICT_ALLOW, EI_REASON_ALLOWED_NAME, EI_WAIT_NAME, false },
+        { 0, true, TLS, N, true, EI_BIND_UNKNOWN, EI_BIND_NO, true, false, N, EI_VERDICT_DENY, EI_REASON_HELD_LIMIT, EI_WAIT_NONE, true },
+        { 0, true, TLS, N, true, EI_BIND_UNKNOWN, EI_BIND_NO, false, true, N, EI_VERDICT_DENY, EI_REASON_DNS_UNRESOLVED, EI_WAIT_NONE, false },
+        /* a lookup ended, the name still bound to nothing: denied for the given reason */
+        { 0, true, TLS, N, true, EI_BIND_UNKNOWN, EI_BIND_NO, true, true, EI_REASON_DNS_FAILED, EI_VERDICT_DENY, EI_REASON_DNS_FAILED, EI_WAIT_NONE, false },
+        { 0, true, TLS, N, true, EI_BIND_UNKNOWN, EI_BIND_NO, false, true, EI_REASON_DNS_TIMEOUT, EI_VERDICT_DENY, EI_REASON_DNS_TIMEOUT, EI_WAIT_NONE, false },
+        /* --dest-check off: the name alone decides */
+        { 0, true, TLS, N, false, EI_BIND_NO, EI_BIND_NO, true, true, N, EI_VERDICT_ALLOW, EI_REASON_ALLOWED_NAME, EI_WAIT_NONE, false },
+        /* an address entry is not a name: nothing to bind */
+        { 1, true, TLS, N, true, EI_BIND_NO, EI_BIND_NO, true, true, N, EI_VERDICT_ALLOW, EI_REASON_ALLOWED_ADDRESS, EI_WAIT_NONE, false },
+        /* at SYN time, a tcp:// entry's name */
+        { 2, false, EI_L7_NONE, N, true, EI_BIND_UNKNOWN, EI_BIND_YES, true, true, N, EI_VERDICT_ALLOW, EI_REASON_ALLOWED_TCP_NAME, EI_WAIT_NONE, false },
+        { 2, false, EI_L7_NONE, N, true, EI_BIND_UNKNOWN, EI_BIND_UNKNOWN, true, true, N, EI_VERDICT_PENDING, EI_REASON_NONE, EI_WAIT_TCP_NAME, false },
+        { 2, false, EI_L7_NONE, N, true, EI_BIND_UNKNOWN, EI_BIND_UNKNOWN, true, false, N, EI_VERDICT_PENDING, EI_REASON_NONE, EI_WAIT_NONE, true },
+        { 2, false, EI_L7_NONE, N, true, EI_BIND_UNKNOWN, EI_BIND_UNKNOWN, false, true, N, EI_VERDICT_PENDING, EI_REASON_NONE, EI_WAIT_NONE, false },
+        { 2, false, EI_L7_NONE, N, true, EI_BIND_UNKNOWN, EI_BIND_NO, true, true, N, EI_VERDICT_PENDING, EI_REASON_NONE, EI_WAIT_NONE, false },
+        /* a first sight with a message (the SYN missed): tcp:// may allow, never waits */
+        { 3, true, TLS, N, true, EI_BIND_UNKNOWN, EI_BIND_YES, true, true, N, EI_VERDICT_ALLOW, EI_REASON_ALLOWED_TCP_NAME, EI_WAIT_NONE, false },
+        { 3, true, TLS, N, true, EI_BIND_UNKNOWN, EI_BIND_UNKNOWN, true, true, N, EI_VERDICT_DENY, EI_REASON_NAME_NOT_ALLOWED, EI_WAIT_NONE, false },
+        /* a message that cannot be trusted is never rescued by a tcp:// name */
+        { 3, true, TLS, EI_REASON_MULTIPLE_NAMES, true, EI_BIND_YES, EI_BIND_YES, true, true, N, EI_VERDICT_DENY, EI_REASON_NAME_NOT_ALLOWED, EI_WAIT_NONE, false },
+    };
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+        const ei_decision in[] = { by_name, by_addr, pending, denied };
+        ei_flow_facts facts;
+        memset(&facts, 0, sizeof facts);
+        facts.have_message = rows[i].have_message;
+        facts.l7 = rows[i].l7;
+        facts.problem = rows[i].problem;
+        facts.host = "a.example";
+        facts.host_len = 9;
+        ei_bind_facts b = { rows[i].dest_check, rows[i].dest, rows[i].tcp, tcp_rule, rows[i].lookups,
+                            rows[i].room, rows[i].unknown };
+        ei_wait wait;
+        bool refused;
+        ei_decision d = ei_bind_destination(in[rows[i].decision], &facts, &b, &wait, &refused);
+        if (d.verdict != rows[i].verdict || d.reason != rows[i].reason || wait != rows[i].wait ||
+            refused != rows[i].refused)
+            printf("\n  row %zu: verdict %d reason %s wait %d refused %d", i, d.verdict,
+                   ei_reason_name(d.reason), wait, refused);
+        CU_ASSERT_EQUAL(d.verdict, rows[i].verdict);
+        CU_ASSERT_EQUAL(d.reason, rows[i].reason);
+        CU_ASSERT_EQUAL(wait, rows[i].wait);
+        CU_ASSERT_EQUAL(refused, rows[i].refused);
+        if (d.reason == EI_REASON_ALLOWED_TCP_NAME)
+            CU_ASSERT_PTR_EQUAL(d.match.rule, tcp_rule.rule);
+    }
+#undef N
+#undef TLS
+#undef HTTP
+}
+
 int main(void)
 {
     static const ei_unit_case names[] = { EI_CASE(test_name_table), EI_CASE(test_name_bounds) };
@@ -940,7 +1021,8 @@ int main(void)
                                           EI_CASE(test_addresses) };
     static const ei_unit_case sources[] = { EI_CASE(test_sources) };
     static const ei_unit_case scale[] = { EI_CASE(test_many_entries) };
-    static const ei_unit_case decide[] = { EI_CASE(test_decide_order), EI_CASE(test_decide_names) };
+    static const ei_unit_case decide[] = { EI_CASE(test_decide_order), EI_CASE(test_decide_names),
+                                           EI_CASE(test_bind_destination_table) };
     EI_SUITE("names", names);
     EI_SUITE("rules file", parser);
     EI_SUITE("matching", match);

@@ -1,0 +1,130 @@
+/* Flows that wait for a lookup (a ring, oldest first: every wait has the same timeout),
+ * and the DNS answers to workloads the pipeline learns from on their way. */
+#include <netinet/in.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "pipeline/internal.h"
+
+bool pl_wait_room(const ei_pipeline *p)
+{
+    return p->nwaits < p->cfg.max_dns_waits;
+}
+
+/* Holds the flow until a lookup of name ends. The caller has checked pl_wait_room. */
+void pl_start_wait(ei_pipeline *p, ei_flow *f, uint64_t now_ns, bool have_message,
+                       const pl_message *m, const char *host, const char *name)
+{
+    pl_wait *w = &p->waits[(p->wait_head + p->nwaits++) % p->cfg.max_dns_waits];
+    memset(w, 0, offsetof(pl_wait, host));
+    w->key = f->key;
+    w->base_seq = f->base_seq;
+    w->deadline_ns = now_ns + p->cfg.dns_timeout_ns;
+    w->have_message = have_message;
+    if (m != NULL) {
+        w->l7 = m->l7;
+        w->port = m->port;
+        w->ech = m->ech;
+        w->tls_version = m->tls_version;
+        w->alpn_len = (uint8_t)(m->alpn.len < sizeof w->alpn ? m->alpn.len : sizeof w->alpn);
+        if (w->alpn_len > 0)
+            memcpy(w->alpn, m->alpn.ptr, w->alpn_len);
+    }
+    snprintf(w->host, sizeof w->host, "%s", host != NULL ? host : "");
+    snprintf(w->name, sizeof w->name, "%s", name);
+    f->flags |= EI_FLOW_F_WAIT_DNS;
+    p->count.dns_waiting++;
+    p->count.dns_lookups++;
+    p->on_lookup(p->ctx, name);
+}
+
+/* Decides the flow that waited, now that its lookup ended (or never will: `unknown` is
+ * the reason to deny a name still bound to nothing). */
+static void finish_wait(ei_pipeline *p, pl_wait *w, uint64_t now_ns, ei_reason unknown)
+{
+    w->done = true;
+    p->count.dns_waiting--;
+    ei_flow *f = ei_flow_find(&p->table, &w->key);
+    if (f == NULL || !(f->flags & EI_FLOW_F_WAIT_DNS) || f->base_seq != w->base_seq)
+        return; /* decided meanwhile (evicted, held limit, a new connection on the tuple) */
+    f->flags &= (uint8_t)~EI_FLOW_F_WAIT_DNS;
+    pl_message m;
+    memset(&m, 0, sizeof m);
+    m.status = EI_PARSE_OK;
+    m.l7 = w->l7;
+    m.port = w->port;
+    m.ech = w->ech;
+    m.tls_version = w->tls_version;
+    m.alpn.ptr = w->alpn;
+    m.alpn.len = w->alpn_len;
+    m.host.ptr = (const uint8_t *)w->host;
+    m.host.len = strlen(w->host);
+    if (m.host.len == 0)
+        m.host.ptr = NULL;
+    ei_action action = pl_settle(p, f, now_ns, w->have_message, w->have_message ? &m : NULL,
+                              EI_REASON_NONE, unknown);
+    if (action == EI_ACTION_PASS) {
+        /* A SYN whose tcp:// name turned out not to match: it goes on, undecided. */
+        pl_release_held(p, f->reasm, EI_ACTION_PASS);
+        pl_drop_reasm(p, f);
+    }
+    ei_flow_touch(&p->table, f, now_ns);
+}
+
+void ei_pipeline_dns_done(ei_pipeline *p, const char *name, uint64_t now_ns)
+{
+    /* Still bound to nothing after the lookup: it failed (or its answer was evicted
+     * already, which only a cache far too small for the node could do). */
+    for (uint32_t i = 0; i < p->nwaits; i++) {
+        pl_wait *w = &p->waits[(p->wait_head + i) % p->cfg.max_dns_waits];
+        if (!w->done && strcmp(w->name, name) == 0)
+            finish_wait(p, w, now_ns, EI_REASON_DNS_FAILED);
+    }
+    ei_pipeline_expire(p, now_ns);
+}
+
+/* Pops finished waits, and decides those past their deadline. */
+void pl_expire_waits(ei_pipeline *p, uint64_t now_ns, ei_reason why)
+{
+    while (p->nwaits > 0) {
+        pl_wait *w = &p->waits[p->wait_head];
+        if (!w->done && why == EI_REASON_DNS_TIMEOUT && now_ns < w->deadline_ns)
+            break;
+        if (!w->done)
+            finish_wait(p, w, now_ns, why);
+        p->wait_head = (p->wait_head + 1) % p->cfg.max_dns_waits;
+        p->nwaits--;
+    }
+}
+
+/* Learns from a DNS answer on its way to a workload (its destination). Never changes the
+ * packet's fate: a malformed answer is passed on, counted, and teaches nothing. */
+void pl_snoop_dns(ei_pipeline *p, const ei_packet *pkt, uint64_t now_ns)
+{
+    ei_view msg = pkt->payload;
+    if (pkt->l4 == IPPROTO_TCP) {
+        /* RFC 7766: a 2-byte length, then the message. Only answers whole in one segment
+         * are read: the workload's resolver falls back to nothing we miss, since a name
+         * we never learned is looked up by the inspector itself. */
+        if (ei_dns_tcp_message(pkt->payload, &msg) != EI_PARSE_OK) {
+            p->count.dns_tcp_split++;
+            return;
+        }
+    }
+    ei_dns_answer a;
+    if (ei_dns_parse_response(msg.ptr, msg.len, &a) != EI_PARSE_OK) {
+        p->count.dns_malformed[a.problem]++;
+        return;
+    }
+    p->count.dns_answers++;
+    /* Only address questions teach: an answer to another type (TXT, HTTPS, ...) without
+     * addresses says nothing about the name's addresses. NXDOMAIN says it has none. */
+    bool address_question = a.qtype == 1 || a.qtype == 28;
+    if (p->dns == NULL || a.chain_len == 0 || !address_question || (a.rcode != 0 && a.rcode != 3))
+        return;
+    for (uint8_t i = 0; i < a.chain_len; i++) {
+        ei_dns_cache_learn(p->dns, &pkt->dst, a.chain[i], a.addrs, a.naddrs, a.ttl, now_ns);
+        p->count.dns_names_learned++;
+    }
+}

@@ -1,0 +1,89 @@
+/* What the pipeline's files share (src/pipeline/): the pipeline's state, and the steps
+ * each file gives the others. Not a public interface.
+ *
+ *   pipeline.c   the flow life cycle and the packet entry: flows opened, fed, held, aged
+ *   message.c    reading the client's first message
+ *   settle.c     settling a flow: facts, ei_decide, the binding step, the event, release
+ *   dns_wait.c   flows waiting for a lookup, and the DNS answers snooped on the way */
+#ifndef EI_PIPELINE_INTERNAL_H
+#define EI_PIPELINE_INTERNAL_H
+
+#include "egress_inspector/pipeline.h"
+#include "flow/reasm.h"
+#include "flow/table.h"
+
+enum { EXPIRE_BATCH = 256, MAX_TCP_NAMES_PER_PORT = 16, DNS_PORT = 53 };
+
+/* A flow waiting for a lookup: what its decision needs once the answer is in. */
+typedef struct {
+    ei_flow_key key;
+    uint32_t base_seq;     /* tells the flow apart from a later one on the same tuple */
+    uint64_t deadline_ns;
+    bool done;
+    bool have_message;     /* false: a SYN waiting for a tcp:// entry's name */
+    ei_l7 l7;
+    uint16_t port;
+    bool ech;
+    uint16_t tls_version;
+    uint8_t alpn_len;
+    uint8_t alpn[32];
+    char host[EI_NAME_MAX + 1]; /* the flow's name (have_message) */
+    char name[EI_NAME_MAX + 1]; /* the name looked up */
+} pl_wait;
+
+struct ei_pipeline {
+    ei_pipeline_config cfg;
+    const ei_policy_set *policy;
+    ei_mode mode;
+    ei_event_fn on_event;
+    ei_release_fn on_release;
+    void *ctx;
+    ei_flow_table table;
+    ei_counters count;
+    uint8_t *scratch; /* TLS records joined into one handshake pl_message */
+    ei_dns_cache *dns;
+    ei_lookup_fn on_lookup;
+    pl_wait *waits;  /* a ring, oldest first: every wait has the same timeout */
+    uint32_t wait_head, nwaits;
+    uint64_t expired_ns; /* when flows were last aged */
+};
+
+/* What the client's first bytes say, before the policy is asked. */
+typedef struct {
+    ei_parse_status status;
+    ei_l7 l7;
+    ei_reason problem;
+    ei_view host;      /* raw; ptr NULL when the message names nothing */
+    uint16_t port;     /* a CONNECT target's port, else 0 */
+    bool ech;
+    uint16_t tls_version;
+    ei_view alpn;
+    bool in_preamble;  /* the bytes so far end inside (or right after) a preamble */
+} pl_message;
+
+static inline bool pl_client_is_a(const ei_flow *f)
+{
+    return (f->flags & EI_FLOW_F_CLIENT_IS_A) != 0;
+}
+
+/* message.c: reads data as a first message into *m (status NEED_MORE: not whole yet).
+ * scratch (cfg->reassembly_bytes) joins TLS records. */
+void pl_read_message(const ei_pipeline_config *cfg, uint8_t *scratch, const uint8_t *data, size_t len,
+                     pl_message *m);
+
+/* settle.c */
+void pl_flow_endpoints(const ei_flow *f, ei_flow_event *ev);
+void pl_drop_reasm(ei_pipeline *p, ei_flow *f);
+void pl_release_held(ei_pipeline *p, ei_reasm *r, ei_action action);
+ei_action pl_settle(ei_pipeline *p, ei_flow *f, uint64_t now_ns, bool have_message,
+                    const pl_message *m, ei_reason forced, ei_reason unknown);
+ei_action pl_settle_unread(ei_pipeline *p, ei_flow *f, uint64_t now_ns, ei_reason why);
+
+/* dns_wait.c */
+bool pl_wait_room(const ei_pipeline *p);
+void pl_start_wait(ei_pipeline *p, ei_flow *f, uint64_t now_ns, bool have_message,
+                   const pl_message *m, const char *host, const char *name);
+void pl_expire_waits(ei_pipeline *p, uint64_t now_ns, ei_reason why);
+void pl_snoop_dns(ei_pipeline *p, const ei_packet *pkt, uint64_t now_ns);
+
+#endif
