@@ -6,16 +6,8 @@
 
 #include "egress_inspector/dns.h"
 #include "egress_inspector/dns_cache.h"
+#include "fuzz.h"
 
-#define CHECK(cond)                                                                     \
-    do {                                                                                \
-        if (!(cond)) {                                                                  \
-            fprintf(stderr, "invariant failed: %s (%s:%d)\n", #cond, __FILE__, __LINE__); \
-            abort();                                                                    \
-        }                                                                               \
-    } while (0)
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static ei_dns_cache *cache;
 

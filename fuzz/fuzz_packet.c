@@ -8,14 +8,8 @@
 #include <string.h>
 
 #include "egress_inspector/packet.h"
+#include "fuzz.h"
 
-#define CHECK(cond)                                                                     \
-    do {                                                                                \
-        if (!(cond)) {                                                                  \
-            fprintf(stderr, "invariant failed: %s (%s:%d)\n", #cond, __FILE__, __LINE__); \
-            abort();                                                                    \
-        }                                                                               \
-    } while (0)
 
 static const int links[] = {
     EI_LINK_NULL, EI_LINK_ETHERNET, EI_LINK_PPP, EI_LINK_C_HDLC, EI_LINK_RADIOTAP,
@@ -23,8 +17,6 @@ static const int links[] = {
     EI_LINK_NFLOG, EI_LINK_SLL2,
 };
 #define NLINKS (sizeof links / sizeof links[0])
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

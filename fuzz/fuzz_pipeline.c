@@ -14,18 +14,10 @@
 #include <string.h>
 
 #include "egress_inspector/pipeline.h"
+#include "fuzz.h"
 
-#define CHECK(cond)                                                                     \
-    do {                                                                                \
-        if (!(cond)) {                                                                  \
-            fprintf(stderr, "invariant failed: %s (%s:%d)\n", #cond, __FILE__, __LINE__); \
-            abort();                                                                    \
-        }                                                                               \
-    } while (0)
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
 static ei_policy_set *policy;
 static unsigned long verdicts, released_twice;
 static unsigned char seen[4096];

@@ -12,16 +12,8 @@
 #include <string.h>
 
 #include "egress_inspector/preamble.h"
+#include "fuzz.h"
 
-#define CHECK(cond)                                                                     \
-    do {                                                                                \
-        if (!(cond)) {                                                                  \
-            fprintf(stderr, "invariant failed: %s (%s:%d)\n", #cond, __FILE__, __LINE__); \
-            abort();                                                                    \
-        }                                                                               \
-    } while (0)
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static void check_result(ei_parse_status st, const ei_preamble *p, const uint8_t *data,
                          size_t len)

@@ -11,18 +11,10 @@
 #include <string.h>
 
 #include "egress_inspector/policy.h"
+#include "fuzz.h"
 
-#define CHECK(cond)                                                                     \
-    do {                                                                                \
-        if (!(cond)) {                                                                  \
-            fprintf(stderr, "invariant failed: %s (%s:%d)\n", #cond, __FILE__, __LINE__); \
-            abort();                                                                    \
-        }                                                                               \
-    } while (0)
 
 enum { MAX_LINES_LOOKED_UP = 64 };
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 typedef struct {
     unsigned count;

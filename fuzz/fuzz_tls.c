@@ -13,14 +13,8 @@
 #include <string.h>
 
 #include "egress_inspector/tls.h"
+#include "fuzz.h"
 
-#define CHECK(cond)                                                                     \
-    do {                                                                                \
-        if (!(cond)) {                                                                  \
-            fprintf(stderr, "invariant failed: %s (%s:%d)\n", #cond, __FILE__, __LINE__); \
-            abort();                                                                    \
-        }                                                                               \
-    } while (0)
 
 enum { SCRATCH = 16384 };
 
@@ -28,8 +22,6 @@ static uint8_t *scratch_full;
 static uint8_t *scratch_prefix;
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     (void)argc;

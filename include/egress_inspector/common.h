@@ -82,7 +82,7 @@ typedef enum {
 const char *ei_reason_name(ei_reason reason);
 
 /* True for the reasons that allow a flow. */
-bool ei_reason_allows(ei_reason reason);
+EI_MUST_USE bool ei_reason_allows(ei_reason reason);
 
 /* The verdict on a flow, or on one packet of it. */
 typedef enum {

@@ -57,8 +57,8 @@ void ei_dns_cache_learn(ei_dns_cache *c, const ei_addr *workload, const char *na
 EI_MUST_USE bool ei_dns_cache_pin(ei_dns_cache *c, const char *name, const ei_addr *addr);
 
 /* Does name bind dst for this workload: by its own answers, or by the inspector's? */
-ei_bind ei_dns_cache_check(ei_dns_cache *c, const ei_addr *workload, const char *name,
-                           const ei_addr *dst, uint64_t now_ns);
+EI_MUST_USE ei_bind ei_dns_cache_check(ei_dns_cache *c, const ei_addr *workload, const char *name,
+                                       const ei_addr *dst, uint64_t now_ns);
 
 /* Calls fn for each name this workload learned (and each pinned name) bound to dst
  * right now, until fn returns false. */
@@ -68,7 +68,7 @@ void ei_dns_cache_names_for(ei_dns_cache *c, const ei_addr *workload, const ei_a
 
 /* Seconds until the inspector's own binding of name expires: 0 when it has none (or it
  * has expired), UINT32_MAX when pinned. */
-uint32_t ei_dns_cache_remaining(ei_dns_cache *c, const char *name, uint64_t now_ns);
+EI_MUST_USE uint32_t ei_dns_cache_remaining(ei_dns_cache *c, const char *name, uint64_t now_ns);
 
 void ei_dns_cache_get_stats(ei_dns_cache *c, ei_dns_cache_stats *out);
 

@@ -34,7 +34,7 @@ typedef struct {
 /* True when the stream's first bytes can start a request line (an upper-case method
  * token followed by a space or the line's end). With fewer bytes, answers for what is
  * there. */
-bool ei_http_sniff(const uint8_t *data, size_t len);
+EI_MUST_USE bool ei_http_sniff(const uint8_t *data, size_t len);
 
 /* Parses the request line and header fields up to the empty line that ends them.
  * Returns EI_PARSE_OK (req filled, views into data), EI_PARSE_NEED_MORE (the empty line

@@ -28,7 +28,7 @@ typedef enum {
 #define EI_MAX_ENCAP 4
 
 /* Whether the packet's link type is one we read. */
-bool ei_link_supported(int linktype);
+EI_MUST_USE bool ei_link_supported(int linktype);
 
 /* Why a packet could not be read; counted by the pipeline. */
 typedef enum {

@@ -156,8 +156,8 @@ void ei_pipeline_set_dns(ei_pipeline *p, ei_dns_cache *cache, ei_lookup_fn on_lo
 void ei_pipeline_dns_done(ei_pipeline *p, const char *name, uint64_t now_ns);
 
 /* Judges one packet. packet_id names it in a later on_release when the answer is HOLD. */
-ei_action ei_pipeline_packet(ei_pipeline *p, int linktype, const uint8_t *data, size_t len,
-                             uint64_t now_ns, uint64_t packet_id);
+EI_MUST_USE ei_action ei_pipeline_packet(ei_pipeline *p, int linktype, const uint8_t *data, size_t len,
+                                         uint64_t now_ns, uint64_t packet_id);
 
 /* Ages flows: undecided ones idle past their timeout are decided (incomplete, their held
  * packets released), decided ones are forgotten, and flows that waited for a lookup past

@@ -32,7 +32,7 @@ size_t ei_policy_set_entries(const ei_policy_set *set);
 /* The policy for a workload: the one whose `source` CIDR is the longest prefix match for
  * src, else the policy named "default" (which always exists: an empty one denies all).
  * Never returns NULL. */
-const ei_policy *ei_policy_for_source(const ei_policy_set *set, const ei_addr *src);
+EI_MUST_USE const ei_policy *ei_policy_for_source(const ei_policy_set *set, const ei_addr *src);
 
 const char *ei_policy_name(const ei_policy *policy);
 
@@ -46,24 +46,24 @@ typedef struct {
 /* Looks up an already normalized name (ei_name_normalize) for a TCP destination port:
  * an exact entry first, then the closest wildcard. Constant work in the number of
  * entries (hash for exact names, suffix tree for wildcards). */
-ei_match ei_policy_match_name(const ei_policy *policy, const char *name, size_t len,
-                              uint16_t port);
+EI_MUST_USE ei_match ei_policy_match_name(const ei_policy *policy, const char *name, size_t len,
+                                          uint16_t port);
 
 /* Looks up a destination address and port among the CIDR entries (longest prefix). */
-ei_match ei_policy_match_address(const ei_policy *policy, const ei_addr *dst,
-                                 uint16_t port);
+EI_MUST_USE ei_match ei_policy_match_address(const ei_policy *policy, const ei_addr *dst,
+                                             uint16_t port);
 
 /* tcp:// entries ("tcp://NAME:PORT") allow any protocol on PORT to the addresses NAME has
  * (learned from the workload's DNS answers, or looked up); with a wildcard ("*.NAME"),
  * to the addresses of any learned name below NAME. They are decided at SYN time, by the
  * pipeline, which knows the addresses. */
-bool ei_policy_has_tcp_entries(const ei_policy *policy);
-ei_match ei_policy_match_tcp_name(const ei_policy *policy, const char *name, size_t len,
-                                  uint16_t port);
+EI_MUST_USE bool ei_policy_has_tcp_entries(const ei_policy *policy);
+EI_MUST_USE ei_match ei_policy_match_tcp_name(const ei_policy *policy, const char *name, size_t len,
+                                              uint16_t port);
 /* The names of the policy's exact tcp:// entries on port: at most max written to out.
  * Returns how many were written. The strings live as long as the set. */
-size_t ei_policy_tcp_names(const ei_policy *policy, uint16_t port, const char **out,
-                           size_t max);
+EI_MUST_USE size_t ei_policy_tcp_names(const ei_policy *policy, uint16_t port, const char **out,
+                                       size_t max);
 /* Calls fn once per exact tcp:// entry of every policy in the set (a name may come twice). */
 typedef void (*ei_tcp_name_fn)(void *ctx, const char *name);
 void ei_policy_set_each_tcp_name(const ei_policy_set *set, ei_tcp_name_fn fn, void *ctx);

@@ -7,11 +7,11 @@
 #include "egress_inspector/policy.h"
 
 /* True when text starts (after blanks) like JSON, which no rules file does. */
-bool ei_policy_json_sniff(const char *text, size_t len);
+EI_MUST_USE bool ei_policy_json_sniff(const char *text, size_t len);
 
 /* Parses the documents into a policy set; every error goes to err as
  * "FILE: JSON.PATH: message". NULL (and *errors > 0) when there is any. */
-ei_policy_set *ei_policy_json_parse(const char *file, const char *text, size_t len, FILE *err,
-                                    unsigned *errors);
+EI_MUST_USE ei_policy_set *ei_policy_json_parse(const char *file, const char *text, size_t len, FILE *err,
+                                                unsigned *errors);
 
 #endif

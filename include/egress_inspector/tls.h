@@ -26,7 +26,7 @@ typedef struct {
 
 /* True when the stream's first bytes can start a ClientHello (a handshake record or an
  * SSL 2.0 hello). Needs at least one byte; with fewer than 6, answers for what is there. */
-bool ei_tls_sniff(const uint8_t *data, size_t len);
+EI_MUST_USE bool ei_tls_sniff(const uint8_t *data, size_t len);
 
 /* Parses the ClientHello at the start of a client's byte stream, across as many TLS
  * records as it takes. Records that split the handshake are joined in scratch (which

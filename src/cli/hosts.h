@@ -11,6 +11,6 @@
  * address in the cache. A file with any error (an address or a name that does not parse,
  * a line without a name) is refused as a whole: every error is printed on err, and
  * nothing is pinned. Returns the number of names pinned, or -1. */
-long ei_hosts_load(const char *path, ei_dns_cache *cache, FILE *err);
+EI_MUST_USE long ei_hosts_load(const char *path, ei_dns_cache *cache, FILE *err);
 
 #endif

@@ -2,9 +2,9 @@
 #ifndef EI_CLI_IPTABLES_H
 #define EI_CLI_IPTABLES_H
 
-#include <stdbool.h>
-#include <stdint.h>
 #include <stdio.h>
+
+#include "egress_inspector/common.h"
 
 #define EI_IPTABLES_MAX_SELECTORS 32
 
@@ -28,9 +28,9 @@ typedef struct {
 void ei_iptables_print(FILE *f, const ei_iptables_options *o);
 
 /* Installs the rules (idempotent: a second apply replaces the first). 0 on success. */
-int ei_iptables_apply(const ei_iptables_options *o);
+EI_MUST_USE int ei_iptables_apply(const ei_iptables_options *o);
 
 /* Removes our chains and the jumps to them, and nothing else. */
-int ei_iptables_remove(void);
+EI_MUST_USE int ei_iptables_remove(void);
 
 #endif

@@ -30,7 +30,7 @@ typedef enum {
 } ei_reasm_status;
 
 /* A new, empty buffer able to hold held_cap packet ids. NULL when memory runs out. */
-ei_reasm *ei_reasm_new(uint16_t held_cap);
+EI_MUST_USE ei_reasm *ei_reasm_new(uint16_t held_cap);
 void ei_reasm_free(ei_reasm *r);
 
 /* Bytes of memory the buffer uses, for the global budget. */

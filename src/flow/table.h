@@ -66,13 +66,13 @@ void ei_flow_key_make(const ei_addr *src, uint16_t sport, const ei_addr *dst, ui
 EI_MUST_USE bool ei_flow_table_init(ei_flow_table *t, uint32_t max_flows, uint64_t seed);
 void ei_flow_table_destroy(ei_flow_table *t);
 
-ei_flow *ei_flow_find(ei_flow_table *t, const ei_flow_key *key);
+EI_MUST_USE ei_flow *ei_flow_find(ei_flow_table *t, const ei_flow_key *key);
 
 /* Adds a new entry (the key must not be present). When the table is full, the least
  * recently used entry is unlinked first and copied to *evicted (with its reasm, which the
  * caller now owns), and *did_evict is set. Returns NULL only when memory runs out. */
-ei_flow *ei_flow_insert(ei_flow_table *t, const ei_flow_key *key, uint64_t now_ns,
-                        ei_flow *evicted, bool *did_evict);
+EI_MUST_USE ei_flow *ei_flow_insert(ei_flow_table *t, const ei_flow_key *key, uint64_t now_ns,
+                                    ei_flow *evicted, bool *did_evict);
 
 /* Marks the entry as just used (and moves it to the list its DECIDED flag names). */
 void ei_flow_touch(ei_flow_table *t, ei_flow *f, uint64_t now_ns);
@@ -81,6 +81,6 @@ void ei_flow_touch(ei_flow_table *t, ei_flow *f, uint64_t now_ns);
 void ei_flow_remove(ei_flow_table *t, ei_flow *f);
 
 /* The oldest entry of a list (0 undecided, 1 decided), or NULL. */
-ei_flow *ei_flow_oldest(ei_flow_table *t, int decided);
+EI_MUST_USE ei_flow *ei_flow_oldest(ei_flow_table *t, int decided);
 
 #endif

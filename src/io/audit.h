@@ -18,8 +18,8 @@ typedef void (*ei_audit_write_fn)(void *ctx, const char *line, size_t len);
 
 /* source names this node in CloudEvents ("egress-inspector/NODE"). interval_ns: the
  * aggregation window. NULL when memory runs out. */
-ei_audit *ei_audit_new(ei_log_format format, const char *source, uint64_t interval_ns,
-                       ei_audit_write_fn write, void *ctx);
+EI_MUST_USE ei_audit *ei_audit_new(ei_log_format format, const char *source, uint64_t interval_ns,
+                                   ei_audit_write_fn write, void *ctx);
 
 /* Logs a decision: every allow, and the first deny of each kind in the window; later
  * denies of that kind are counted for the window's aggregate line. */

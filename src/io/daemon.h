@@ -27,6 +27,6 @@ typedef struct {
 
 /* Runs until SIGTERM or SIGINT. Returns the process exit status: 0 after a clean stop,
  * 1 when the queues cannot be bound, 2 when the rules cannot be loaded. */
-int ei_daemon_run(const ei_daemon_options *opt);
+EI_MUST_USE int ei_daemon_run(const ei_daemon_options *opt);
 
 #endif

@@ -23,7 +23,8 @@ typedef struct {
 EI_MUST_USE ei_logring *ei_logring_start(int fd, size_t capacity, char *err, size_t errlen);
 
 /* Queues one whole line (its newline included). Never blocks on the fd; safe from any
- * thread. false: the line was dropped (ring full) and counted. NULL ring: false. */
+ * thread. false: the line was dropped (ring full) and counted, which is all a caller
+ * could do about it, so callers may ignore the result. NULL ring: false. */
 bool ei_logring_put(ei_logring *r, const char *line, size_t len);
 
 /* A snapshot of the counters, for /metrics and the shutdown line. */
@@ -31,6 +32,6 @@ void ei_logring_get_stats(ei_logring *r, ei_logring_stats *out);
 
 /* Writes what is queued, waiting at most timeout_ms for the fd, then stops the thread
  * and frees. Returns the bytes that could not be written in time (0 when all were). */
-size_t ei_logring_stop(ei_logring *r, unsigned timeout_ms);
+EI_MUST_USE size_t ei_logring_stop(ei_logring *r, unsigned timeout_ms);
 
 #endif

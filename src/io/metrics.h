@@ -4,9 +4,9 @@
 #ifndef EI_IO_METRICS_H
 #define EI_IO_METRICS_H
 
-#include <stdbool.h>
-#include <stddef.h>
 #include <stdio.h>
+
+#include "egress_inspector/common.h"
 
 typedef struct ei_metrics ei_metrics;
 
@@ -18,8 +18,8 @@ typedef struct {
 } ei_metrics_source;
 
 /* Listens on "ADDR:PORT" ("0.0.0.0:9153", "[::1]:9153"). NULL with a reason in err. */
-ei_metrics *ei_metrics_start(const char *listen, const ei_metrics_source *src, char *err,
-                             size_t errlen);
+EI_MUST_USE ei_metrics *ei_metrics_start(const char *listen, const ei_metrics_source *src, char *err,
+                                         size_t errlen);
 void ei_metrics_stop(ei_metrics *m);
 
 #endif

@@ -39,7 +39,7 @@ typedef void (*ei_nfq_packet_fn)(void *ctx, uint32_t id, uint32_t mark, const ui
 
 /* Opens the netlink socket, binds the queue and configures it, each step acknowledged.
  * Returns NULL and writes why into err (size errlen) on failure. */
-ei_nfq *ei_nfq_open(const ei_nfq_config *cfg, char *err, size_t errlen);
+EI_MUST_USE ei_nfq *ei_nfq_open(const ei_nfq_config *cfg, char *err, size_t errlen);
 void ei_nfq_close(ei_nfq *q);
 
 /* A queue without a socket, whose verdict datagrams go to send (which returns < 0 with

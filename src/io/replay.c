@@ -12,7 +12,15 @@
 typedef struct {
     FILE *out;
     ei_jsonw line;
+    uint64_t held, released; /* every held packet must come back with a verdict */
 } replay_ctx;
+
+static void on_release(void *ctx, uint64_t packet_id, ei_action action)
+{
+    (void)packet_id;
+    (void)action;
+    ((replay_ctx *)ctx)->released++;
+}
 
 static void on_event(void *ctx, const ei_flow_event *ev)
 {
@@ -129,7 +137,7 @@ int ei_replay_run(const ei_replay_options *opt)
         return 2;
     }
     replay_ctx rc = { .out = opt->out };
-    ei_pipeline *p = ei_pipeline_new(&opt->pipeline, opt->policy, opt->mode, on_event, NULL, &rc);
+    ei_pipeline *p = ei_pipeline_new(&opt->pipeline, opt->policy, opt->mode, on_event, on_release, &rc);
     if (p == NULL) {
         fprintf(opt->err, "egress-inspector: out of memory\n");
         pcap_close(pc);
@@ -143,7 +151,8 @@ int ei_replay_run(const ei_replay_options *opt)
     while ((rv = pcap_next_ex(pc, &hdr, &data)) == 1) {
         now = (uint64_t)hdr->ts.tv_sec * 1000000000u + (uint64_t)hdr->ts.tv_usec;
         frames++;
-        (void)ei_pipeline_packet(p, linktype, data, hdr->caplen, now, frames);
+        if (ei_pipeline_packet(p, linktype, data, hdr->caplen, now, frames) == EI_ACTION_HOLD)
+            rc.held++;
     }
     int status = 0;
     if (rv == PCAP_ERROR) {
@@ -152,6 +161,11 @@ int ei_replay_run(const ei_replay_options *opt)
         status = 2;
     }
     ei_pipeline_flush(p, now, EI_REASON_INCOMPLETE);
+    if (rc.released != rc.held) { /* a lost verdict: the pipeline broke its promise */
+        fprintf(opt->err, "egress-inspector: %s: %llu held packets got no verdict\n", opt->pcap_path,
+                (unsigned long long)(rc.held - rc.released));
+        status = 3;
+    }
     if (opt->summary)
         print_summary(opt->err, ei_pipeline_counters(p), frames);
     ei_pipeline_free(p, now);

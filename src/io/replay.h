@@ -20,6 +20,6 @@ typedef struct {
 /* Reads the whole capture (pcap or pcapng). Returns 0, or 2 when the file cannot be
  * opened or read to its end (after printing the decisions made until then), or 1 when
  * memory runs out. */
-int ei_replay_run(const ei_replay_options *opt);
+EI_MUST_USE int ei_replay_run(const ei_replay_options *opt);
 
 #endif

@@ -37,8 +37,8 @@ typedef struct ei_resolver ei_resolver;
 
 /* server: "IP" or "IP:PORT" ("[IPv6]:PORT"); NULL for the servers of /etc/resolv.conf.
  * timeout_ms bounds each lookup in all. NULL with a message in err on failure. */
-ei_resolver *ei_resolver_start(const char *server, uint32_t timeout_ms, ei_dns_cache *cache,
-                               char *err, size_t errlen);
+EI_MUST_USE ei_resolver *ei_resolver_start(const char *server, uint32_t timeout_ms, ei_dns_cache *cache,
+                                           char *err, size_t errlen);
 
 /* Asks for name (normalized). Thread-safe; never blocks on the network. done(ctx, name)
  * follows, unless the lookup times out (the flows that wait time out by themselves). */

@@ -11,6 +11,6 @@
 /* Reads and parses path: a rules file, or Portarium MachineExecutionPolicy JSON (told
  * apart by the first character). Every problem is printed to err as "PATH:LINE: message" (or
  * "PATH: message" when the file cannot be read); returns NULL if there was any. */
-ei_policy_set *ei_rules_load(const char *path, FILE *err, unsigned *errors);
+EI_MUST_USE ei_policy_set *ei_rules_load(const char *path, FILE *err, unsigned *errors);
 
 #endif

@@ -34,15 +34,15 @@ enum {
     PPP_IPV6 = 0x0057,
 };
 
-ei_packet_error pk_ethernet(ei_cursor c, int depth, ei_packet *out);
-ei_packet_error pk_ethertype(uint16_t type, ei_cursor c, int depth, ei_packet *out);
-ei_packet_error pk_80211(ei_cursor c, int depth, bool may_swap, ei_packet *out);
-ei_packet_error pk_gre(ei_cursor c, int depth, ei_packet *out);
-ei_packet_error pk_udp_tunnel(uint16_t sport, uint16_t dport, ei_cursor c, int depth, ei_packet *out);
-ei_packet_error pk_capwap(ei_cursor c, int depth, ei_packet *out);
-ei_packet_error pk_ip(ei_cursor c, int depth, ei_packet *out);
-ei_packet_error pk_ipv4(ei_cursor c, int depth, ei_packet *out);
-ei_packet_error pk_ipv6(ei_cursor c, int depth, ei_packet *out);
-ei_packet_error pk_l4(uint8_t proto, ei_cursor c, int depth, ei_packet *out);
+EI_MUST_USE ei_packet_error pk_ethernet(ei_cursor c, int depth, ei_packet *out);
+EI_MUST_USE ei_packet_error pk_ethertype(uint16_t type, ei_cursor c, int depth, ei_packet *out);
+EI_MUST_USE ei_packet_error pk_80211(ei_cursor c, int depth, bool may_swap, ei_packet *out);
+EI_MUST_USE ei_packet_error pk_gre(ei_cursor c, int depth, ei_packet *out);
+EI_MUST_USE ei_packet_error pk_udp_tunnel(uint16_t sport, uint16_t dport, ei_cursor c, int depth, ei_packet *out);
+EI_MUST_USE ei_packet_error pk_capwap(ei_cursor c, int depth, ei_packet *out);
+EI_MUST_USE ei_packet_error pk_ip(ei_cursor c, int depth, ei_packet *out);
+EI_MUST_USE ei_packet_error pk_ipv4(ei_cursor c, int depth, ei_packet *out);
+EI_MUST_USE ei_packet_error pk_ipv6(ei_cursor c, int depth, ei_packet *out);
+EI_MUST_USE ei_packet_error pk_l4(uint8_t proto, ei_cursor c, int depth, ei_packet *out);
 
 #endif

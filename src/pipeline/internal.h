@@ -75,12 +75,14 @@ void pl_read_message(const ei_pipeline_config *cfg, uint8_t *scratch, const uint
 void pl_flow_endpoints(const ei_flow *f, ei_flow_event *ev);
 void pl_drop_reasm(ei_pipeline *p, ei_flow *f);
 void pl_release_held(ei_pipeline *p, ei_reasm *r, ei_action action);
-ei_action pl_settle(ei_pipeline *p, ei_flow *f, uint64_t now_ns, bool have_message,
-                    const pl_message *m, ei_reason forced, ei_reason unknown);
+EI_MUST_USE ei_action pl_settle(ei_pipeline *p, ei_flow *f, uint64_t now_ns, bool have_message,
+                                const pl_message *m, ei_reason forced, ei_reason unknown);
+/* Settles an undecided flow for a reason outside its message; returns the action for a
+ * packet at hand, which callers retiring a flow (no packet at hand) do not have. */
 ei_action pl_settle_unread(ei_pipeline *p, ei_flow *f, uint64_t now_ns, ei_reason why);
 
 /* dns_wait.c */
-bool pl_wait_room(const ei_pipeline *p);
+EI_MUST_USE bool pl_wait_room(const ei_pipeline *p);
 void pl_start_wait(ei_pipeline *p, ei_flow *f, uint64_t now_ns, bool have_message,
                    const pl_message *m, const char *host, const char *name);
 void pl_expire_waits(ei_pipeline *p, uint64_t now_ns, ei_reason why);

@@ -102,7 +102,7 @@ const ei_counters *ei_pipeline_counters(const ei_pipeline *p)
 static void retire(ei_pipeline *p, ei_flow *f, uint64_t now_ns, ei_reason why)
 {
     if (!(f->flags & EI_FLOW_F_DECIDED) && f->reasm != NULL)
-        pl_settle_unread(p, f, now_ns, why);
+        (void)pl_settle_unread(p, f, now_ns, why); /* no packet at hand; held ones are released */
     pl_drop_reasm(p, f);
     ei_flow_remove(&p->table, f);
     p->count.flows--;
@@ -131,7 +131,7 @@ void ei_pipeline_flush(ei_pipeline *p, uint64_t now_ns, ei_reason reason)
     for (uint32_t i = t->head[0]; i != EI_FLOW_NONE; i = t->flows[i].next) {
         ei_flow *f = &t->flows[i];
         if (!(f->flags & EI_FLOW_F_DECIDED) && f->reasm != NULL)
-            pl_settle_unread(p, f, now_ns, reason);
+            (void)pl_settle_unread(p, f, now_ns, reason); /* releases what it held */
     }
 }
 
@@ -178,7 +178,7 @@ static ei_flow *open_flow(ei_pipeline *p, const ei_packet *pkt, const ei_flow_ke
         p->count.flows--;
         if (!(evicted.flags & EI_FLOW_F_DECIDED) && evicted.reasm != NULL) {
             /* The victim is no longer in the table: decide it from a copy. */
-            pl_settle_unread(p, &evicted, now_ns, EI_REASON_FLOW_EVICTED);
+            (void)pl_settle_unread(p, &evicted, now_ns, EI_REASON_FLOW_EVICTED); /* its held packets */
         }
         pl_drop_reasm(p, &evicted);
     }
