@@ -1,6 +1,7 @@
 #include "egress_inspector/common.h"
 
 #include <arpa/inet.h>
+#include <stdlib.h>
 #include <string.h>
 
 const char *ei_addr_format(const ei_addr *addr, char out[EI_ADDR_STRLEN])
@@ -136,4 +137,74 @@ const char *ei_verdict_name(ei_verdict verdict)
 const char *ei_mode_name(ei_mode mode)
 {
     return mode == EI_MODE_MONITOR ? "monitor" : "enforce";
+}
+
+uint64_t ei_hash_bytes(uint64_t h, const void *data, size_t len)
+{
+    const uint8_t *p = data;
+    for (; len >= 8; p += 8, len -= 8) {
+        uint64_t w;
+        memcpy(&w, p, 8);
+        h = ei_hash_word(h, w);
+    }
+    while (len-- > 0)
+        h = ei_hash_byte(h, *p++);
+    return h;
+}
+
+void *ei_grow(void *items, size_t elem, size_t n, size_t *cap, size_t first)
+{
+    if (n < *cap && items != NULL)
+        return items;
+    if (*cap > SIZE_MAX / 2)
+        return NULL;
+    size_t want = *cap ? *cap * 2 : first;
+    if (want <= n)
+        want = n + 1;
+    if (elem == 0 || want > SIZE_MAX / elem)
+        return NULL;
+    void *grown = realloc(items, want * elem);
+    if (grown == NULL)
+        return NULL;
+    *cap = want;
+    return grown;
+}
+
+void ei_addr_clear_host_bits(ei_addr *a, unsigned bits)
+{
+    for (unsigned i = bits; i < 128; i++)
+        a->bytes[i / 8] &= (uint8_t)~(0x80u >> (i % 8));
+}
+
+ei_prefix_status ei_prefix_parse(const char *s, size_t n, ei_addr *addr, unsigned *bits)
+{
+    const char *slash = memchr(s, '/', n);
+    size_t alen = slash != NULL ? (size_t)(slash - s) : n;
+    char text[EI_ADDR_STRLEN];
+    if (alen >= sizeof text || memchr(s, '\0', alen) != NULL)
+        return EI_PREFIX_BAD_ADDRESS;
+    memcpy(text, s, alen);
+    text[alen] = '\0';
+    if (!ei_addr_parse(text, addr))
+        return EI_PREFIX_BAD_ADDRESS;
+    unsigned max = addr->family == 6 ? 128 : 32;
+    *bits = max;
+    if (slash != NULL) {
+        const char *d = slash + 1;
+        size_t dn = n - alen - 1;
+        unsigned v = 0;
+        if (dn < 1 || dn > 3)
+            return EI_PREFIX_BAD_LENGTH;
+        for (size_t i = 0; i < dn; i++) {
+            if (d[i] < '0' || d[i] > '9')
+                return EI_PREFIX_BAD_LENGTH;
+            v = v * 10 + (unsigned)(d[i] - '0');
+        }
+        if (v > max)
+            return EI_PREFIX_BAD_LENGTH;
+        *bits = v;
+    }
+    ei_addr net = *addr;
+    ei_addr_clear_host_bits(&net, *bits);
+    return memcmp(net.bytes, addr->bytes, sizeof net.bytes) == 0 ? EI_PREFIX_OK : EI_PREFIX_HOST_BITS;
 }

@@ -5,6 +5,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #define EI_MUST_USE __attribute__((warn_unused_result))
 
@@ -37,6 +38,22 @@ const char *ei_addr_format(const ei_addr *addr, char out[EI_ADDR_STRLEN]);
 
 /* Parses a textual IPv4 or IPv6 address. Returns false when text is neither. */
 EI_MUST_USE bool ei_addr_parse(const char *text, ei_addr *out);
+
+/* ADDR or ADDR/LEN (n bytes of s, no NUL needed); a bare address is a host route. Host
+ * bits past LEN are refused rather than cleared: "10.1.0.1/16" is as likely a typo for
+ * 10.1.0.1/32 as for 10.1.0.0/16. The one grammar of a CIDR, for the rules file and the
+ * command line alike. */
+typedef enum {
+    EI_PREFIX_OK = 0,
+    EI_PREFIX_BAD_ADDRESS,
+    EI_PREFIX_BAD_LENGTH,
+    EI_PREFIX_HOST_BITS,
+} ei_prefix_status;
+
+EI_MUST_USE ei_prefix_status ei_prefix_parse(const char *s, size_t n, ei_addr *addr, unsigned *bits);
+
+/* Clears the bits of a past its first `bits` (the network of a prefix). */
+void ei_addr_clear_host_bits(ei_addr *a, unsigned bits);
 
 /* Why a flow was decided the way it was. Every verdict carries exactly one reason; the
  * names (ei_reason_name) are part of the log format and never change meaning. */
@@ -99,5 +116,73 @@ typedef enum {
 } ei_mode;
 
 const char *ei_mode_name(ei_mode mode);
+
+/* ---- building blocks, written once ---- */
+
+/* ASCII only: wire names are bytes, never locale text. */
+static inline uint8_t ei_ascii_lower(uint8_t c)
+{
+    return c >= 'A' && c <= 'Z' ? (uint8_t)(c + 32) : c;
+}
+
+/* Two views equal but for ASCII case. */
+static inline bool ei_view_eq_nocase(ei_view a, ei_view b)
+{
+    if (a.len != b.len)
+        return false;
+    for (size_t i = 0; i < a.len; i++)
+        if (ei_ascii_lower(a.ptr[i]) != ei_ascii_lower(b.ptr[i]))
+            return false;
+    return true;
+}
+
+/* A view equal to a NUL-terminated word but for ASCII case ("Host", "STARTTLS"). */
+static inline bool ei_view_is(ei_view a, const char *word)
+{
+    ei_view w = { (const uint8_t *)word, strlen(word) };
+    return ei_view_eq_nocase(a, w);
+}
+
+/* One hash family for every table: FNV-1a's 64-bit step for byte-at-a-time use (the
+ * policy's suffix walk extends a hash one byte at a time), and a word-at-a-time mix of
+ * the same seed for fixed keys (flow keys, addresses). Seed a table with a secret
+ * (getrandom) where a remote peer chooses the keys. */
+#define EI_HASH_BASIS 0xcbf29ce484222325ull
+
+static inline uint64_t ei_hash_byte(uint64_t h, uint8_t b)
+{
+    return (h ^ b) * 0x100000001b3ull;
+}
+
+static inline uint64_t ei_hash_word(uint64_t h, uint64_t w)
+{
+    h ^= w;
+    h *= 0x9e3779b97f4a7c15ull;
+    return h ^ (h >> 32);
+}
+
+/* Words while 8 bytes are left, then the tail byte by byte. */
+uint64_t ei_hash_bytes(uint64_t h, const void *data, size_t len);
+
+static inline uint32_t ei_hash_fold(uint64_t h)
+{
+    return (uint32_t)(h ^ (h >> 32));
+}
+
+/* Growable arrays: returns an array with room for item n (n <= *cap), grown by doubling
+ * from `first` items when full; *cap is updated. NULL when memory runs out or the size
+ * would overflow, and then `items` is untouched and still the caller's. */
+EI_MUST_USE void *ei_grow(void *items, size_t elem, size_t n, size_t *cap, size_t first);
+
+/* The same for arrays whose count and capacity are 32-bit (tables kept small per entry). */
+EI_MUST_USE static inline void *ei_grow32(void *items, size_t elem, uint32_t n, uint32_t *cap,
+                                          uint32_t first)
+{
+    size_t c = *cap;
+    void *grown = n < UINT32_MAX ? ei_grow(items, elem, n, &c, first) : NULL;
+    if (grown != NULL)
+        *cap = c > UINT32_MAX ? UINT32_MAX : (uint32_t)c;
+    return grown;
+}
 
 #endif

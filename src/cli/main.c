@@ -461,6 +461,7 @@ static int cmd_run(int argc, char **argv)
 
 static int cmd_iptables(int argc, char **argv)
 {
+    static char source_text[EI_IPTABLES_MAX_SELECTORS][EI_ADDR_STRLEN + 4];
     enum { OPT_PRINT = 256, OPT_APPLY, OPT_REMOVE, OPT_SOURCE, OPT_IFACE, OPT_HOOK, OPT_PORTS };
     static const struct option opts[] = {
         { "print", no_argument, NULL, OPT_PRINT },
@@ -487,16 +488,23 @@ static int cmd_iptables(int argc, char **argv)
             action = c;
             break;
         case OPT_SOURCE: {
-            ei_addr probe;
-            char host[64];
-            size_t len = strcspn(optarg, "/");
-            if (len >= sizeof host || (memcpy(host, optarg, len), host[len] = '\0', !ei_addr_parse(host, &probe))) {
-                fprintf(stderr, "egress-inspector: --source: '%s' is not a CIDR\n", optarg);
+            /* The rules file's CIDR grammar; what goes into iptables-restore's input is
+             * the prefix as we write it, never the argument's own bytes. */
+            ei_addr net;
+            unsigned bits;
+            if (ei_prefix_parse(optarg, strlen(optarg), &net, &bits) != EI_PREFIX_OK) {
+                fprintf(stderr, "egress-inspector: --source: '%s' is not a CIDR (ADDR or ADDR/LEN, "
+                                "no host bits)\n", optarg);
                 return 2;
             }
-            if (o.nsources == EI_IPTABLES_MAX_SELECTORS)
+            if (o.nsources == EI_IPTABLES_MAX_SELECTORS) {
+                fprintf(stderr, "egress-inspector: --source: at most %d\n", EI_IPTABLES_MAX_SELECTORS);
                 return 2;
-            o.sources[o.nsources++] = optarg;
+            }
+            char shown[EI_ADDR_STRLEN];
+            snprintf(source_text[o.nsources], sizeof source_text[0], "%s/%u", ei_addr_format(&net, shown), bits);
+            o.sources[o.nsources] = source_text[o.nsources];
+            o.nsources++;
             break;
         }
         case OPT_IFACE:

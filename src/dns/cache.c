@@ -5,7 +5,10 @@
 
 #include <pthread.h>
 #include <stdlib.h>
+#include <stddef.h>
 #include <string.h>
+
+#include "ilist.h"
 
 #define NONE UINT32_MAX
 #define NS_PER_S 1000000000ull
@@ -21,8 +24,8 @@ typedef struct {
     char *name;       /* NULL: a free entry */
     uint32_t hash;
     uint32_t hnext;
-    uint32_t prev, next;   /* the cache's LRU list, head newest; pinned entries are not on it */
-    uint32_t wprev, wnext; /* the workload's list, head newest */
+    ei_ilink lru;          /* the cache's LRU list; pinned entries are not on it */
+    ei_ilink wlru;         /* its workload's list */
     uint32_t wl;
     uint64_t known_until_ns;
     bool pinned;
@@ -33,7 +36,7 @@ typedef struct {
 typedef struct {
     ei_addr addr;
     uint32_t hnext; /* hash chain, or the free list */
-    uint32_t head, tail;
+    ei_ilist entries;       /* its entries, newest first */
     uint32_t count;
 } owner;
 
@@ -44,7 +47,7 @@ struct ei_dns_cache {
     uint32_t ecap, eused, efree;
     uint32_t *buckets;
     uint32_t nbuckets; /* power of two */
-    uint32_t head, tail;
+    ei_ilist lru;             /* every unpinned entry, newest first */
     uint32_t evictable;
     owner *w;
     uint32_t wcap, wused, wfree;
@@ -61,23 +64,20 @@ void ei_dns_cache_config_default(ei_dns_cache_config *cfg)
     cfg->max_ttl_s = 3600;
 }
 
-static uint32_t hash_bytes(uint64_t h, const uint8_t *p, size_t n)
+static uint64_t addr_hash64(const ei_dns_cache *c, const ei_addr *a)
 {
-    for (size_t i = 0; i < n; i++)
-        h = (h ^ p[i]) * 0x100000001b3ull;
-    return (uint32_t)(h ^ h >> 32);
+    return ei_hash_word(ei_hash_bytes(c->cfg.hash_seed ^ EI_HASH_BASIS, a->bytes, sizeof a->bytes),
+                        a->family);
 }
 
 static uint32_t hash_addr(const ei_dns_cache *c, const ei_addr *a)
 {
-    return hash_bytes(c->cfg.hash_seed ^ 0xcbf29ce484222325ull, a->bytes, sizeof a->bytes) ^
-           a->family;
+    return ei_hash_fold(addr_hash64(c, a));
 }
 
 static uint32_t hash_key(const ei_dns_cache *c, const ei_addr *w, const char *name)
 {
-    return hash_bytes(hash_addr(c, w) * 0x9e3779b97f4a7c15ull, (const uint8_t *)name,
-                      strlen(name));
+    return ei_hash_fold(ei_hash_bytes(addr_hash64(c, w), name, strlen(name)));
 }
 
 static bool same_addr(const ei_addr *a, const ei_addr *b)
@@ -110,7 +110,8 @@ ei_dns_cache *ei_dns_cache_new(const ei_dns_cache_config *cfg)
     }
     memset(c->buckets, 0xff, c->nbuckets * sizeof *c->buckets);
     memset(c->wbuckets, 0xff, c->nbuckets * sizeof *c->wbuckets);
-    c->head = c->tail = c->efree = c->wfree = NONE;
+    c->efree = c->wfree = NONE;
+    ei_ilist_init(&c->lru);
     return c;
 }
 
@@ -147,20 +148,16 @@ static uint32_t workload_get(ei_dns_cache *c, const ei_addr *a)
         i = c->wfree;
         c->wfree = c->w[i].hnext;
     } else {
-        if (c->wused == c->wcap) {
-            uint32_t cap = c->wcap ? c->wcap * 2 : 64;
-            owner *w = realloc(c->w, cap * sizeof *w);
-            if (w == NULL)
-                return NONE;
-            c->w = w;
-            c->wcap = cap;
-        }
+        owner *grown = ei_grow32(c->w, sizeof *grown, c->wused, &c->wcap, 64);
+        if (grown == NULL)
+            return NONE;
+        c->w = grown;
         i = c->wused++;
     }
     owner *w = &c->w[i];
     memset(w, 0, sizeof *w);
     w->addr = *a;
-    w->head = w->tail = NONE;
+    ei_ilist_init(&w->entries);
     uint32_t *b = &c->wbuckets[hash_addr(c, a) & (c->nbuckets - 1)];
     w->hnext = *b;
     *b = i;
@@ -184,32 +181,30 @@ static void workload_put(ei_dns_cache *c, uint32_t i)
 
 /* ---- entries ---- */
 
+static ei_iarray cache_lru(ei_dns_cache *c)
+{
+    return (ei_iarray){ c->e, sizeof *c->e, offsetof(entry, lru) };
+}
+
+static ei_iarray workload_lru(ei_dns_cache *c)
+{
+    return (ei_iarray){ c->e, sizeof *c->e, offsetof(entry, wlru) };
+}
+
 static void lru_unlink(ei_dns_cache *c, uint32_t i)
 {
     entry *x = &c->e[i];
-    owner *w = &c->w[x->wl];
-    if (x->wprev != NONE) c->e[x->wprev].wnext = x->wnext; else w->head = x->wnext;
-    if (x->wnext != NONE) c->e[x->wnext].wprev = x->wprev; else w->tail = x->wprev;
-    if (x->pinned)
-        return;
-    if (x->prev != NONE) c->e[x->prev].next = x->next; else c->head = x->next;
-    if (x->next != NONE) c->e[x->next].prev = x->prev; else c->tail = x->prev;
+    ei_ilist_unlink(&c->w[x->wl].entries, workload_lru(c), i);
+    if (!x->pinned)
+        ei_ilist_unlink(&c->lru, cache_lru(c), i);
 }
 
 static void lru_push(ei_dns_cache *c, uint32_t i)
 {
     entry *x = &c->e[i];
-    owner *w = &c->w[x->wl];
-    x->wprev = NONE;
-    x->wnext = w->head;
-    if (w->head != NONE) c->e[w->head].wprev = i; else w->tail = i;
-    w->head = i;
-    if (x->pinned)
-        return;
-    x->prev = NONE;
-    x->next = c->head;
-    if (c->head != NONE) c->e[c->head].prev = i; else c->tail = i;
-    c->head = i;
+    ei_ilist_push(&c->w[x->wl].entries, workload_lru(c), i);
+    if (!x->pinned)
+        ei_ilist_push(&c->lru, cache_lru(c), i);
 }
 
 static void entry_remove(ei_dns_cache *c, uint32_t i)
@@ -248,16 +243,11 @@ static uint32_t entry_new(ei_dns_cache *c, const ei_addr *w, const char *name, u
         i = c->efree;
         c->efree = c->e[i].hnext;
     } else if (wl != NONE) {
-        if (c->eused == c->ecap) {
-            uint32_t cap = c->ecap ? c->ecap * 2 : 256;
-            entry *e = realloc(c->e, cap * sizeof *e);
-            if (e != NULL) {
-                c->e = e;
-                c->ecap = cap;
-            }
-        }
-        if (c->eused < c->ecap)
+        entry *grown = ei_grow32(c->e, sizeof *grown, c->eused, &c->ecap, 256);
+        if (grown != NULL) { /* else: no room, the oldest entry makes way below */
+            c->e = grown;
             i = c->eused++;
+        }
     }
     if (i == NONE) {
         if (wl != NONE) {
@@ -333,11 +323,11 @@ void ei_dns_cache_learn(ei_dns_cache *c, const ei_addr *workload, const char *na
     if (i == NONE) {
         uint32_t wl = workload != NULL ? workload_find(c, w) : NONE;
         if (wl != NONE && c->w[wl].count >= c->cfg.max_per_workload) {
-            entry_remove(c, c->w[wl].tail);
+            entry_remove(c, c->w[wl].entries.tail);
             c->st.evicted++;
         }
-        if (c->evictable >= c->cfg.max_entries && c->tail != NONE) {
-            entry_remove(c, c->tail);
+        if (c->evictable >= c->cfg.max_entries && c->lru.tail != NONE) {
+            entry_remove(c, c->lru.tail);
             c->st.evicted++;
         }
         i = entry_new(c, w, name, h, false);
@@ -418,7 +408,7 @@ void ei_dns_cache_names_for(ei_dns_cache *c, const ei_addr *workload, const ei_a
     bool go_on = true;
     for (int o = 0; o < 2 && go_on; o++) {
         uint32_t wl = owners[o] != NULL ? workload_find(c, owners[o]) : NONE;
-        for (uint32_t i = wl != NONE ? c->w[wl].head : NONE; i != NONE && go_on; i = c->e[i].wnext) {
+        for (uint32_t i = wl != NONE ? c->w[wl].entries.head : NONE; i != NONE && go_on; i = c->e[i].wlru.next) {
             const entry *x = &c->e[i];
             if ((o == 0 || x->pinned) && entry_binds(x, dst, now_ns))
                 go_on = fn(ctx, x->name, strlen(x->name));

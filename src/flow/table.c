@@ -28,22 +28,10 @@ static bool key_eq(const ei_flow_key *x, const ei_flow_key *y)
 
 /* A keyed mix of the tuple (multiply-xorshift rounds over 64-bit words): cheap, and with a
  * secret seed a remote peer cannot pick ports that pile into one chain. */
-static uint64_t mix(uint64_t h, uint64_t v)
-{
-    h ^= v;
-    h *= 0x9e3779b97f4a7c15ull;
-    return h ^ (h >> 32);
-}
-
 static uint32_t key_hash(const ei_flow_table *t, const ei_flow_key *key)
 {
-    uint64_t w[4];
-    memcpy(w, key->a, 16);
-    memcpy(w + 2, key->b, 16);
-    uint64_t h = t->seed;
-    for (int i = 0; i < 4; i++)
-        h = mix(h, w[i]);
-    h = mix(h, (uint64_t)key->pa << 24 | (uint64_t)key->pb << 8 | key->family);
+    uint64_t h = ei_hash_bytes(t->seed, key->a, 32); /* a and b, side by side */
+    h = ei_hash_word(h, (uint64_t)key->pa << 24 | (uint64_t)key->pb << 8 | key->family);
     return (uint32_t)h & (t->nbuckets - 1);
 }
 
@@ -58,28 +46,19 @@ static int list_of(const ei_flow *f)
     return (f->flags & EI_FLOW_F_ON_DECIDED_LIST) ? 1 : 0;
 }
 
+static ei_iarray lru_array(ei_flow_table *t)
+{
+    return (ei_iarray){ t->flows, sizeof *t->flows, offsetof(ei_flow, lru) };
+}
+
 static void lru_unlink(ei_flow_table *t, ei_flow *f, int list)
 {
-    if (f->prev != EI_FLOW_NONE)
-        t->flows[f->prev].next = f->next;
-    else
-        t->head[list] = f->next;
-    if (f->next != EI_FLOW_NONE)
-        t->flows[f->next].prev = f->prev;
-    else
-        t->tail[list] = f->prev;
+    ei_ilist_unlink(&t->lists[list], lru_array(t), index_of(t, f));
 }
 
 static void lru_push_head(ei_flow_table *t, ei_flow *f, int list)
 {
-    uint32_t i = index_of(t, f);
-    f->prev = EI_FLOW_NONE;
-    f->next = t->head[list];
-    if (t->head[list] != EI_FLOW_NONE)
-        t->flows[t->head[list]].prev = i;
-    else
-        t->tail[list] = i;
-    t->head[list] = i;
+    ei_ilist_push(&t->lists[list], lru_array(t), index_of(t, f));
 }
 
 static void hash_link(ei_flow_table *t, ei_flow *f)
@@ -136,7 +115,8 @@ bool ei_flow_table_init(ei_flow_table *t, uint32_t max_flows, uint64_t seed)
     t->max_flows = max_flows ? max_flows : 1;
     t->seed = seed;
     t->free_head = EI_FLOW_NONE;
-    t->head[0] = t->head[1] = t->tail[0] = t->tail[1] = EI_FLOW_NONE;
+    ei_ilist_init(&t->lists[0]);
+    ei_ilist_init(&t->lists[1]);
     return grow(t);
 }
 
@@ -167,7 +147,7 @@ void ei_flow_remove(ei_flow_table *t, ei_flow *f)
 
 ei_flow *ei_flow_oldest(ei_flow_table *t, int decided)
 {
-    uint32_t i = t->tail[decided ? 1 : 0];
+    uint32_t i = t->lists[decided ? 1 : 0].tail;
     return i == EI_FLOW_NONE ? NULL : &t->flows[i];
 }
 

@@ -10,6 +10,7 @@
 
 #include "egress_inspector/common.h"
 #include "flow/reasm.h"
+#include "ilist.h"
 
 #define EI_FLOW_NONE UINT32_MAX
 
@@ -40,7 +41,7 @@ typedef struct {
     uint8_t packets;        /* client packets while undecided (saturates) */
     uint32_t base_seq;      /* client sequence number of stream byte 0 */
     uint32_t hnext;         /* hash chain */
-    uint32_t prev, next;    /* LRU list */
+    ei_ilink lru;           /* on lists[0] (undecided) or lists[1] (decided) */
     uint64_t last_ns;
     ei_reasm *reasm;        /* client bytes and held packets; NULL when there are none */
 } ei_flow;
@@ -53,7 +54,7 @@ typedef struct {
     uint32_t max_flows;
     uint32_t count;
     uint32_t free_head;     /* free entries chained through hnext */
-    uint32_t head[2], tail[2]; /* LRU lists: [0] undecided, [1] decided; head = newest */
+    ei_ilist lists[2];      /* LRU lists: [0] undecided, [1] decided; head = newest */
     uint64_t seed;
 } ei_flow_table;
 

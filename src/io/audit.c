@@ -125,14 +125,11 @@ static void write_event(ei_audit *a, const ei_flow_event *ev, uint64_t count)
 
 static uint32_t kind_hash(const ei_flow_event *ev, size_t host_len)
 {
-    uint32_t h = 2166136261u;
-    const uint8_t *p = ev->src.bytes;
-    for (size_t i = 0; i < sizeof ev->src.bytes; i++)
-        h = (h ^ p[i]) * 16777619u;
-    for (size_t i = 0; i < host_len; i++)
-        h = (h ^ (uint8_t)ev->host[i]) * 16777619u;
-    h = (h ^ ev->dport ^ (ev->enforced ? 0x10000u : 0u)) * 16777619u;
-    return (h ^ (uint32_t)ev->decision.reason) * 16777619u;
+    uint64_t h = ei_hash_bytes(EI_HASH_BASIS, ev->src.bytes, sizeof ev->src.bytes);
+    h = ei_hash_bytes(h, ev->host, host_len);
+    h = ei_hash_word(h, (uint64_t)ev->dport | (ev->enforced ? 0x10000u : 0u) |
+                            (uint64_t)ev->decision.reason << 32);
+    return ei_hash_fold(h);
 }
 
 /* Closes the window: an aggregate line per repeated kind, one for those over the limit. */

@@ -109,8 +109,7 @@ static bool put_escaped(ei_jsonw *w, const char *value, size_t len, bool lower)
         memcpy(o, value + i, run - i);
         if (lower)
             for (char *c = o; c < o + (run - i); c++)
-                if (*c >= 'A' && *c <= 'Z')
-                    *c = (char)(*c + 32);
+                *c = (char)ei_ascii_lower((uint8_t)*c);
         o += run - i;
         if (run == len)
             break;

@@ -22,14 +22,10 @@ typedef struct {
 static void collect_name(void *ctx, const char *name)
 {
     name_list *l = ctx;
-    if (l->n == l->cap) {
-        size_t cap = l->cap ? l->cap * 2 : 16;
-        const char **names = realloc(l->names, cap * sizeof *names);
-        if (names == NULL)
-            return; /* the names left out are looked up when a flow needs them */
-        l->names = names;
-        l->cap = cap;
-    }
+    const char **names = ei_grow(l->names, sizeof *names, l->n, &l->cap, 16);
+    if (names == NULL)
+        return; /* the names left out are looked up when a flow needs them */
+    l->names = names;
     l->names[l->n++] = name;
 }
 

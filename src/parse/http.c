@@ -70,21 +70,6 @@ static bool has_byte(ei_view v, uint8_t b)
     return v.len > 0 && memchr(v.ptr, b, v.len) != NULL;
 }
 
-static bool view_eq_nocase(ei_view a, const char *b)
-{
-    size_t n = strlen(b);
-    if (a.len != n)
-        return false;
-    for (size_t i = 0; i < n; i++) {
-        uint8_t x = a.ptr[i], y = (uint8_t)b[i];
-        if (x >= 'A' && x <= 'Z')
-            x = (uint8_t)(x + 32);
-        if (x != y)
-            return false;
-    }
-    return true;
-}
-
 /* Names compare case-insensitively and one trailing dot does not matter. */
 static bool same_host(ei_view a, ei_view b)
 {
@@ -92,18 +77,7 @@ static bool same_host(ei_view a, ei_view b)
         a.len--;
     if (b.len > 0 && b.ptr[b.len - 1] == '.')
         b.len--;
-    if (a.len != b.len)
-        return false;
-    for (size_t i = 0; i < a.len; i++) {
-        uint8_t x = a.ptr[i], y = b.ptr[i];
-        if (x >= 'A' && x <= 'Z')
-            x = (uint8_t)(x + 32);
-        if (y >= 'A' && y <= 'Z')
-            y = (uint8_t)(y + 32);
-        if (x != y)
-            return false;
-    }
-    return true;
+    return ei_view_eq_nocase(a, b);
 }
 
 /* authority = host [ ":" port ], host = "[" IPv6 "]" / reg-name / IPv4. Splits off the
@@ -155,7 +129,7 @@ static bool absolute_authority(ei_view target, ei_view *authority)
 {
     ei_cursor c = ei_cursor_from_view(target);
     ei_view scheme = take_until(&c, ':');
-    if (scheme.len == target.len || !(view_eq_nocase(scheme, "http") || view_eq_nocase(scheme, "https")))
+    if (scheme.len == target.len || !(ei_view_is(scheme, "http") || ei_view_is(scheme, "https")))
         return false;
     if (ei_cursor_peek_at(&c, 0) != '/' || ei_cursor_peek_at(&c, 1) != '/')
         return false;
@@ -178,7 +152,7 @@ static ei_parse_status parse_request_line(ei_view line, ei_http_request *req)
         if (!is_method_char(req->method.ptr[i]))
             return EI_PARSE_MALFORMED;
     req->version_minor = (uint8_t)(version.ptr[7] - '0');
-    if (view_eq_nocase(req->method, "connect"))
+    if (ei_view_is(req->method, "connect"))
         req->form = EI_HTTP_AUTHORITY_FORM;
     else if (req->target.ptr[0] == '/')
         req->form = EI_HTTP_ORIGIN_FORM;
@@ -293,7 +267,7 @@ ei_parse_status ei_http_parse_request(const uint8_t *data, size_t len, ei_http_r
             note(req, EI_REASON_HTTP_MALFORMED);
             continue;
         }
-        if (!view_eq_nocase(name, "host"))
+        if (!ei_view_is(name, "host"))
             continue;
         if (++req->host_headers == 1)
             host_value = value;

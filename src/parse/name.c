@@ -31,7 +31,7 @@ ei_reason ei_name_normalize(const uint8_t *name, size_t len, char out[EI_NAME_MA
         } else if ((ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '-' || ch == '_') {
             label++;
         } else if (ch >= 'A' && ch <= 'Z') {
-            ch = (uint8_t)(ch - 'A' + 'a');
+            ch = ei_ascii_lower(ch);
             label++;
         } else {
             return refuse(EI_REASON_INVALID_NAME, out, out_len);

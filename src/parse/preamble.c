@@ -121,21 +121,6 @@ static ei_parse_status socks5(ei_cursor c, ei_preamble *out)
     return EI_PARSE_OK;
 }
 
-static bool word_is(ei_view w, const char *s)
-{
-    size_t n = strlen(s);
-    if (w.len != n)
-        return false;
-    for (size_t i = 0; i < n; i++) {
-        uint8_t ch = w.ptr[i];
-        if (ch >= 'a' && ch <= 'z')
-            ch = (uint8_t)(ch - 32);
-        if (ch != (uint8_t)s[i])
-            return false;
-    }
-    return true;
-}
-
 static bool is_space(uint8_t b)
 {
     return b == ' ';
@@ -160,16 +145,16 @@ static int starttls_command(ei_view line)
     ei_cursor c = ei_cursor_from_view(line);
     ei_view cmd = next_word(&c);
     ei_view arg = next_word(&c);
-    if (word_is(arg, "STARTTLS") || word_is(arg, "CAPABILITY") || word_is(arg, "NOOP")) {
+    if (ei_view_is(arg, "STARTTLS") || ei_view_is(arg, "CAPABILITY") || ei_view_is(arg, "NOOP")) {
         cmd = arg; /* IMAP: a tag, then the command */
         arg = next_word(&c);
     }
-    if (word_is(cmd, "STARTTLS") || word_is(cmd, "STLS"))
+    if (ei_view_is(cmd, "STARTTLS") || ei_view_is(cmd, "STLS"))
         return 2;
-    if (word_is(cmd, "AUTH") && (word_is(arg, "TLS") || word_is(arg, "SSL") || word_is(arg, "TLS-C")))
+    if (ei_view_is(cmd, "AUTH") && (ei_view_is(arg, "TLS") || ei_view_is(arg, "SSL") || ei_view_is(arg, "TLS-C")))
         return 2;
     for (size_t i = 0; i < sizeof allowed / sizeof allowed[0]; i++)
-        if (word_is(cmd, allowed[i]))
+        if (ei_view_is(cmd, allowed[i]))
             return 1;
     return 0;
 }

@@ -128,7 +128,7 @@ void ei_pipeline_flush(ei_pipeline *p, uint64_t now_ns, ei_reason reason)
 {
     pl_expire_waits(p, now_ns, reason);
     ei_flow_table *t = &p->table;
-    for (uint32_t i = t->head[0]; i != EI_FLOW_NONE; i = t->flows[i].next) {
+    for (uint32_t i = t->lists[0].head; i != EI_FLOW_NONE; i = t->flows[i].lru.next) {
         ei_flow *f = &t->flows[i];
         if (!(f->flags & EI_FLOW_F_DECIDED) && f->reasm != NULL)
             (void)pl_settle_unread(p, f, now_ns, reason); /* releases what it held */

@@ -11,23 +11,15 @@ enum {
     PREFIX_KEY_MAX = 1 + 16, /* length byte, then the masked address */
 };
 
-#define FNV_BASIS 2166136261u
-#define FNV_PRIME 16777619u
-
-static uint32_t hash_step(uint32_t h, uint8_t byte)
-{
-    return (h ^ byte) * FNV_PRIME;
-}
-
 /* FNV-1a over the key read from its last byte to its first. Read that way, the hash of a
  * name's suffix extends to the next longer suffix, so the wildcard walk hashes each byte
  * of a name once instead of once per label. */
 static uint32_t hash_key(const uint8_t *key, size_t len)
 {
-    uint32_t h = FNV_BASIS;
+    uint64_t h = EI_HASH_BASIS;
     while (len > 0)
-        h = hash_step(h, key[--len]);
-    return h;
+        h = ei_hash_byte(h, key[--len]);
+    return ei_hash_fold(h);
 }
 
 /* ---- hash map ---- */
@@ -116,14 +108,10 @@ static bool ports_add(ei_ports *ps, uint16_t port, uint32_t rule)
             ps->default_rule = rule;
         return true;
     }
-    if (ps->count == ps->cap) {
-        uint32_t cap = ps->cap != 0 ? ps->cap * 2 : 2;
-        ei_port_rule *items = realloc(ps->items, cap * sizeof *items);
-        if (items == NULL)
-            return false;
-        ps->items = items;
-        ps->cap = cap;
-    }
+    ei_port_rule *items = ei_grow32(ps->items, sizeof *items, ps->count, &ps->cap, 2);
+    if (items == NULL)
+        return false;
+    ps->items = items;
     ps->items[ps->count].port = port;
     ps->items[ps->count].rule = rule;
     ps->count++;
@@ -176,14 +164,10 @@ static ei_ports *policy_ports(ei_policy *p, ei_slot *slot)
 {
     if (slot->value != EI_NO_VALUE)
         return &p->ports[slot->value];
-    if (p->nports == p->capports) {
-        uint32_t cap = p->capports != 0 ? p->capports * 2 : 16;
-        ei_ports *ports = realloc(p->ports, cap * sizeof *ports);
-        if (ports == NULL)
-            return NULL;
-        p->ports = ports;
-        p->capports = cap;
-    }
+    ei_ports *ports = ei_grow32(p->ports, sizeof *ports, p->nports, &p->capports, 16);
+    if (ports == NULL)
+        return NULL;
+    p->ports = ports;
     ei_ports *ps = &p->ports[p->nports];
     memset(ps, 0, sizeof *ps);
     ps->default_rule = EI_NO_RULE;
@@ -264,14 +248,11 @@ bool ei_policy_add_tcp_name(ei_policy *policy, bool wildcard, const char *name, 
         return false;
     if (wildcard)
         return true;
-    if (policy->ntcp_names == policy->captcp_names) {
-        uint32_t cap = policy->captcp_names ? policy->captcp_names * 2 : 8;
-        ei_tcp_name *names = realloc(policy->tcp_names, cap * sizeof *names);
-        if (names == NULL)
-            return false;
-        policy->tcp_names = names;
-        policy->captcp_names = cap;
-    }
+    ei_tcp_name *names = ei_grow32(policy->tcp_names, sizeof *names, policy->ntcp_names,
+                                   &policy->captcp_names, 8);
+    if (names == NULL)
+        return false;
+    policy->tcp_names = names;
     char *copy = strndup(name, len);
     if (copy == NULL)
         return false;
@@ -389,15 +370,15 @@ static ei_match match_name_in(const ei_policy *policy, const ei_map *exact,
     /* From the right, label by label: at each dot, h is the hash of the suffix after it.
      * The name itself is never looked up, since a wildcard excludes its apex; a later
      * (longer, closer) suffix replaces an earlier one. */
-    uint32_t h = FNV_BASIS;
+    uint64_t h = EI_HASH_BASIS;
     for (size_t i = len; i-- > 0;) {
         if (n[i] == '.') {
-            s = map_find(wildcard, n + i + 1, len - i - 1, h);
+            s = map_find(wildcard, n + i + 1, len - i - 1, ei_hash_fold(h));
             uint32_t r = s != NULL ? ports_find(&policy->ports[s->value], port, false) : EI_NO_RULE;
             if (r != EI_NO_RULE)
                 rule = r;
         }
-        h = hash_step(h, n[i]);
+        h = ei_hash_byte(h, n[i]);
     }
     return match_of(policy, rule);
 }

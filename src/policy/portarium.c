@@ -27,16 +27,14 @@ typedef struct {
 /* One generated rules line: KEYWORD VALUE, remembered with the JSON path it came from. */
 static void emit(builder *b, const char *path, const char *keyword, const char *value)
 {
-    if (b->line + 2 > b->cap) {
-        unsigned cap = b->cap ? b->cap * 2 : 64;
-        char (*paths)[96] = realloc(b->paths, cap * sizeof *paths);
-        if (paths == NULL) {
-            b->errors++;
-            return;
-        }
-        b->paths = paths;
-        b->cap = cap;
+    size_t cap = b->cap;
+    char (*paths)[96] = ei_grow(b->paths, sizeof *paths, b->line + 1, &cap, 64);
+    if (paths == NULL) {
+        b->errors++;
+        return;
     }
+    b->paths = paths;
+    b->cap = (unsigned)cap;
     b->line++;
     snprintf(b->paths[b->line], sizeof b->paths[0], "%s", path);
     fprintf(b->out, "%s %s\n", keyword, value);

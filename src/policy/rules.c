@@ -97,55 +97,31 @@ static bool is_ipv4_literal(const char *s, size_t n)
     return ei_addr_parse(text, &a) && a.family == 4;
 }
 
-static void clear_host_bits(ei_addr *a, unsigned bits)
-{
-    for (unsigned i = bits; i < 128; i++)
-        a->bytes[i / 8] &= (uint8_t)~(0x80u >> (i % 8));
-}
-
-/* ADDR or ADDR/LEN; a bare address is a host route. Host bits past LEN are refused rather
- * than cleared: "10.1.0.1/16" is as likely a typo for 10.1.0.1/32 as for 10.1.0.0/16. */
+/* ei_prefix_parse, with the rules file's error for each way a prefix can be wrong. */
 static bool parse_prefix(builder *b, const char *s, size_t n, ei_addr *addr, unsigned *bits)
 {
     const char *slash = memchr(s, '/', n);
     size_t alen = slash != NULL ? (size_t)(slash - s) : n;
-    char text[EI_ADDR_STRLEN];
-    bool ok = alen < sizeof text;
-    if (ok) {
-        memcpy(text, s, alen);
-        text[alen] = '\0';
-        ok = ei_addr_parse(text, addr);
-    }
-    if (!ok) {
+    switch (ei_prefix_parse(s, n, addr, bits)) {
+    case EI_PREFIX_OK:
+        return true;
+    case EI_PREFIX_BAD_ADDRESS:
         error(b, "bad address '%.*s'", quote(alen), s);
         return false;
-    }
-    unsigned max = addr->family == 6 ? 128 : 32;
-    *bits = max;
-    if (slash != NULL) {
-        const char *d = slash + 1;
-        size_t dn = n - alen - 1;
-        unsigned v = 0;
-        ok = dn >= 1 && dn <= 3;
-        for (size_t i = 0; ok && i < dn; i++) {
-            ok = d[i] >= '0' && d[i] <= '9';
-            v = v * 10 + (unsigned)(d[i] & 0x0f);
-        }
-        if (!ok || v > max) {
-            error(b, "bad prefix length '/%.*s' (0-%u)", quote(dn), d, max);
-            return false;
-        }
-        *bits = v;
-    }
-    ei_addr net = *addr;
-    clear_host_bits(&net, *bits);
-    if (memcmp(net.bytes, addr->bytes, sizeof net.bytes) != 0) {
+    case EI_PREFIX_BAD_LENGTH:
+        error(b, "bad prefix length '/%.*s' (0-%u)", quote(n - alen - 1), slash + 1,
+              addr->family == 6 ? 128u : 32u);
+        return false;
+    case EI_PREFIX_HOST_BITS:
+    default: {
+        ei_addr net = *addr;
+        ei_addr_clear_host_bits(&net, *bits);
         char shown[EI_ADDR_STRLEN];
         error(b, "host bits set in '%.*s' (the network is %s/%u)", quote(n), s,
               ei_addr_format(&net, shown), *bits);
         return false;
     }
-    return true;
+    }
 }
 
 /* ---- entries ---- */
@@ -154,16 +130,12 @@ static bool parse_prefix(builder *b, const char *s, size_t n, ei_addr *addr, uns
 static uint32_t add_rule(builder *b, const char *entry)
 {
     ei_policy_set *s = b->set;
-    if (s->nrules == s->caprules) {
-        size_t cap = s->caprules != 0 ? s->caprules * 2 : 64;
-        ei_rule *rules = realloc(s->rules, cap * sizeof *rules);
-        if (rules == NULL) {
-            out_of_memory(b);
-            return EI_NO_RULE;
-        }
-        s->rules = rules;
-        s->caprules = cap;
+    ei_rule *rules = ei_grow(s->rules, sizeof *rules, s->nrules, &s->caprules, 64);
+    if (rules == NULL) {
+        out_of_memory(b);
+        return EI_NO_RULE;
     }
+    s->rules = rules;
     char *copy = strdup(entry);
     if (copy == NULL) {
         out_of_memory(b);
@@ -367,16 +339,12 @@ static void add_entry(builder *b, const char *entry)
 static void append_policy(builder *b, const char *name)
 {
     ei_policy_set *s = b->set;
-    if (s->npolicies == s->cappolicies) {
-        size_t cap = s->cappolicies != 0 ? s->cappolicies * 2 : 8;
-        ei_policy *policies = realloc(s->policies, cap * sizeof *policies);
-        if (policies == NULL) {
-            out_of_memory(b);
-            return;
-        }
-        s->policies = policies;
-        s->cappolicies = cap;
+    ei_policy *policies = ei_grow(s->policies, sizeof *policies, s->npolicies, &s->cappolicies, 8);
+    if (policies == NULL) {
+        out_of_memory(b);
+        return;
     }
+    s->policies = policies;
     ei_policy *p = &s->policies[s->npolicies];
     memset(p, 0, sizeof *p);
     p->set = s;

@@ -100,5 +100,16 @@ check("an unknown mode is refused", r.returncode == 2 and "--mode" in r.stderr, 
 r = run("frobnicate")
 check("an unknown command prints the usage", r.returncode == 2 and "usage:" in r.stderr, r.stderr)
 
+# --source reaches iptables-restore's input: only a prefix we wrote ourselves may get there
+r = run("iptables", "--print", "--queue", "0", "--source", "10.244.0.0/16")
+check("--source writes the prefix into the rules", r.returncode == 0 and " -s 10.244.0.0/16 " in r.stdout, r.stderr)
+for bad in ["10.244.0.0/16\n-A INPUT -j ACCEPT", "10.244.0.0/16 -j ACCEPT", "10.244.0.1/16",
+            "10.0.0.0/33", "10.0.0.0/", "not-an-address", "10.0.0.0/8\x00x"[:-2] + "/x"]:
+    r = run("iptables", "--print", "--queue", "0", "--source", bad)
+    check(f"--source {bad!r} is refused and nothing is printed",
+          r.returncode == 2 and r.stdout == "" and "not a CIDR" in r.stderr, r.stdout + r.stderr)
+r = run("iptables", "--print", "--queue", "0", "--source", "fd00:0:0::/8")
+check("--source writes an IPv6 prefix in its canonical form", r.returncode == 0 and " -s fd00::/8 " in r.stdout, r.stderr)
+
 print(f"{sum(results)} passed, {len(results) - sum(results)} failed")
 sys.exit(0 if all(results) else 1)
