@@ -95,6 +95,8 @@ extern const uint64_t ei_latency_bounds_ns[EI_LATENCY_BUCKETS]; /* last: no boun
 typedef struct {
     uint64_t packets;
     uint64_t packet_errors[EI_PKT_ERROR_COUNT];
+    uint64_t packets_truncated;            /* cut short of their IP length (a capture's snap
+                                              length): what is missing is never read */
     uint64_t actions[EI_ACTION_COUNT];
     uint64_t decisions[EI_REASON_COUNT];   /* by reason */
     uint64_t flows_created;

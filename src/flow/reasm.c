@@ -58,14 +58,10 @@ static bool grow(ei_reasm *r, uint32_t need, uint32_t cap)
 ei_reasm_status ei_reasm_add(ei_reasm *r, uint32_t off, const uint8_t *data, size_t len,
                              uint32_t cap)
 {
-    if (off >= cap) {
-        r->overflow = r->overflow || len > 0;
+    if (off >= cap)
         return EI_REASM_OK;
-    }
-    if (len > cap - off) {
+    if (len > cap - off)
         len = cap - off;
-        r->overflow = true;
-    }
     uint32_t end = off + (uint32_t)len;
 
     /* The part that overlaps the in-order prefix only needs comparing. */

@@ -16,7 +16,6 @@ typedef struct {
     uint8_t *have;      /* one bit per byte of [0, cap), only once data arrived out of order */
     uint32_t alloc;
     uint32_t contig;    /* bytes [0, contig) are all present */
-    bool overflow;      /* data past cap arrived (and was not kept) */
     uint16_t nheld;
     uint16_t held_cap;
     uint64_t held_since_ns; /* when the first packet was held: the latency the flow paid */
@@ -36,8 +35,9 @@ void ei_reasm_free(ei_reasm *r);
 /* Bytes of memory the buffer uses, for the global budget. */
 size_t ei_reasm_footprint(const ei_reasm *r);
 
-/* Places len bytes at stream offset off. Bytes at or past cap are dropped and set
- * overflow. Nothing is written when the result is not EI_REASM_OK. */
+/* Places len bytes at stream offset off. Bytes at or past cap are dropped (the pipeline
+ * decides a flow whose message reaches cap: reassembly_limit). Nothing is written when
+ * the result is not EI_REASM_OK. */
 EI_MUST_USE ei_reasm_status ei_reasm_add(ei_reasm *r, uint32_t off, const uint8_t *data,
                                          size_t len, uint32_t cap);
 

@@ -16,9 +16,7 @@
 
 enum {
     EI_FLOW_F_CLIENT_IS_A = 0x01, /* endpoint a (the lower one) is the client */
-    EI_FLOW_F_ORIENTED = 0x02,    /* we know which side is the client */
     EI_FLOW_F_SYN = 0x04,         /* the client's SYN was seen: base_seq is exact */
-    EI_FLOW_F_CLOSED = 0x08,      /* FIN or RST seen */
     EI_FLOW_F_DECIDED = 0x10,
     EI_FLOW_F_ON_DECIDED_LIST = 0x20, /* the table's own: which LRU list holds the entry */
     EI_FLOW_F_WAIT_DNS = 0x40,    /* undecided: its packets are held until a lookup ends */

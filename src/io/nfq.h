@@ -1,8 +1,8 @@
 /* One NFQUEUE queue over libmnl, with libnetfilter_queue's nfq_nlmsg_* message helpers.
  *
- * The socket is non-blocking; the owner polls nfq_fd() and calls nfq_receive(), which
- * hands each queued packet to a callback. Verdicts are collected and sent together by
- * nfq_flush() (several netlink messages in one datagram, and one NFQNL_MSG_VERDICT_BATCH
+ * Reads never block (MSG_DONTWAIT): the owner polls ei_nfq_fd() and calls
+ * ei_nfq_receive(), which hands each queued packet to a callback. Verdicts are collected
+ * and sent together by ei_nfq_flush() (several netlink messages in one datagram, and one NFQNL_MSG_VERDICT_BATCH
  * for a run of consecutive ids with the same verdict when no packet is being held). */
 #ifndef EI_IO_NFQ_H
 #define EI_IO_NFQ_H

@@ -101,6 +101,8 @@ static void render_flows(const ei_counters *sum, FILE *out)
     for (int e = 1; e < EI_PKT_ERROR_COUNT; e++)
         fprintf(out, "egress_inspector_packet_errors_total{kind=\"%s\"} %llu\n",
                 ei_packet_error_name((ei_packet_error)e), (unsigned long long)sum->packet_errors[e]);
+    single(out, "packets_truncated_total", "counter", "Packets shorter than their IP length says.",
+           sum->packets_truncated);
     single(out, "flows", "gauge", NULL, sum->flows);
     single(out, "held_packets", "gauge", NULL, sum->held);
     single(out, "reassemblies_in_progress", "gauge", NULL, sum->reassembling);

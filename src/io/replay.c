@@ -47,6 +47,8 @@ static void print_summary(FILE *err, const ei_counters *c, uint64_t frames)
         ei_jsonw_uint(&w, key, c->actions[a]);
     }
     ei_jsonw_uint(&w, "packets_released", c->released);
+    if (c->packets_truncated) /* the capture's snap length cut them: what is cut is unread */
+        ei_jsonw_uint(&w, "packets_truncated", c->packets_truncated);
     for (int e = 1; e < EI_PKT_ERROR_COUNT; e++)
         if (c->packet_errors[e]) {
             char key[48];

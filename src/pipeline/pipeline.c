@@ -189,7 +189,7 @@ static ei_flow *open_flow(ei_pipeline *p, const ei_packet *pkt, const ei_flow_ke
     p->count.flows++;
     p->count.flows_created++;
     bool client_a = sender_is_client == sender_is_a;
-    f->flags = (uint8_t)((client_a ? EI_FLOW_F_CLIENT_IS_A : 0) | EI_FLOW_F_ORIENTED);
+    f->flags = (uint8_t)((client_a ? EI_FLOW_F_CLIENT_IS_A : 0));
     if (syn) {
         f->flags |= EI_FLOW_F_SYN;
         f->base_seq = sender_is_client ? pkt->seq + 1 : pkt->ack;
@@ -314,9 +314,6 @@ static ei_action judge_tcp(ei_pipeline *p, const ei_packet *pkt, uint64_t now_ns
     } else {
         ei_flow_touch(&p->table, f, now_ns);
     }
-    if (pkt->tcp_flags & (EI_TCP_FIN | EI_TCP_RST))
-        f->flags |= EI_FLOW_F_CLOSED;
-
     if (f->flags & EI_FLOW_F_DECIDED)
         return (ei_action)f->verdict;
     bool from_client = sender_is_a == pl_client_is_a(f);
@@ -372,6 +369,7 @@ ei_action ei_pipeline_packet(ei_pipeline *p, int linktype, const uint8_t *data, 
     ei_packet pkt;
     ei_packet_error err = ei_packet_parse(linktype, data, len, &pkt);
     ei_action action;
+    p->count.packets_truncated += pkt.truncated;
     if (err != EI_PKT_OK) {
         p->count.packet_errors[err]++;
         /* Not IP, or not TCP/UDP: not ours to judge. Unreadable IP or TCP, or a

@@ -55,7 +55,6 @@ static void test_cap_bounds_the_buffer(void)
     ei_reasm *r = ei_reasm_new(1);
     CU_ASSERT_EQUAL(ei_reasm_add(r, 0, big, sizeof big, 1000), EI_REASM_OK);
     CU_ASSERT_EQUAL(r->contig, 1000);
-    CU_ASSERT(r->overflow);
     CU_ASSERT(r->alloc <= 1000);
     CU_ASSERT_EQUAL(ei_reasm_add(r, 5000, big, 10, 1000), EI_REASM_OK);
     CU_ASSERT(ei_reasm_footprint(r) < 1000 + 1000 / 8 + 128);
