@@ -31,7 +31,7 @@ const char *ei_addr_format(const ei_addr *addr, char out[EI_ADDR_STRLEN])
     unsigned g[8];
     int best = -1, best_len = 1;
     for (int i = 0; i < 8; i++)
-        g[i] = (unsigned)addr->bytes[2 * i] << 8 | addr->bytes[2 * i + 1];
+        g[i] = (unsigned)addr->bytes[2 * (size_t)i] << 8 | addr->bytes[2 * (size_t)i + 1];
     for (int i = 0; i < 8;) {
         int j = i;
         while (j < 8 && g[j] == 0)

@@ -173,7 +173,7 @@ static int run(const char *const argv[], const char *stdin_text, bool quiet)
         }
         char *args[16];
         size_t n = 0;
-        for (; argv[n] != NULL && n < 15; n++) {
+        for (; n < 15 && argv[n] != NULL; n++) {
             args[n] = strdup(argv[n]); /* execvp wants them writable */
             if (args[n] == NULL)
                 _exit(127);

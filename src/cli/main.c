@@ -156,7 +156,7 @@ static int pipeline_option(core_options *o, int c, const char *arg)
         o->cache.min_ttl_s = (uint32_t)n;
         return 1;
     case OPT_DNS_MAX_TTL:
-        if (!parse_number("--dns-max-ttl", arg, 1, 7 * 86400, &n))
+        if (!parse_number("--dns-max-ttl", arg, 1, 604800 /* 7 days */, &n))
             return 0;
         o->cache.max_ttl_s = (uint32_t)n;
         return 1;

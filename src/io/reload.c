@@ -46,7 +46,7 @@ static bool all_adopted(const ei_worker *ws, size_t n, uint64_t gen)
             done += atomic_load(&ws[i].adopted) >= gen;
         if (done == n)
             return true;
-        struct timespec ms = { 0, 10 * 1000000 };
+        struct timespec ms = { 0, 10000000L }; /* 10 ms */
         nanosleep(&ms, NULL);
     }
     return false;
@@ -116,7 +116,7 @@ bool ei_rules_watch_changed(ei_rules_watch *rw)
                 e += sizeof ev + ev.len;
             }
         if (round == 0) { /* several events come with one change: let them settle */
-            struct timespec settle = { 0, 100 * 1000000 };
+            struct timespec settle = { 0, 100000000L }; /* 100 ms */
             nanosleep(&settle, NULL);
         }
     }

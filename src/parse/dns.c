@@ -42,11 +42,11 @@ const char *ei_dns_problem_name(ei_dns_problem problem)
 
 /* One answer record, as far as the chain needs it. */
 typedef struct {
-    char owner[EI_NAME_MAX + 1]; /* "" when the owner is outside the hostname grammar */
-    uint16_t type;
-    uint32_t ttl;
     size_t rdata; /* offset into the message */
+    uint32_t ttl;
+    uint16_t type;
     uint16_t rdlen;
+    char owner[EI_NAME_MAX + 1]; /* "" when the owner is outside the hostname grammar */
 } record;
 
 /* Reads the name at the cursor, which is left just past the bytes the name takes where it
