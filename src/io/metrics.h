@@ -20,6 +20,9 @@ typedef struct {
 /* Listens on "ADDR:PORT" ("0.0.0.0:9153", "[::1]:9153"). NULL with a reason in err. */
 EI_MUST_USE ei_metrics *ei_metrics_start(const char *listen, const ei_metrics_source *src, char *err,
                                          size_t errlen);
+/* Stops the server thread (an answer in progress is finished first) and frees; NULL:
+ * nothing. After it returns, no callback of src runs again: the caller may free what
+ * they read. */
 void ei_metrics_stop(ei_metrics *m);
 
 #endif

@@ -18,8 +18,9 @@ typedef struct {
 } ei_replay_options;
 
 /* Reads the whole capture (pcap or pcapng). Returns 0, or 2 when the file cannot be
- * opened or read to its end (after printing the decisions made until then), or 1 when
- * memory runs out. */
+ * opened or read to its end (after printing the decisions made until then), 1 when
+ * memory runs out, 3 when a held packet got no verdict (a pipeline bug, never expected).
+ * Borrows everything in opt for the call; the caller keeps policy and dns. */
 EI_MUST_USE int ei_replay_run(const ei_replay_options *opt);
 
 #endif

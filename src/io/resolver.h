@@ -47,9 +47,11 @@ void ei_resolver_lookup(ei_resolver *r, const char *name, ei_resolved_fn done, v
 /* The names to keep resolved ahead of need (replaces the previous list). Thread-safe. */
 void ei_resolver_keep(ei_resolver *r, const char *const *names, size_t n);
 
+/* A consistent copy of the counters; thread-safe. */
 void ei_resolver_get_stats(ei_resolver *r, ei_resolver_stats *out);
 
-/* Stops the thread; lookups in flight are abandoned. */
+/* Stops the thread and frees (NULL: nothing); lookups in flight are abandoned, and their
+ * done callbacks never come. The cache passed to start stays the caller's. */
 void ei_resolver_stop(ei_resolver *r);
 
 #endif

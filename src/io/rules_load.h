@@ -10,7 +10,9 @@
 
 /* Reads and parses path: a rules file, or Portarium MachineExecutionPolicy JSON (told
  * apart by the first character). Every problem is printed to err as "PATH:LINE: message" (or
- * "PATH: message" when the file cannot be read); returns NULL if there was any. */
+ * "PATH: message" when the file cannot be read); returns NULL if there was any, else a
+ * set the caller owns (ei_policy_set_free). *errors (may be NULL) receives the count.
+ * Files over EI_RULES_FILE_MAX are refused unread. */
 EI_MUST_USE ei_policy_set *ei_rules_load(const char *path, FILE *err, unsigned *errors);
 
 #endif
