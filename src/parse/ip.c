@@ -16,6 +16,16 @@ static ei_cursor ip_payload(ei_cursor *c, size_t announced, ei_packet *out)
     return ei_cursor_sub(c, announced);
 }
 
+/* The packet's addresses, from the views of a header already checked whole. */
+static void set_endpoints(ei_packet *out, uint8_t family, ei_view src, ei_view dst)
+{
+    memset(&out->src, 0, sizeof out->src);
+    memset(&out->dst, 0, sizeof out->dst);
+    out->src.family = out->dst.family = family;
+    memcpy(out->src.bytes, src.ptr, src.len);
+    memcpy(out->dst.bytes, dst.ptr, dst.len);
+}
+
 /* IPv4 header (RFC 791 3.1):
  *   version (4) IHL (4) | TOS (8) | total length (16) | identification (16) |
  *   flags (3) fragment offset (13) | TTL (8) | protocol (8) | checksum (16) |
@@ -38,11 +48,7 @@ ei_packet_error pk_ipv4(ei_cursor c, int depth, ei_packet *out)
     ei_cursor_skip(&c, ihl - 20);
     if (!ei_cursor_ok(&c))
         return EI_PKT_BAD_IPV4;
-    memset(&out->src, 0, sizeof out->src);
-    memset(&out->dst, 0, sizeof out->dst);
-    out->src.family = out->dst.family = 4;
-    memcpy(out->src.bytes, src.ptr, 4);
-    memcpy(out->dst.bytes, dst.ptr, 4);
+    set_endpoints(out, 4, src, dst);
     if (frag & 0x3fff) /* more-fragments flag or a non-zero offset */
         return EI_PKT_FRAGMENT;
     return pk_l4(proto, ip_payload(&c, total - ihl, out), depth, out);
@@ -63,11 +69,7 @@ ei_packet_error pk_ipv6(ei_cursor c, int depth, ei_packet *out)
     ei_view dst = ei_cursor_bytes(&c, 16);
     if (!ei_cursor_ok(&c) || version != 6 || plen == 0) /* 0: jumbogram, never legitimate here */
         return EI_PKT_BAD_IPV6;
-    memset(&out->src, 0, sizeof out->src);
-    memset(&out->dst, 0, sizeof out->dst);
-    out->src.family = out->dst.family = 6;
-    memcpy(out->src.bytes, src.ptr, 16);
-    memcpy(out->dst.bytes, dst.ptr, 16);
+    set_endpoints(out, 6, src, dst);
     ei_cursor body = ip_payload(&c, plen, out);
     for (int n = 0;; n++) {
         switch (next) {
