@@ -59,7 +59,8 @@ void ei_pipeline_config_default(ei_pipeline_config *cfg);
 
 /* One decided flow. Pointers are valid only during the callback. */
 typedef struct {
-    uint64_t ts_ns;
+    uint64_t ts_ns;       /* the pipeline time of the decision (the daemon: monotonic, made
+                             wall time for the log line; replay: the capture's) */
     uint64_t held_ns;     /* how long the flow's first held packet waited (0: none held) */
     ei_addr src;          /* the client */
     ei_addr dst;

@@ -98,6 +98,17 @@ check "allowed wildcard connects (TLS 1.2, IPv4)" allowed_https api.allowed.exam
 check "allowed name connects over IPv6" allowed_https a.b.allowed.example 2001:db8::10
 check "denied name is reset within 1 s (IPv4)" reset_fast denied.example 203.0.113.10
 check "denied name is reset within 1 s (IPv6)" reset_fast denied.example 2001:db8::10
+# the pipeline runs on the monotonic clock; its decision lines must still carry wall time
+stamp_is_now() {
+    grep '"event":"decision"' "$DAEMON_LOG" | tail -1 | /usr/bin/python3 -c '
+import datetime, json, sys
+ts = json.loads(sys.stdin.read())["ts"]
+t = datetime.datetime.strptime(ts, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=datetime.timezone.utc)
+lag = abs((datetime.datetime.now(datetime.timezone.utc) - t).total_seconds())
+print("    last decision stamped", ts, "(%.1f s ago)" % lag)
+sys.exit(0 if lag < 60 else 1)'
+}
+check "decision lines are stamped with wall time (the pipeline's clock is monotonic)" stamp_is_now
 check "the deny is logged as enforced" bash -c "grep '\"host\":\"denied.example\"' '$DAEMON_LOG' | grep '\"verdict\":\"deny\"' | grep -q '\"enforced\":true'"
 # s_client prints the server's certificate only once the handshake got that far
 sclient_got_cert() {

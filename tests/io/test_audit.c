@@ -144,11 +144,12 @@ static const char *field(json_object *o, const char *key)
 /* A denied HTTP request whose Host is 1,000 bytes of spaces, quotes, backslashes and
  * control bytes: the record a SIEM receives parses, and carries verdict, reason, policy
  * and mode; the name is cut at EI_JSONW_RAW_NAME_MAX with a flag that says so. */
-static char hostile[1000];
+enum { HOSTILE_LEN = 1000 };
+static char hostile[HOSTILE_LEN + 1]; /* NUL-terminated, for deny_event's strlen */
 
 static const char *hostile_name(void)
 {
-    for (size_t i = 0; i < sizeof hostile; i++)
+    for (size_t i = 0; i < HOSTILE_LEN; i++)
         hostile[i] = "a \"\\\x01\x7f\xff."[i % 8];
     return hostile;
 }
@@ -156,7 +157,7 @@ static const char *hostile_name(void)
 static void test_hostile_name_json_line(void)
 {
     ei_flow_event ev = deny_event(1764547200000000000ull, hostile_name(), 10);
-    ev.host_len = sizeof hostile;
+    ev.host_len = HOSTILE_LEN;
     ev.host_valid = false;
     ev.l7 = EI_L7_HTTP;
     ev.decision.reason = EI_REASON_INVALID_NAME;
@@ -187,7 +188,7 @@ static void test_hostile_name_cloudevent_and_aggregate(void)
                                    collect, &s);
         CU_ASSERT_PTR_NOT_NULL_FATAL(a);
         ei_flow_event ev = deny_event(1764547200000000000ull, hostile_name(), 10);
-        ev.host_len = sizeof hostile;
+        ev.host_len = HOSTILE_LEN;
         ev.host_valid = false;
         for (int i = 0; i < 3; i++) /* the first in full, the rest aggregated */
             ei_audit_decision(a, &ev);
