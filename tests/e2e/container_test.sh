@@ -17,15 +17,9 @@ PAUSE=${EI_TAG}-pause EI=${EI_TAG}-ei
 cleanup() {
     docker rm -f "$EI" "$EI-bad" "$PAUSE" >/dev/null 2>&1 || true
     topology_cleanup
-    rm -rf "$WORK" "/etc/netns/$NS_POD"
+    rm -rf "$WORK"
 }
 trap cleanup EXIT
-PASSED=0 FAILED=0
-check() {
-    local name=$1; shift
-    if "$@"; then PASSED=$((PASSED + 1)); echo "ok   $name"
-    else FAILED=$((FAILED + 1)); echo "FAIL $name"; fi
-}
 
 # Docker, and the base images the Dockerfile names (no registry here: made from Debian's
 # mirror when missing; a user's machine pulls the real ones).
@@ -52,14 +46,9 @@ ip netns attach "$NS_NODE" "$(docker inspect -f '{{.State.Pid}}' "$PAUSE")"
 # docker turns IPv6 off in a --network none namespace; a node has it
 in_node sysctl -qw net.ipv6.conf.all.disable_ipv6=0 net.ipv6.conf.default.disable_ipv6=0
 topology_up
-ip -n "$NS_NET" addr add 203.0.113.53/24 dev eth0
-mkdir -p "/etc/netns/$NS_POD"
-printf 'nameserver 203.0.113.53\noptions timeout:2 attempts:1\n' > "/etc/netns/$NS_POD/resolv.conf"
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=allowed.example \
-    -addext "subjectAltName=DNS:allowed.example,DNS:denied.example,DNS:later.example" \
-    -keyout "$WORK/key.pem" -out "$WORK/cert.pem" 2>/dev/null
-in_net /usr/bin/python3 "$HERE/servers.py" "$WORK/cert.pem" "$WORK/key.pem" &
-EI_PIDS+=($!)
+pod_dns_up
+make_cert "$WORK" allowed.example denied.example later.example
+start_servers "$WORK"
 ip netns exec "$NS_NET" dnsmasq --keep-in-foreground --conf-file=/dev/null --no-resolv --no-hosts \
     --listen-address=203.0.113.53 --bind-interfaces --port=53 --user=root --pid-file= \
     --host-record=allowed.example,203.0.113.10,300 --host-record=denied.example,203.0.113.10,300 \

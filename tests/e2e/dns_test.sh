@@ -22,30 +22,15 @@ cleanup() {
     fi
     [ -n "${DNS_PID:-}" ] && kill -CONT "$DNS_PID" 2>/dev/null
     topology_cleanup
-    rm -rf "/etc/netns/$NS_POD" "$WORK"
+    rm -rf "$WORK"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-PASSED=0 FAILED=0
-check() { # check NAME COMMAND... : the command must succeed
-    local name=$1; shift
-    if "$@"; then PASSED=$((PASSED + 1)); echo "ok   $name"
-    else FAILED=$((FAILED + 1)); echo "FAIL $name"; fi
-}
-not() { ! "$@"; }
-now_ms() { echo $(($(date +%s%N) / 1000000)); }
-
 topology_up
-ip -n "$NS_NET" addr add 203.0.113.53/24 dev eth0
-mkdir -p "/etc/netns/$NS_POD"
-printf 'nameserver 203.0.113.53\noptions timeout:2 attempts:1\n' > "/etc/netns/$NS_POD/resolv.conf"
-
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=allowed.example \
-    -addext "subjectAltName=DNS:allowed.example,DNS:*.allowed.example" \
-    -keyout "$WORK/key.pem" -out "$WORK/cert.pem" 2>/dev/null
-in_net /usr/bin/python3 "$HERE/servers.py" "$WORK/cert.pem" "$WORK/key.pem" &
-EI_PIDS+=($!)
+pod_dns_up
+make_cert "$WORK" allowed.example '*.allowed.example'
+start_servers "$WORK"
 
 # start_dns TTL_ADDRESS: (re)starts dnsmasq; ttl.allowed.example has a 1 s TTL
 start_dns() {

@@ -20,21 +20,9 @@ keep_logs() {
 trap 'rc=$?; keep_logs $rc; topology_cleanup; rm -rf "$WORK"' EXIT
 trap 'exit 130' INT TERM
 
-PASSED=0 FAILED=0
-check() { # check NAME COMMAND... : the command must succeed
-    local name=$1; shift
-    if "$@"; then PASSED=$((PASSED + 1)); echo "ok   $name"
-    else FAILED=$((FAILED + 1)); echo "FAIL $name"; fi
-}
-not() { ! "$@"; }
-now_ms() { echo $(($(date +%s%N) / 1000000)); }
-
 topology_up
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=allowed.example \
-    -addext "subjectAltName=DNS:allowed.example,DNS:*.allowed.example,DNS:denied.example,DNS:api.stripe.example,DNS:new.example,DNS:cm.example" \
-    -keyout "$WORK/key.pem" -out "$WORK/cert.pem" 2>/dev/null
-in_net /usr/bin/python3 "$HERE/servers.py" "$WORK/cert.pem" "$WORK/key.pem" &
-EI_PIDS+=($!)
+make_cert "$WORK" allowed.example '*.allowed.example' denied.example api.stripe.example new.example cm.example
+start_servers "$WORK"
 
 RULES=$WORK/rules
 write_rules() { # write_rules [extra default-policy lines] [file]

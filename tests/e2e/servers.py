@@ -19,7 +19,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
         pass
 
 
-class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
+class DualStack:
+    """Listens on IPv6 and IPv4 at once (one socket, V6ONLY off), one thread per client."""
     address_family = socket.AF_INET6
     daemon_threads = True
     allow_reuse_address = True
@@ -28,6 +29,8 @@ class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
         self.socket.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
         super().server_bind()
 
+
+class Server(DualStack, socketserver.ThreadingMixIn, http.server.HTTPServer):
     def handle_error(self, request, client_address):
         pass  # clients that the inspector resets are expected here
 
@@ -63,14 +66,8 @@ class Echo(socketserver.BaseRequestHandler):
             pass  # a client that only checks the port is up
 
 
-class EchoServer(socketserver.ThreadingTCPServer):
-    address_family = socket.AF_INET6
-    daemon_threads = True
-    allow_reuse_address = True
-
-    def server_bind(self):
-        self.socket.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
-        super().server_bind()
+class EchoServer(DualStack, socketserver.ThreadingTCPServer):
+    pass
 
 
 threading.Thread(target=serve_tls, args=(sys.argv[1], sys.argv[2]), daemon=True).start()

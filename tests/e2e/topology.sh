@@ -16,6 +16,7 @@ topology_cleanup() {
     for pid in "${EI_PIDS[@]:-}"; do [ -n "$pid" ] && kill "$pid" 2>/dev/null || true; done
     # names first: a process that lingers must not keep them around
     for ns in "$NS_POD" "$NS_POD2" "$NS_NODE" "$NS_NET"; do ip netns del "$ns" 2>/dev/null || true; done
+    rm -rf "/etc/netns/$NS_POD" # pod_dns_up's resolv.conf
     wait 2>/dev/null || true
 }
 trap topology_cleanup EXIT
@@ -63,4 +64,39 @@ topology_up() {
     ip -n "$NS_NET" -6 route add fd00:10:244::/48 via 2001:db8:ffff::1
     ip -n "$NS_NODE" route add 203.0.113.0/24 via 192.0.2.2
     ip -n "$NS_NODE" -6 route add 2001:db8::/64 via 2001:db8:ffff::2
+}
+
+# ---- what every end-to-end test needs besides the namespaces ----
+
+PASSED=0 FAILED=0
+check() { # check NAME COMMAND... : the command must succeed
+    local name=$1; shift
+    if "$@"; then PASSED=$((PASSED + 1)); echo "ok   $name"
+    else FAILED=$((FAILED + 1)); echo "FAIL $name"; fi
+}
+not() { ! "$@"; }
+now_ms() { echo $(($(date +%s%N) / 1000000)); }
+
+# The pod's resolver is 203.0.113.53 in the internet namespace (its DNS server is the
+# test's to start); /etc/netns/POD/resolv.conf is what `ip netns exec` mounts for it.
+pod_dns_up() {
+    ip -n "$NS_NET" addr add 203.0.113.53/24 dev eth0
+    mkdir -p "/etc/netns/$NS_POD"
+    printf 'nameserver 203.0.113.53\noptions timeout:2 attempts:1\n' > "/etc/netns/$NS_POD/resolv.conf"
+}
+
+# make_cert DIR NAME...: a self-signed P-256 certificate for the names (the first is the
+# subject), DIR/cert.pem and DIR/key.pem.
+make_cert() {
+    local dir=$1; shift
+    local san="" n
+    for n in "$@"; do san="${san:+$san,}DNS:$n"; done
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj "/CN=$1" \
+        -addext "subjectAltName=$san" -keyout "$dir/key.pem" -out "$dir/cert.pem" 2>/dev/null
+}
+
+# The internet's servers (tests/e2e/servers.py), with the certificate of make_cert.
+start_servers() { # start_servers DIR
+    in_net /usr/bin/python3 "$(dirname "${BASH_SOURCE[0]}")/servers.py" "$1/cert.pem" "$1/key.pem" &
+    EI_PIDS+=($!)
 }
