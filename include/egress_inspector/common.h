@@ -87,6 +87,21 @@ typedef enum {
     EI_REASON_DNS_UNRESOLVED,      /* nothing known of the name and no lookup possible (replay) */
     /* deny: transport */
     EI_REASON_TCP_OVERLAP_CONFLICT,/* retransmitted bytes differ from what was seen */
+    /* client segments that carry data the server would not read as the inspector does */
+    EI_REASON_TCP_DATA_IN_SYN,     /* data in a SYN (no Fast Open) or a SYN-ACK */
+    EI_REASON_TCP_DATA_WITHOUT_ACK,/* a receiver drops data without the ACK flag */
+    EI_REASON_TCP_BAD_ACK,         /* acknowledges what the server never sent */
+    EI_REASON_TCP_STALE_TIMESTAMP, /* older than the client's last (PAWS drops it), or
+                                      missing once negotiated */
+    EI_REASON_TCP_UNEXPECTED_OPTION,/* MD5, TCP-AO, MPTCP, SYN-only or unknown options */
+    EI_REASON_TCP_URGENT,          /* URG: the receiver takes the urgent byte out */
+    EI_REASON_TTL_CHANGED,         /* TTL or hop limit differs from the SYN's */
+    EI_REASON_TCP_OUT_OF_WINDOW,   /* far outside the stream the server expects */
+    EI_REASON_TCP_SYN_CONFLICT,    /* another SYN (ISN) for a connection not over, or a
+                                      SYN-ACK for an ISN that was not judged */
+    EI_REASON_TCP_NO_HANDSHAKE,    /* live: data before the server's SYN-ACK was seen */
+    EI_REASON_MIDSTREAM,           /* live: the connection's start was not seen (restart,
+                                      eviction, expiry): no name read midstream is trusted */
     EI_REASON_REASSEMBLY_LIMIT,    /* message larger than the per-flow buffer */
     EI_REASON_HELD_LIMIT,          /* too many packets waiting for a decision */
     EI_REASON_FLOW_EVICTED,        /* the flow table made room; held packets are released */

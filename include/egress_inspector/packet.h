@@ -53,7 +53,29 @@ enum {
     EI_TCP_RST = 0x04,
     EI_TCP_PSH = 0x08,
     EI_TCP_ACK = 0x10,
+    EI_TCP_URG = 0x20,
 };
+
+/* TCP options a segment carried (RFC 9293 3.2, RFC 7323, RFC 2018, RFC 2385, RFC 7413),
+ * as bits: a receiver treats some of them (MD5, and kinds it does not know) as a reason
+ * to drop the segment, which the inspector must know before it trusts the data. */
+enum {
+    EI_TCPOPT_MSS = 0x01,       /* kind 2: SYN only */
+    EI_TCPOPT_WSCALE = 0x02,    /* kind 3: SYN only */
+    EI_TCPOPT_SACK_PERM = 0x04, /* kind 4: SYN only */
+    EI_TCPOPT_SACK = 0x08,      /* kind 5 */
+    EI_TCPOPT_TS = 0x10,        /* kind 8: tsval is set */
+    EI_TCPOPT_MD5 = 0x20,       /* kind 19: dropped by a server that has no key */
+    EI_TCPOPT_FASTOPEN = 0x40,  /* kind 34 */
+    EI_TCPOPT_OTHER = 0x80,     /* any other kind (MPTCP, TCP-AO, experimental, ...) */
+};
+
+/* What a checksum check found (ei_packet_checksum). */
+typedef enum {
+    EI_CSUM_OK = 0,
+    EI_CSUM_BAD,
+    EI_CSUM_UNKNOWN,  /* the capture cut the packet short: nothing to sum */
+} ei_csum;
 
 typedef struct {
     ei_addr src;
@@ -64,6 +86,12 @@ typedef struct {
     uint8_t tcp_flags;  /* EI_TCP_* */
     uint32_t seq;
     uint32_t ack;
+    uint16_t urgent;    /* TCP urgent pointer (meaningful with EI_TCP_URG) */
+    uint8_t tcp_options;/* EI_TCPOPT_* */
+    uint8_t ttl;        /* IPv4 TTL or IPv6 hop limit, as the packet arrived */
+    uint32_t tsval;     /* TCP timestamp value, with EI_TCPOPT_TS */
+    ei_view ip_header;  /* the innermost IP header (IPv4: with options), for checksums */
+    ei_view segment;    /* the whole TCP or UDP header and payload */
     ei_view payload;    /* TCP or UDP payload, trimmed to the IP length (no link padding) */
     bool truncated;     /* the capture cut the payload short of the IP length */
 } ei_packet;
@@ -73,5 +101,10 @@ typedef struct {
  * EI_MAX_ENCAP layers; PPPoE sessions too. */
 EI_MUST_USE ei_packet_error ei_packet_parse(int linktype, const uint8_t *data, size_t len,
                                             ei_packet *out);
+
+/* Verifies the checksums a receiver verifies, of a packet that ei_packet_parse read: the
+ * IPv4 header's, and (when l4) the TCP or UDP checksum over the pseudo-header (RFC 9293
+ * 3.1, RFC 8200 8.1). A UDP checksum of zero over IPv4 means none was sent (RFC 768). */
+EI_MUST_USE ei_csum ei_packet_checksum(const ei_packet *pkt, bool l4);
 
 #endif

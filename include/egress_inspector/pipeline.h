@@ -16,7 +16,9 @@
 /* What to do with one packet. */
 typedef enum {
     EI_ACTION_PASS = 0, /* let it through; its flow is not decided yet */
-    EI_ACTION_ALLOW,    /* let it through; the flow is decided and may skip the queue */
+    EI_ACTION_ALLOW,    /* let it through; the flow is settled and may skip the queue */
+    EI_ACTION_ACCEPT,   /* let it through; the flow is allowed, but the server has not
+                           acknowledged the bytes judged yet: keep queueing it (no mark) */
     EI_ACTION_DENY,     /* the flow is denied: drop (and reset) it */
     EI_ACTION_HOLD,     /* keep it: its verdict comes later through on_release */
     EI_ACTION_DROP,     /* drop this packet alone (unreadable headers, IP fragment) */
@@ -33,12 +35,29 @@ typedef struct {
     uint16_t max_packets_before_name; /* client packets an undecided flow may send */
     uint64_t undecided_timeout_ns;  /* idle undecided flows are decided `incomplete` */
     uint64_t decided_timeout_ns;    /* idle decided flows are forgotten */
-    /* Every packet goes from client to server (NFQUEUE on the workload's egress path).
-     * When false (captures), direction is learnt from the SYN or the first message. */
-    bool oriented;
-    /* Read SOCKS, STARTTLS and PROXY preambles before the first message (their packets
-     * pass: the server must answer them). Off: a flow must begin with its message. */
-    bool preambles;
+    /* The daemon's queue: the node rules queue the client's packets of undecided flows
+     * and the server's until a flow is settled (its SYN-ACK, its acknowledgements). A
+     * packet without a flow is the client's; a flow must be seen from its SYN and its
+     * SYN-ACK, or its data is never trusted (midstream). When false (captures), direction
+     * is learnt from the SYN or the first message, and a capture may start midstream. */
+    bool live;
+    /* Allowed flows stay queued (EI_ACTION_ACCEPT) until the server acknowledges every
+     * byte judged, and a retransmission of those bytes that differs revokes the allow:
+     * what the server reads is what was judged, even if the judged packet died later on
+     * its way. Off: a flow is settled (EI_ACTION_ALLOW) at its verdict. */
+    bool confirm;
+    /* Ports whose flows may begin with a SOCKS, STARTTLS or PROXY preamble before the
+     * first message (its whole commands pass: the server must answer them). On every
+     * other port a flow must begin with its message. */
+    uint16_t preamble_ports[16];
+    uint8_t npreamble_ports;
+    bool preambles_any_port;        /* replay's --preamble-ports any: every port */
+    /* Checksums of the packets that matter (those of undecided and confirming flows):
+     * a packet whose checksum is wrong is one the server discards. VERIFY drops it
+     * (counted) before it reaches reassembly; REPORT counts it and flags its flow's
+     * decision line, then reads it as if it were right (captures made on the sending host
+     * carry checksums left to the network card); OFF sums nothing. */
+    enum { EI_CHECKSUM_VERIFY = 0, EI_CHECKSUM_REPORT, EI_CHECKSUM_OFF } checksums;
     /* Destination binding: a flow allowed by its name goes only to an address that name
      * has (ei_pipeline_set_dns). When nothing is known of the name, the flow waits for
      * a lookup, at most dns_timeout_ns; with no way to look up (replay), it is denied. */
@@ -47,14 +66,15 @@ typedef struct {
     uint16_t max_dns_waits;         /* flows waiting for a lookup at once */
     /* Every packet handed in is a DNS answer to a workload (the daemon's answer queue):
      * it is learned from and passed, never judged as a flow. Otherwise DNS answers are
-     * learned from only when !oriented (captures, which hold both directions). */
+     * learned from only when !live (captures, which hold both directions). */
     bool dns_answers;
     uint64_t hash_seed;
 } ei_pipeline_config;
 
 /* Defaults: 262144 flows, 16 KiB per flow, 64 MiB in all, 32 held packets, 64 client
- * packets before a name, 30 s undecided, 300 s decided, preambles read, destination
- * check on with a 2 s lookup bound and 1024 waiting flows. */
+ * packets before a name, 30 s undecided, 300 s decided, preambles on the ports of the
+ * protocols that have them (21, 25, 110, 143, 389, 587, 1080, 5432), confirmation on, checksums verified, destination check
+ * on with a 2 s lookup bound and 1024 waiting flows. */
 void ei_pipeline_config_default(ei_pipeline_config *cfg);
 
 /* One decided flow. Pointers are valid only during the callback. */
@@ -76,13 +96,16 @@ typedef struct {
     ei_mode mode;
     bool enforced;        /* false in monitor mode, and for allows */
     bool midstream;       /* the capture or queue began after the flow's SYN */
+    bool bad_checksum;    /* a packet of the flow had a wrong checksum (EI_CHECKSUM_REPORT) */
+    bool revoked;         /* an allowed flow denied later: the bytes the server was
+                             about to read differ from those judged */
     bool ech;
     uint16_t tls_version; /* highest offered (supported_versions, else legacy_version) */
     ei_view alpn;         /* first ALPN protocol offered, len 0 if none */
 } ei_flow_event;
 
 typedef void (*ei_event_fn)(void *ctx, const ei_flow_event *event);
-/* A held packet's final action: EI_ACTION_ALLOW or EI_ACTION_DENY, or EI_ACTION_PASS for
+/* A held packet's final action: EI_ACTION_ALLOW, EI_ACTION_ACCEPT or EI_ACTION_DENY, or EI_ACTION_PASS for
  * a SYN held while a tcp:// entry's name was looked up, which turned out not to match. */
 typedef void (*ei_release_fn)(void *ctx, uint64_t packet_id, ei_action action);
 
@@ -122,6 +145,12 @@ typedef struct {
     uint64_t dns_waiting;                  /* gauge: flows waiting for a lookup */
     uint64_t dns_wait_limit;               /* flows denied because too many waited */
     uint64_t dest_checks[3];               /* by ei_bind: unknown, mismatch, match */
+    /* the stream the server reads */
+    uint64_t bad_checksums;                /* packets that matter with a wrong checksum */
+    uint64_t flows_confirmed;              /* allowed flows whose judged bytes the server
+                                              acknowledged */
+    uint64_t flows_revoked;                /* allowed flows denied after their verdict */
+    uint64_t confirming;                   /* gauge: allowed flows awaiting that ack */
 } ei_counters;
 
 /* Adds every counter (and gauge) of c to sum: the node's totals from its queues'. */
@@ -158,9 +187,17 @@ void ei_pipeline_set_dns(ei_pipeline *p, ei_dns_cache *cache, ei_lookup_fn on_lo
  * name still bound to nothing is denied (dns_failed). */
 void ei_pipeline_dns_done(ei_pipeline *p, const char *name, uint64_t now_ns);
 
-/* Judges one packet. packet_id names it in a later on_release when the answer is HOLD. */
+/* What the door knows of a packet beyond its bytes. */
+enum {
+    EI_PKT_CSUM_LATER = 0x01, /* the kernel left its TCP/UDP checksum to the network card
+                                 (NFQA_SKB_CSUMNOTREADY): the field is not final, and the
+                                 card fills it in right; only the IPv4 header is checked */
+};
+
+/* Judges one packet. packet_id names it in a later on_release when the answer is HOLD.
+ * info: EI_PKT_* bits. */
 EI_MUST_USE ei_action ei_pipeline_packet(ei_pipeline *p, int linktype, const uint8_t *data, size_t len,
-                                         uint64_t now_ns, uint64_t packet_id);
+                                         uint64_t now_ns, uint64_t packet_id, unsigned info);
 
 /* Ages flows: undecided ones idle past their timeout are decided (incomplete, their held
  * packets released), decided ones are forgotten, and flows that waited for a lookup past

@@ -1,14 +1,23 @@
 /* `egress-inspector iptables`: the node rules, in chains of our own.
  *
- * filter EGRESS-INSPECTOR (jumped to first from FORWARD and/or OUTPUT):
+ * filter EGRESS-INSPECTOR (jumped to first from FORWARD and/or OUTPUT), the client's side:
  *   1. a packet carrying the deny mark (sent back by the daemon with NF_REPEAT): save the
- *      mark on its connection, answer the client with a TCP reset;
- *   2. later packets of a denied connection: reset;
- *   3. packets of an allowed connection: leave the chain (they never reach the queue);
- *   4. pure ACKs (exact header lengths, no payload possible): leave the chain;
- *   5. workload TCP to the inspected ports: NFQUEUE.
+ *      mark on its connection, answer its sender with a TCP reset;
+ *   2. a client SYN: clear our marks on its connection. A new connection judged afresh
+ *      must not inherit an old one's mark when conntrack reuses the entry (it does after
+ *      a RST, or a SYN in TIME_WAIT), and a SYN always reaches the queue;
+ *   3. later packets of a denied connection: reset;
+ *   4. packets of an allowed (settled) connection: leave the chain (they skip the queue);
+ *   5. pure ACKs (exact header lengths, no payload possible): leave the chain;
+ *   6. workload TCP to the inspected ports: NFQUEUE.
+ * filter EGRESS-INSPECTOR-REPLY (jumped to from FORWARD, and INPUT for --hook output), the
+ *   server's side: rules 1, 3 and 4 again, then the server's packets of connections not
+ *   settled yet (its SYN-ACK, its acknowledgements, its first bytes; pure ACKs too, since
+ *   one of them may be the acknowledgement that settles the flow): NFQUEUE. The daemon
+ *   reads the ISN the server took and what it acknowledged: the stream judged must be
+ *   the one the server reads.
  * mangle EGRESS-INSPECTOR-SAVE (jumped to from POSTROUTING): copy the allow mark of a
- *   packet to its connection, which makes rule 3 match from the next packet on.
+ *   packet to its connection, which makes rule 4 match from the next packet on.
  * filter EGRESS-INSPECTOR-DNS (jumped to from FORWARD, and INPUT for the node's own
  *   workloads): DNS answers (UDP and TCP from port 53) to workloads go to the answer
  *   queue, where they are learned from before the workload gets them, so that a
@@ -28,6 +37,7 @@
 static const char CHAIN[] = "EGRESS-INSPECTOR";
 static const char SAVE_CHAIN[] = "EGRESS-INSPECTOR-SAVE";
 static const char DNS_CHAIN[] = "EGRESS-INSPECTOR-DNS";
+static const char REPLY_CHAIN[] = "EGRESS-INSPECTOR-REPLY";
 
 static bool is_v6(const char *cidr)
 {
@@ -72,32 +82,74 @@ static void queue_rules(FILE *f, const ei_iptables_options *o, bool v6, bool for
         }
 }
 
-/* DNS answers to the workloads: the mirror of queue_rules (output interface and
- * destination instead of input interface and source). */
-static void dns_rules(FILE *f, const ei_iptables_options *o, bool v6, bool forward)
+/* The packets to the workloads (the mirror of queue_rules: output interface and
+ * destination instead of input interface and source), each as a rule of `chain` ending in
+ * `what` (e.g. "-p udp --sport 53 -j ..."). */
+static void to_workload_rules(FILE *f, const ei_iptables_options *o, bool v6, bool forward,
+                              const char *chain, const char *what)
 {
     size_t family_sources = 0;
     for (size_t s = 0; s < o->nsources; s++)
         family_sources += is_v6(o->sources[s]) == v6;
     if (o->nsources > 0 && family_sources == 0)
         return;
-    static const char *const protos[] = { "udp", "tcp" };
     size_t nif = forward ? o->niifaces : 0;
-    for (size_t p = 0; p < 2; p++)
-        for (size_t i = 0; i < (nif ? nif : 1); i++)
-            for (size_t s = 0; s < (o->nsources ? o->nsources : 1); s++) {
-                if (o->nsources > 0 && is_v6(o->sources[s]) != v6)
-                    continue;
-                fprintf(f, "-A %s", DNS_CHAIN);
-                if (nif)
-                    fprintf(f, " -o %s", o->iifaces[i]);
-                else
-                    fprintf(f, " -m addrtype %s--dst-type LOCAL", forward ? "! " : "");
-                if (o->nsources > 0)
-                    fprintf(f, " -d %s", o->sources[s]);
-                fprintf(f, " -p %s --sport 53 -j NFQUEUE --queue-num %d --queue-bypass\n",
-                        protos[p], o->dns_queue);
-            }
+    for (size_t i = 0; i < (nif ? nif : 1); i++)
+        for (size_t s = 0; s < (o->nsources ? o->nsources : 1); s++) {
+            if (o->nsources > 0 && is_v6(o->sources[s]) != v6)
+                continue;
+            fprintf(f, "-A %s", chain);
+            if (nif)
+                fprintf(f, " -o %s", o->iifaces[i]);
+            else
+                fprintf(f, " -m addrtype %s--dst-type LOCAL", forward ? "! " : "");
+            if (o->nsources > 0)
+                fprintf(f, " -d %s", o->sources[s]);
+            fprintf(f, " %s\n", what);
+        }
+}
+
+static void dns_rules(FILE *f, const ei_iptables_options *o, bool v6, bool forward)
+{
+    static const char *const protos[] = { "udp", "tcp" };
+    for (size_t p = 0; p < 2; p++) {
+        char what[96];
+        snprintf(what, sizeof what, "-p %s --sport 53 -j NFQUEUE --queue-num %d --queue-bypass",
+                 protos[p], o->dns_queue);
+        to_workload_rules(f, o, v6, forward, DNS_CHAIN, what);
+    }
+}
+
+/* The server's packets of connections not settled yet (rules 1, 3 and 4 of the reply
+ * chain have let the others go): from the inspected ports, in the reply direction. */
+static void reply_rules(FILE *f, const ei_iptables_options *o, bool v6, bool forward)
+{
+    char what[160];
+    int n = snprintf(what, sizeof what, "-p tcp -m multiport --sports %s -m conntrack --ctdir REPLY ",
+                     o->ports);
+    if (o->queue_first == o->queue_last)
+        snprintf(what + n, sizeof what - (size_t)n, "-j NFQUEUE --queue-num %u%s", o->queue_first,
+                 o->fail_open ? " --queue-bypass" : "");
+    else /* the balance hash is symmetric: both directions of a flow reach one queue */
+        snprintf(what + n, sizeof what - (size_t)n, "-j NFQUEUE --queue-balance %u:%u%s",
+                 o->queue_first, o->queue_last, o->fail_open ? " --queue-bypass" : "");
+    to_workload_rules(f, o, v6, forward, REPLY_CHAIN, what);
+}
+
+/* Rules 1, 3 and 4: what the marks already decided. */
+static void mark_rules(FILE *f, const ei_iptables_options *o, const char *chain, bool clear_on_syn)
+{
+    uint32_t mask = o->mark_allow | o->mark_deny;
+    fprintf(f, "-A %s -m mark --mark 0x%x/0x%x -j CONNMARK --save-mark --nfmask 0x%x --ctmask 0x%x\n",
+            chain, o->mark_deny, mask, mask, mask);
+    fprintf(f, "-A %s -p tcp -m mark --mark 0x%x/0x%x -j REJECT --reject-with tcp-reset\n",
+            chain, o->mark_deny, mask);
+    if (clear_on_syn)
+        fprintf(f, "-A %s -p tcp --syn -j CONNMARK --set-xmark 0x0/0x%x\n", chain, mask);
+    fprintf(f, "-A %s -p tcp -m connmark --mark 0x%x/0x%x -j REJECT --reject-with tcp-reset\n",
+            chain, o->mark_deny, mask);
+    fprintf(f, "-A %s -m connmark --mark 0x%x/0x%x -j RETURN\n", chain, o->mark_allow, mask);
+    fprintf(f, "-A %s -m mark --mark 0x%x/0x%x -j RETURN\n", chain, o->mark_allow, mask);
 }
 
 /* The rule set for one address family, in iptables-restore format. */
@@ -105,14 +157,7 @@ static void write_family(FILE *f, const ei_iptables_options *o, bool v6)
 {
     uint32_t mask = o->mark_allow | o->mark_deny;
     fprintf(f, "*filter\n:%s - [0:0]\n", CHAIN);
-    fprintf(f, "-A %s -m mark --mark 0x%x/0x%x -j CONNMARK --save-mark --nfmask 0x%x --ctmask 0x%x\n",
-            CHAIN, o->mark_deny, mask, mask, mask);
-    fprintf(f, "-A %s -p tcp -m mark --mark 0x%x/0x%x -j REJECT --reject-with tcp-reset\n",
-            CHAIN, o->mark_deny, mask);
-    fprintf(f, "-A %s -p tcp -m connmark --mark 0x%x/0x%x -j REJECT --reject-with tcp-reset\n",
-            CHAIN, o->mark_deny, mask);
-    fprintf(f, "-A %s -m connmark --mark 0x%x/0x%x -j RETURN\n", CHAIN, o->mark_allow, mask);
-    fprintf(f, "-A %s -m mark --mark 0x%x/0x%x -j RETURN\n", CHAIN, o->mark_allow, mask);
+    mark_rules(f, o, CHAIN, true);
 
     /* Segments that provably carry no payload (pure ACKs: a 20-byte IP header, or a bare
      * IPv6 header with TCP next, and a TCP header of exactly the packet's remaining
@@ -128,6 +173,11 @@ static void write_family(FILE *f, const ei_iptables_options *o, bool v6)
     for (int hook = 0; hook < 2; hook++)
         if (hook == 0 ? o->hook_forward : o->hook_output)
             queue_rules(f, o, v6, hook == 0);
+    fprintf(f, ":%s - [0:0]\n", REPLY_CHAIN);
+    mark_rules(f, o, REPLY_CHAIN, false);
+    for (int hook = 0; hook < 2; hook++)
+        if (hook == 0 ? o->hook_forward : o->hook_output)
+            reply_rules(f, o, v6, hook == 0);
     if (o->dns_queue >= 0) {
         fprintf(f, ":%s - [0:0]\n", DNS_CHAIN);
         for (int hook = 0; hook < 2; hook++)
@@ -147,7 +197,8 @@ void ei_iptables_print(FILE *f, const ei_iptables_options *o)
     write_family(f, o, false);
     fputs("# egress-inspector node rules, IPv6 (ip6tables-restore --noflush)\n", f);
     write_family(f, o, true);
-    fputs("# jumps: FORWARD/OUTPUT -> EGRESS-INSPECTOR (first), mangle POSTROUTING -> EGRESS-INSPECTOR-SAVE\n", f);
+    fputs("# jumps: FORWARD/OUTPUT -> EGRESS-INSPECTOR (first), FORWARD/INPUT -> EGRESS-INSPECTOR-REPLY,\n"
+          "#        mangle POSTROUTING -> EGRESS-INSPECTOR-SAVE\n", f);
     if (o->dns_queue >= 0)
         fputs("# jumps: FORWARD (and INPUT for --hook output) -> EGRESS-INSPECTOR-DNS (first)\n", f);
 }
@@ -213,14 +264,17 @@ static void remove_all_jumps(const char *tool)
     remove_jumps(tool, "filter", "OUTPUT", CHAIN);
     remove_jumps(tool, "filter", "FORWARD", DNS_CHAIN);
     remove_jumps(tool, "filter", "INPUT", DNS_CHAIN);
+    remove_jumps(tool, "filter", "FORWARD", REPLY_CHAIN);
+    remove_jumps(tool, "filter", "INPUT", REPLY_CHAIN);
     remove_jumps(tool, "mangle", "POSTROUTING", SAVE_CHAIN);
 }
 
 static void remove_family(const char *tool)
 {
     remove_all_jumps(tool);
-    const char *chains[][2] = { { "filter", CHAIN }, { "mangle", SAVE_CHAIN }, { "filter", DNS_CHAIN } };
-    for (size_t i = 0; i < 3; i++) {
+    const char *chains[][2] = { { "filter", CHAIN }, { "mangle", SAVE_CHAIN }, { "filter", DNS_CHAIN },
+                                { "filter", REPLY_CHAIN } };
+    for (size_t i = 0; i < sizeof chains / sizeof chains[0]; i++) {
         const char *flush[] = { tool, "-w", "-t", chains[i][0], "-F", chains[i][1], NULL };
         const char *del[] = { tool, "-w", "-t", chains[i][0], "-X", chains[i][1], NULL };
         run(flush, NULL, true);
@@ -252,9 +306,16 @@ static int apply_family(const ei_iptables_options *o, bool v6)
         fprintf(stderr, "egress-inspector: %s-restore failed (exit %d)\n", tool, rc);
         return 1;
     }
+    /* Inserted at 1 in turn: the last one inserted is the first that runs. */
     if (o->hook_forward) {
+        const char *reply[] = { tool, "-w", "-I", "FORWARD", "1", "-j", REPLY_CHAIN, NULL };
         const char *argv[] = { tool, "-w", "-I", "FORWARD", "1", "-j", CHAIN, NULL };
+        rc |= run(reply, NULL, false);
         rc |= run(argv, NULL, false);
+    }
+    if (o->hook_output) {
+        const char *reply[] = { tool, "-w", "-I", "INPUT", "1", "-j", REPLY_CHAIN, NULL };
+        rc |= run(reply, NULL, false);
     }
     if (o->hook_output) {
         const char *argv[] = { tool, "-w", "-I", "OUTPUT", "1", "-j", CHAIN, NULL };

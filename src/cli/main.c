@@ -59,7 +59,15 @@ static const char usage[] =
     "  --dns-min-ttl S, --dns-max-ttl S  TTL clamps (30, 3600)\n"
     "  --dns-cache-size N, --dns-cache-per-workload N  cache bounds (65536, 1024)\n"
     "  --dns-queue N|off      the queue of DNS answers to workloads (the last flow\n"
-    "                         queue + 1); run and iptables must agree\n";
+    "                         queue + 1); run and iptables must agree\n"
+    "  --checksums verify|report|off  a packet with a wrong checksum is dropped (verify:\n"
+    "                         run's default), or counted and flagged in its flow's\n"
+    "                         decision line (report: replay's default, since captures\n"
+    "                         made on the sending host hold checksums left to the card)\n"
+    "  --preamble-ports LIST|none|any  ports whose flows may start with a SOCKS,\n"
+    "                         STARTTLS or PROXY preamble (21,25,110,143,389,587,\n"
+    "                         1080,5432)\n"
+    "  --undecided-timeout S  idle undecided flows are denied `incomplete` (30)\n";
 
 /* Parses a decimal number in [min, max]; false (with a message) otherwise. */
 static bool parse_number(const char *opt, const char *text, uint64_t min, uint64_t max,
@@ -93,7 +101,8 @@ static bool parse_mode(const char *text, ei_mode *mode)
 /* Pipeline and DNS options, shared by `replay` and `run` so that a replay can check a
  * policy with the very settings the daemon uses. */
 enum { OPT_REASM = 400, OPT_FLOWS, OPT_DEST_CHECK, OPT_HOSTS, OPT_DNS_TIMEOUT, OPT_DNS_MIN_TTL,
-       OPT_DNS_MAX_TTL, OPT_DNS_CACHE, OPT_DNS_PER_WORKLOAD };
+       OPT_DNS_MAX_TTL, OPT_DNS_CACHE, OPT_DNS_PER_WORKLOAD, OPT_CHECKSUMS, OPT_PREAMBLE_PORTS,
+       OPT_UNDECIDED_TIMEOUT };
 
 #define PIPELINE_LONG_OPTIONS                                               \
     { "reassembly-bytes", required_argument, NULL, OPT_REASM },             \
@@ -104,7 +113,10 @@ enum { OPT_REASM = 400, OPT_FLOWS, OPT_DEST_CHECK, OPT_HOSTS, OPT_DNS_TIMEOUT, O
     { "dns-min-ttl", required_argument, NULL, OPT_DNS_MIN_TTL },            \
     { "dns-max-ttl", required_argument, NULL, OPT_DNS_MAX_TTL },            \
     { "dns-cache-size", required_argument, NULL, OPT_DNS_CACHE },           \
-    { "dns-cache-per-workload", required_argument, NULL, OPT_DNS_PER_WORKLOAD }
+    { "dns-cache-per-workload", required_argument, NULL, OPT_DNS_PER_WORKLOAD }, \
+    { "checksums", required_argument, NULL, OPT_CHECKSUMS },                \
+    { "preamble-ports", required_argument, NULL, OPT_PREAMBLE_PORTS },      \
+    { "undecided-timeout", required_argument, NULL, OPT_UNDECIDED_TIMEOUT }
 
 typedef struct {
     ei_pipeline_config *pipe;
@@ -120,11 +132,62 @@ static void core_defaults(core_options *o, ei_pipeline_config *pipe)
     o->hosts = NULL;
 }
 
+/* --preamble-ports: a comma-separated list of ports, `none` or `any`. */
+static bool parse_preamble_ports(const char *arg, ei_pipeline_config *pipe)
+{
+    pipe->npreamble_ports = 0;
+    pipe->preambles_any_port = strcmp(arg, "any") == 0;
+    if (pipe->preambles_any_port || strcmp(arg, "none") == 0)
+        return true;
+    const size_t max = sizeof pipe->preamble_ports / sizeof pipe->preamble_ports[0];
+    for (const char *tok = arg;; tok++) {
+        char *end;
+        errno = 0;
+        unsigned long port = strtoul(tok, &end, 10);
+        if (errno != 0 || end == tok || port == 0 || port > 65535 || (*end != ',' && *end != '\0')) {
+            fprintf(stderr, "egress-inspector: --preamble-ports: '%s' is not a list of ports\n", arg);
+            return false;
+        }
+        if (pipe->npreamble_ports == max) {
+            fprintf(stderr, "egress-inspector: --preamble-ports: at most %zu ports\n", max);
+            return false;
+        }
+        pipe->preamble_ports[pipe->npreamble_ports++] = (uint16_t)port;
+        tok = end;
+        if (*tok == '\0')
+            break;
+    }
+    if (pipe->npreamble_ports == 0) {
+        fprintf(stderr, "egress-inspector: --preamble-ports: '%s' names no port\n", arg);
+        return false;
+    }
+    return true;
+}
+
 /* Handles one pipeline option; -1 when c is not one, 0 when its value is bad, 1 done. */
 static int pipeline_option(core_options *o, int c, const char *arg)
 {
     uint64_t n;
     switch (c) {
+    case OPT_CHECKSUMS:
+        if (strcmp(arg, "verify") == 0)
+            o->pipe->checksums = EI_CHECKSUM_VERIFY;
+        else if (strcmp(arg, "report") == 0)
+            o->pipe->checksums = EI_CHECKSUM_REPORT;
+        else if (strcmp(arg, "off") == 0)
+            o->pipe->checksums = EI_CHECKSUM_OFF;
+        else {
+            fprintf(stderr, "egress-inspector: --checksums: '%s' is not verify, report or off\n", arg);
+            return 0;
+        }
+        return 1;
+    case OPT_PREAMBLE_PORTS:
+        return parse_preamble_ports(arg, o->pipe) ? 1 : 0;
+    case OPT_UNDECIDED_TIMEOUT:
+        if (!parse_number("--undecided-timeout", arg, 1, 3600, &n))
+            return 0;
+        o->pipe->undecided_timeout_ns = n * 1000000000ull;
+        return 1;
     case OPT_REASM:
         if (!parse_number("--reassembly-bytes", arg, 256, 1u << 20, &n))
             return 0;
@@ -213,6 +276,7 @@ static int cmd_replay(int argc, char **argv)
     ei_replay_options ro = { .out = stdout, .err = stderr, .mode = EI_MODE_ENFORCE };
     core_options core;
     core_defaults(&core, &ro.pipeline);
+    ro.pipeline.checksums = EI_CHECKSUM_REPORT; /* see --checksums */
     const char *rules = NULL;
     int c;
     while ((c = getopt_long(argc, argv, "r:p:m:", opts, NULL)) != -1) {

@@ -188,6 +188,6 @@ void ei_flow_touch(ei_flow_table *t, ei_flow *f, uint64_t now_ns)
     if (f->flags & EI_FLOW_F_DECIDED)
         f->flags |= EI_FLOW_F_ON_DECIDED_LIST;
     else
-        f->flags &= (uint8_t)~EI_FLOW_F_ON_DECIDED_LIST;
+        f->flags &= (uint16_t)~EI_FLOW_F_ON_DECIDED_LIST;
     lru_push_head(t, f, list_of(f));
 }

@@ -20,6 +20,14 @@ enum {
     EI_FLOW_F_DECIDED = 0x10,
     EI_FLOW_F_ON_DECIDED_LIST = 0x20, /* the table's own: which LRU list holds the entry */
     EI_FLOW_F_WAIT_DNS = 0x40,    /* undecided: its packets are held until a lookup ends */
+    EI_FLOW_F_SYNACK = 0x80,      /* the server's SYN-ACK was seen: server_isn is exact,
+                                     and it acknowledged base_seq */
+    EI_FLOW_F_TS = 0x100,         /* the client's SYN carried a timestamp: ts_recent */
+    EI_FLOW_F_CONFIRMING = 0x200, /* allowed by its message, which the server has not
+                                     acknowledged yet: reasm keeps the judged bytes and
+                                     every client byte is compared with them */
+    EI_FLOW_F_BAD_CSUM = 0x400,
+    EI_FLOW_F_SYNACK2 = 0x800,    /* two SYN-ACKs with different ISNs: server_isn2 */   /* a packet with a wrong checksum was read (report mode) */
 };
 
 /* The two endpoints in canonical order (a <= b), so both directions find the entry. */
@@ -33,11 +41,17 @@ typedef struct {
 
 typedef struct {
     ei_flow_key key;
-    uint8_t flags;
-    uint8_t verdict;        /* ei_verdict once decided */
+    uint16_t flags;
+    uint8_t verdict;        /* ei_action once decided */
     uint8_t reason;         /* ei_reason once decided */
     uint8_t packets;        /* client packets while undecided (saturates) */
+    uint8_t syn_ttl;        /* TTL or hop limit of the client's SYN */
     uint32_t base_seq;      /* client sequence number of stream byte 0 */
+    uint32_t ts_recent;     /* the client's newest timestamp value (EI_FLOW_F_TS) */
+    uint32_t server_isn;    /* (EI_FLOW_F_SYNACK) */
+    uint32_t server_isn2;   /* another SYN-ACK's, before the client chose (EI_FLOW_F_SYNACK2) */
+    uint32_t server_next;   /* one past the highest server sequence number seen */
+    uint32_t judged_len;    /* stream bytes the verdict read (EI_FLOW_F_CONFIRMING) */
     uint32_t hnext;         /* hash chain */
     ei_ilink lru;           /* on lists[0] (undecided) or lists[1] (decided) */
     uint64_t last_ns;

@@ -86,6 +86,10 @@ void ei_log_format_event(ei_jsonw *w, const ei_flow_event *ev)
         ei_jsonw_uint(w, "held_us", ev->held_ns / 1000);
     if (ev->midstream)
         ei_jsonw_bool(w, "midstream", true);
+    if (ev->bad_checksum)
+        ei_jsonw_bool(w, "bad_checksum", true);
+    if (ev->revoked) /* a second line for a flow allowed before: now denied */
+        ei_jsonw_bool(w, "revoked", true);
     ei_jsonw_end(w);
 }
 

@@ -184,7 +184,9 @@ static int packet_cb(const struct nlmsghdr *nlh, void *data)
         return MNL_CB_OK;
     }
     uint32_t mark = attr[NFQA_MARK] ? ntohl(mnl_attr_get_u32(attr[NFQA_MARK])) : 0;
-    q->on_packet(q->ctx, id, mark, mnl_attr_get_payload(attr[NFQA_PAYLOAD]),
+    uint32_t skb = attr[NFQA_SKB_INFO] ? ntohl(mnl_attr_get_u32(attr[NFQA_SKB_INFO])) : 0;
+    unsigned info = (skb & NFQA_SKB_CSUMNOTREADY) ? EI_NFQ_CSUM_NOT_READY : 0;
+    q->on_packet(q->ctx, id, mark, info, mnl_attr_get_payload(attr[NFQA_PAYLOAD]),
                  mnl_attr_get_payload_len(attr[NFQA_PAYLOAD]));
     return MNL_CB_OK;
 }

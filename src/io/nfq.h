@@ -32,10 +32,16 @@ typedef struct {
                                for PENDING_MAX verdicts): their packets stay queued */
 } ei_nfq_stats;
 
-/* Called for each queued packet with its id and current mark (0 when it has none). The
- * packet bytes are valid during the call only. */
-typedef void (*ei_nfq_packet_fn)(void *ctx, uint32_t id, uint32_t mark, const uint8_t *data,
-                                 size_t len);
+/* What the kernel says of a queued packet (NFQA_SKB_INFO, sent because the queue asks
+ * for GSO packets whole). */
+enum {
+    EI_NFQ_CSUM_NOT_READY = 0x01, /* NFQA_SKB_CSUMNOTREADY: checksum left to the card */
+};
+
+/* Called for each queued packet with its id, current mark (0 when it has none) and
+ * EI_NFQ_* info bits. The packet bytes are valid during the call only. */
+typedef void (*ei_nfq_packet_fn)(void *ctx, uint32_t id, uint32_t mark, unsigned info,
+                                 const uint8_t *data, size_t len);
 
 /* Opens the netlink socket, binds the queue and configures it, each step acknowledged.
  * Returns NULL and writes why into err (size errlen) on failure. */

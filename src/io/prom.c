@@ -112,6 +112,14 @@ static void render_flows(const ei_counters *sum, FILE *out)
     single(out, "flows_expired_total", "counter", NULL, sum->flows_expired);
     single(out, "flows_midstream_total", "counter", NULL, sum->flows_midstream);
     single(out, "buffer_budget_exhausted_total", "counter", NULL, sum->buffer_budget_exhausted);
+    single(out, "bad_checksums_total", "counter",
+           "Packets of unsettled flows with a wrong checksum (dropped when verified).", sum->bad_checksums);
+    single(out, "flows_confirming", "gauge",
+           "Allowed flows whose judged bytes the server has not acknowledged yet.", sum->confirming);
+    single(out, "flows_confirmed_total", "counter", NULL, sum->flows_confirmed);
+    single(out, "flows_revoked_total", "counter",
+           "Allowed flows denied later: the server was about to read other bytes than those judged.",
+           sum->flows_revoked);
     single(out, "out_of_memory_total", "counter", NULL, sum->out_of_memory);
 }
 

@@ -153,7 +153,7 @@ int ei_replay_run(const ei_replay_options *opt)
     while ((rv = pcap_next_ex(pc, &hdr, &data)) == 1) {
         now = (uint64_t)hdr->ts.tv_sec * 1000000000u + (uint64_t)hdr->ts.tv_usec;
         frames++;
-        if (ei_pipeline_packet(p, linktype, data, hdr->caplen, now, frames) == EI_ACTION_HOLD)
+        if (ei_pipeline_packet(p, linktype, data, hdr->caplen, now, frames, 0) == EI_ACTION_HOLD)
             rc.held++;
     }
     int status = 0;

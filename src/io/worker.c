@@ -33,6 +33,7 @@ static void apply(ei_worker *w, uint64_t pid, ei_action action)
     const ei_daemon_options *opt = w->opt;
     switch (action) {
     case EI_ACTION_PASS:
+    case EI_ACTION_ACCEPT: /* allowed, not confirmed: no mark, so it stays queued */
         ei_nfq_verdict(w->nfq, id, NF_ACCEPT, 0);
         break;
     case EI_ACTION_ALLOW:
@@ -100,11 +101,13 @@ static void take_resolved(ei_worker *w)
     }
 }
 
-static void on_packet(void *ctx, uint32_t id, uint32_t mark, const uint8_t *data, size_t len)
+static void on_packet(void *ctx, uint32_t id, uint32_t mark, unsigned info, const uint8_t *data,
+                      size_t len)
 {
     ei_worker *w = ctx;
     uint64_t pid = (uint64_t)mark << 32 | id;
-    apply(w, pid, ei_pipeline_packet(w->pipe, EI_LINK_RAW, data, len, w->now, pid));
+    unsigned pinfo = (info & EI_NFQ_CSUM_NOT_READY) ? EI_PKT_CSUM_LATER : 0;
+    apply(w, pid, ei_pipeline_packet(w->pipe, EI_LINK_RAW, data, len, w->now, pid, pinfo));
 }
 
 /* ---- the loop ---- */
@@ -184,7 +187,7 @@ bool ei_worker_open(ei_worker *w, ei_daemon_shared *sh, const ei_daemon_options 
     if (w->nfq == NULL)
         return false;
     ei_pipeline_config pc = opt->pipeline;
-    pc.oriented = true;
+    pc.live = true;
     pc.dns_answers = dns_answers;
     if (getrandom(&pc.hash_seed, sizeof pc.hash_seed, 0) != (ssize_t)sizeof pc.hash_seed)
         pc.hash_seed = ei_wall_ns() ^ (uint64_t)queue << 48; /* no entropy yet: best effort */

@@ -32,12 +32,13 @@ static void set_endpoints(ei_packet *out, uint8_t family, ei_view src, ei_view d
  *   source (32) | destination (32) | options (IHL * 4 - 20) */
 ei_packet_error pk_ipv4(ei_cursor c, int depth, ei_packet *out)
 {
+    ei_view whole = ei_cursor_remaining(&c);
     uint8_t vihl = ei_cursor_u8(&c);
     ei_cursor_skip(&c, 1);
     uint16_t total = ei_cursor_u16(&c);
     ei_cursor_skip(&c, 2);
     uint16_t frag = ei_cursor_u16(&c);
-    ei_cursor_skip(&c, 1);
+    uint8_t ttl = ei_cursor_u8(&c);
     uint8_t proto = ei_cursor_u8(&c);
     ei_cursor_skip(&c, 2);
     ei_view src = ei_cursor_bytes(&c, 4);
@@ -49,6 +50,8 @@ ei_packet_error pk_ipv4(ei_cursor c, int depth, ei_packet *out)
     if (!ei_cursor_ok(&c))
         return EI_PKT_BAD_IPV4;
     set_endpoints(out, 4, src, dst);
+    out->ttl = ttl;
+    out->ip_header = (ei_view){ whole.ptr, ihl };
     if (frag & 0x3fff) /* more-fragments flag or a non-zero offset */
         return EI_PKT_FRAGMENT;
     return pk_l4(proto, ip_payload(&c, total - ihl, out), depth, out);
@@ -64,12 +67,14 @@ ei_packet_error pk_ipv6(ei_cursor c, int depth, ei_packet *out)
     ei_cursor_skip(&c, 3);
     uint16_t plen = ei_cursor_u16(&c);
     uint8_t next = ei_cursor_u8(&c);
-    ei_cursor_skip(&c, 1);
+    uint8_t hop_limit = ei_cursor_u8(&c);
     ei_view src = ei_cursor_bytes(&c, 16);
     ei_view dst = ei_cursor_bytes(&c, 16);
     if (!ei_cursor_ok(&c) || version != 6 || plen == 0) /* 0: jumbogram, never legitimate here */
         return EI_PKT_BAD_IPV6;
     set_endpoints(out, 6, src, dst);
+    out->ttl = hop_limit;
+    out->ip_header = (ei_view){ NULL, 0 }; /* no header checksum in IPv6 */
     ei_cursor body = ip_payload(&c, plen, out);
     for (int n = 0;; n++) {
         switch (next) {

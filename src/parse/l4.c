@@ -9,17 +9,35 @@
  *   source port (16) | destination port (16) | sequence number (32) |
  *   acknowledgment number (32) | data offset (4) reserved (4) flags (8) | window (16) |
  *   checksum (16) | urgent pointer (16) | options (data offset * 4 - 20) | data
- * Options are walked (at most 40 bytes, so at most 40 steps) only to refuse lengths that
- * run past the header: such a segment is not one a receiver would accept either. */
+ * Options (at most 40 bytes, so at most 40 steps) are kind (1) | length (1) | value, but
+ * for EOL (0) and NOP (1). A length that runs past the header is refused: a receiver
+ * would not accept the segment either. Which kinds appear is recorded, and the
+ * timestamp's TSval (RFC 7323 3: kind 8, length 10, TSval (32), TSecr (32)). */
+static uint8_t option_bit(uint8_t kind)
+{
+    switch (kind) {
+    case 2: return EI_TCPOPT_MSS;
+    case 3: return EI_TCPOPT_WSCALE;
+    case 4: return EI_TCPOPT_SACK_PERM;
+    case 5: return EI_TCPOPT_SACK;
+    case 8: return EI_TCPOPT_TS;
+    case 19: return EI_TCPOPT_MD5;
+    case 34: return EI_TCPOPT_FASTOPEN;
+    default: return EI_TCPOPT_OTHER;
+    }
+}
+
 static ei_packet_error parse_tcp(ei_cursor c, ei_packet *out)
 {
+    out->segment = ei_cursor_remaining(&c);
     out->sport = ei_cursor_u16(&c);
     out->dport = ei_cursor_u16(&c);
     out->seq = ei_cursor_u32(&c);
     out->ack = ei_cursor_u32(&c);
     uint8_t offset = (uint8_t)(ei_cursor_u8(&c) >> 4);
     out->tcp_flags = ei_cursor_u8(&c);
-    ei_cursor_skip(&c, 6); /* window, checksum, urgent pointer */
+    ei_cursor_skip(&c, 4); /* window, checksum */
+    out->urgent = ei_cursor_u16(&c);
     if (!ei_cursor_ok(&c) || offset < 5)
         return EI_PKT_BAD_TCP;
     ei_cursor opts = ei_cursor_sub(&c, (size_t)(offset - 5) * 4);
@@ -34,7 +52,12 @@ static ei_packet_error parse_tcp(ei_cursor c, ei_packet *out)
             ei_cursor_fail(&opts);
             break;
         }
-        ei_cursor_skip(&opts, (size_t)olen - 2);
+        ei_cursor value = ei_cursor_sub(&opts, (size_t)olen - 2);
+        out->tcp_options |= option_bit(kind);
+        if (kind == 8 && olen == 10)
+            out->tsval = ei_cursor_u32(&value);
+        else if (kind == 8)
+            out->tcp_options |= EI_TCPOPT_OTHER; /* a timestamp of the wrong size */
     }
     if (!ei_cursor_ok(&opts))
         return EI_PKT_BAD_TCP;
@@ -47,6 +70,7 @@ static ei_packet_error parse_tcp(ei_cursor c, ei_packet *out)
  * each; length counts the header and must fit inside the IP payload. */
 static ei_packet_error parse_udp(ei_cursor c, int depth, ei_packet *out)
 {
+    out->segment = ei_cursor_remaining(&c);
     out->sport = ei_cursor_u16(&c);
     out->dport = ei_cursor_u16(&c);
     uint16_t len = ei_cursor_u16(&c);

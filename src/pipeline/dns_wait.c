@@ -48,7 +48,7 @@ static void finish_wait(ei_pipeline *p, pl_wait *w, uint64_t now_ns, ei_reason u
     ei_flow *f = ei_flow_find(&p->table, &w->key);
     if (f == NULL || !(f->flags & EI_FLOW_F_WAIT_DNS) || f->base_seq != w->base_seq)
         return; /* decided meanwhile (evicted, held limit, a new connection on the tuple) */
-    f->flags &= (uint8_t)~EI_FLOW_F_WAIT_DNS;
+    f->flags &= (uint16_t)~EI_FLOW_F_WAIT_DNS;
     pl_message m;
     memset(&m, 0, sizeof m);
     m.status = EI_PARSE_OK;

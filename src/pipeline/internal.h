@@ -46,6 +46,7 @@ struct ei_pipeline {
     pl_wait *waits;  /* a ring, oldest first: every wait has the same timeout */
     uint32_t wait_head, nwaits;
     uint64_t expired_ns; /* when flows were last aged */
+    bool revoking;       /* pl_revoke is settling a flow a second time */
 };
 
 /* What the client's first bytes say, before the policy is asked. */
@@ -66,10 +67,15 @@ static inline bool pl_client_is_a(const ei_flow *f)
     return (f->flags & EI_FLOW_F_CLIENT_IS_A) != 0;
 }
 
-/* message.c: reads data as a first message into *m (status NEED_MORE: not whole yet).
- * scratch (cfg->reassembly_bytes) joins TLS records. */
-void pl_read_message(const ei_pipeline_config *cfg, uint8_t *scratch, const uint8_t *data, size_t len,
-                     pl_message *m);
+static inline uint16_t pl_server_port(const ei_flow *f)
+{
+    return pl_client_is_a(f) ? f->key.pb : f->key.pa;
+}
+
+/* message.c: reads data as a first message to server port `port` into *m (status
+ * NEED_MORE: not whole yet). scratch (cfg->reassembly_bytes) joins TLS records. */
+void pl_read_message(const ei_pipeline_config *cfg, uint16_t port, uint8_t *scratch,
+                     const uint8_t *data, size_t len, pl_message *m);
 
 /* settle.c */
 void pl_flow_endpoints(const ei_flow *f, ei_flow_event *ev);
@@ -80,6 +86,12 @@ EI_MUST_USE ei_action pl_settle(ei_pipeline *p, ei_flow *f, uint64_t now_ns, boo
 /* Settles an undecided flow for a reason outside its message; returns the action for a
  * packet at hand, which callers retiring a flow (no packet at hand) do not have. */
 ei_action pl_settle_unread(ei_pipeline *p, ei_flow *f, uint64_t now_ns, ei_reason why);
+/* An allowed flow whose judged bytes the server acknowledged: settled for good. */
+void pl_confirm(ei_pipeline *p, ei_flow *f);
+/* An allowed flow, not confirmed yet, turns out to show the server other bytes than
+ * those judged (or another connection): denied after all, with a second event. Returns
+ * the action for the packet at hand. */
+EI_MUST_USE ei_action pl_revoke(ei_pipeline *p, ei_flow *f, uint64_t now_ns, ei_reason why);
 
 /* dns_wait.c */
 EI_MUST_USE bool pl_wait_room(const ei_pipeline *p);

@@ -20,12 +20,23 @@ static uint16_t highest_version(const ei_tls_hello *h)
 /* Reads the client's first bytes as a ClientHello or an HTTP request head, after a
  * preamble (SOCKS, STARTTLS, PROXY) if there is one. A SOCKS preamble that names its
  * target is itself the message: the proxy connects to that name. */
-void pl_read_message(const ei_pipeline_config *cfg, uint8_t *scratch, const uint8_t *data, size_t len,
-                     pl_message *m)
+/* Whether flows to this port may begin with a preamble. */
+static bool preamble_port(const ei_pipeline_config *cfg, uint16_t port)
+{
+    if (cfg->preambles_any_port)
+        return true;
+    for (uint8_t i = 0; i < cfg->npreamble_ports; i++)
+        if (cfg->preamble_ports[i] == port)
+            return true;
+    return false;
+}
+
+void pl_read_message(const ei_pipeline_config *cfg, uint16_t port, uint8_t *scratch,
+                     const uint8_t *data, size_t len, pl_message *m)
 {
     memset(m, 0, sizeof *m);
     ei_preamble pre;
-    if (cfg->preambles && !ei_tls_sniff(data, len)) {
+    if (preamble_port(cfg, port) && !ei_tls_sniff(data, len)) {
         ei_parse_status st = ei_preamble_parse(data, len, &pre);
         if (st == EI_PARSE_NEED_MORE || (st == EI_PARSE_OK && !pre.has_name && pre.length == len)) {
             /* Passed on (the server must answer) only once a whole preamble message

@@ -15,6 +15,7 @@
 
 #include "egress_inspector/http.h"
 #include "egress_inspector/tls.h"
+#include "flow/segment.h"
 #include "pipeline/internal.h"
 
 const uint64_t ei_latency_bounds_ns[EI_LATENCY_BUCKETS] = {
@@ -24,7 +25,8 @@ const uint64_t ei_latency_bounds_ns[EI_LATENCY_BUCKETS] = {
 const char *ei_action_name(ei_action action)
 {
     static const char *const names[EI_ACTION_COUNT] = {
-        [EI_ACTION_PASS] = "pass", [EI_ACTION_ALLOW] = "allow", [EI_ACTION_DENY] = "deny",
+        [EI_ACTION_PASS] = "pass", [EI_ACTION_ALLOW] = "allow", [EI_ACTION_ACCEPT] = "accept",
+        [EI_ACTION_DENY] = "deny",
         [EI_ACTION_HOLD] = "hold", [EI_ACTION_DROP] = "drop",
     };
     return (unsigned)action < EI_ACTION_COUNT ? names[action] : "unknown";
@@ -40,7 +42,13 @@ void ei_pipeline_config_default(ei_pipeline_config *cfg)
     cfg->max_packets_before_name = 64;
     cfg->undecided_timeout_ns = 30ull * 1000000000ull;
     cfg->decided_timeout_ns = 300ull * 1000000000ull;
-    cfg->preambles = true;
+    /* FTP, SMTP, POP3, IMAP, LDAP, submission, SOCKS, PostgreSQL: where clients
+     * honestly speak before their ClientHello or name their target. */
+    static const uint16_t preamble_ports[] = { 21, 25, 110, 143, 389, 587, 1080, 5432 };
+    memcpy(cfg->preamble_ports, preamble_ports, sizeof preamble_ports);
+    cfg->npreamble_ports = sizeof preamble_ports / sizeof preamble_ports[0];
+    cfg->confirm = true;
+    cfg->checksums = EI_CHECKSUM_VERIFY;
     cfg->dest_check = true;
     cfg->dns_timeout_ns = 2ull * 1000000000ull;
     cfg->max_dns_waits = 1024;
@@ -161,7 +169,7 @@ static ei_flow *open_flow(ei_pipeline *p, const ei_packet *pkt, const ei_flow_ke
         sender_is_client = !ack;
     } else if (pkt->payload.len == 0) {
         return NULL;
-    } else if (p->cfg.oriented || ei_tls_sniff(pkt->payload.ptr, pkt->payload.len) ||
+    } else if (p->cfg.live || ei_tls_sniff(pkt->payload.ptr, pkt->payload.len) ||
                ei_http_sniff(pkt->payload.ptr, pkt->payload.len)) {
         sender_is_client = true;
     } else {
@@ -180,6 +188,8 @@ static ei_flow *open_flow(ei_pipeline *p, const ei_packet *pkt, const ei_flow_ke
             /* The victim is no longer in the table: decide it from a copy. */
             (void)pl_settle_unread(p, &evicted, now_ns, EI_REASON_FLOW_EVICTED); /* its held packets */
         }
+        if (evicted.flags & EI_FLOW_F_CONFIRMING)
+            p->count.confirming--;
         pl_drop_reasm(p, &evicted);
     }
     if (f == NULL) {
@@ -189,10 +199,22 @@ static ei_flow *open_flow(ei_pipeline *p, const ei_packet *pkt, const ei_flow_ke
     p->count.flows++;
     p->count.flows_created++;
     bool client_a = sender_is_client == sender_is_a;
-    f->flags = (uint8_t)((client_a ? EI_FLOW_F_CLIENT_IS_A : 0));
-    if (syn) {
+    f->flags = client_a ? EI_FLOW_F_CLIENT_IS_A : 0;
+    if (syn && sender_is_client) {
         f->flags |= EI_FLOW_F_SYN;
-        f->base_seq = sender_is_client ? pkt->seq + 1 : pkt->ack;
+        f->base_seq = pkt->seq + 1;
+        f->syn_ttl = pkt->ttl;
+        if (pkt->tcp_options & EI_TCPOPT_TS) {
+            f->flags |= EI_FLOW_F_TS;
+            f->ts_recent = pkt->tsval;
+        }
+    } else if (syn) {
+        /* The server's SYN-ACK first: it names the client's sequence number exactly, but
+         * live the client's SYN was missed, so the flow is midstream there. */
+        f->flags |= EI_FLOW_F_SYNACK | (p->cfg.live ? 0 : EI_FLOW_F_SYN);
+        f->base_seq = pkt->ack;
+        f->server_isn = pkt->seq;
+        f->server_next = pkt->seq + 1;
     } else {
         p->count.flows_midstream++;
         f->base_seq = sender_is_client ? pkt->seq : pkt->ack;
@@ -200,44 +222,70 @@ static ei_flow *open_flow(ei_pipeline *p, const ei_packet *pkt, const ei_flow_ke
     return f;
 }
 
+/* The part of a client segment that lies in the stream, at offset *rel; false when all
+ * of it lies before the stream's start (an old duplicate: nothing new). */
+static bool stream_part(const ei_flow *f, const ei_packet *pkt, const uint8_t **data,
+                        size_t *len, uint32_t *rel)
+{
+    *data = pkt->payload.ptr;
+    *len = pkt->payload.len;
+    uint32_t start = pkt->seq + ((pkt->tcp_flags & EI_TCP_SYN) ? 1u : 0u);
+    int32_t off = (int32_t)(start - f->base_seq);
+    if (off < 0) { /* begins before the stream did: keep the part inside it */
+        size_t skip = (size_t)-(int64_t)off;
+        if (skip >= *len)
+            return false;
+        *data += skip;
+        *len -= skip;
+        off = 0;
+    }
+    *rel = (uint32_t)off;
+    return true;
+}
+
+/* The flow's buffer, made on first need. NULL (counted) when memory runs out. */
+static ei_reasm *flow_reasm(ei_pipeline *p, ei_flow *f)
+{
+    if (f->reasm == NULL) {
+        f->reasm = ei_reasm_new(p->cfg.max_held_packets);
+        if (f->reasm == NULL) {
+            p->count.out_of_memory++;
+            return NULL;
+        }
+        p->count.reassembling++;
+        p->count.buffered_bytes += ei_reasm_footprint(f->reasm);
+    }
+    return f->reasm;
+}
+
 /* Adds the client's segment to the flow's stream and reads the message when it can.
  * Returns the flow's action if this decided it, else PASS. */
 static ei_action take_client_data(ei_pipeline *p, ei_flow *f, const ei_packet *pkt,
                                   uint64_t now_ns, bool *in_preamble)
 {
-    const uint8_t *data = pkt->payload.ptr;
-    size_t len = pkt->payload.len;
-    uint32_t start = pkt->seq + ((pkt->tcp_flags & EI_TCP_SYN) ? 1u : 0u);
-    int32_t rel = (int32_t)(start - f->base_seq);
-    if (rel < 0) { /* begins before the stream did: keep the part inside it */
-        size_t skip = (size_t)-(int64_t)rel;
-        if (skip >= len)
-            return EI_ACTION_PASS;
-        data += skip;
-        len -= skip;
-        rel = 0;
-    }
+    const uint8_t *data;
+    size_t len;
+    uint32_t rel;
+    if (!stream_part(f, pkt, &data, &len, &rel))
+        return EI_ACTION_PASS;
+    uint16_t port = pl_server_port(f);
     pl_message m;
+    bool whole = false;
     if (f->reasm == NULL && rel == 0) {
-        /* The common case: the whole message in the first segment, read in place. */
-        pl_read_message(&p->cfg, p->scratch, data, len, &m);
-        if (m.status != EI_PARSE_NEED_MORE)
+        /* The common case: the whole message in the first segment, read in place (and
+         * kept only when the verdict must wait for the server's acknowledgement). */
+        pl_read_message(&p->cfg, port, p->scratch, data, len, &m);
+        whole = m.status != EI_PARSE_NEED_MORE;
+        if (whole && !(p->cfg.confirm && p->mode == EI_MODE_ENFORCE))
             return pl_settle(p, f, now_ns, true, &m, EI_REASON_NONE, EI_REASON_NONE);
         *in_preamble = m.in_preamble;
     }
-    if (f->reasm == NULL) {
-        f->reasm = ei_reasm_new(p->cfg.max_held_packets);
-        if (f->reasm == NULL) {
-            p->count.out_of_memory++;
-            return pl_settle(p, f, now_ns, true, NULL, EI_REASON_REASSEMBLY_LIMIT, EI_REASON_REASSEMBLY_LIMIT);
-        }
-        p->count.reassembling++;
-        p->count.buffered_bytes += ei_reasm_footprint(f->reasm);
-    }
-    ei_reasm *r = f->reasm;
+    ei_reasm *r = flow_reasm(p, f);
+    if (r == NULL)
+        return pl_settle(p, f, now_ns, true, NULL, EI_REASON_REASSEMBLY_LIMIT, EI_REASON_REASSEMBLY_LIMIT);
     uint32_t before = r->contig;
     size_t footprint = ei_reasm_footprint(r);
-    ei_reasm_status st = ei_reasm_add(r, (uint32_t)rel, data, len, p->cfg.reassembly_bytes);
+    ei_reasm_status st = ei_reasm_add(r, rel, data, len, p->cfg.reassembly_bytes);
     p->count.buffered_bytes += ei_reasm_footprint(r) - footprint;
     if (st == EI_REASM_CONFLICT)
         return pl_settle_unread(p, f, now_ns, EI_REASON_TCP_OVERLAP_CONFLICT);
@@ -248,9 +296,11 @@ static ei_action take_client_data(ei_pipeline *p, ei_flow *f, const ei_packet *p
             p->count.buffer_budget_exhausted++;
         return pl_settle_unread(p, f, now_ns, EI_REASON_REASSEMBLY_LIMIT);
     }
+    if (whole) /* m's views are into the packet, which is still at hand */
+        return pl_settle(p, f, now_ns, true, &m, EI_REASON_NONE, EI_REASON_NONE);
     if (r->contig == before)
         return EI_ACTION_PASS;
-    pl_read_message(&p->cfg, p->scratch, r->buf, r->contig, &m);
+    pl_read_message(&p->cfg, port, p->scratch, r->buf, r->contig, &m);
     if (m.status != EI_PARSE_NEED_MORE)
         return pl_settle(p, f, now_ns, true, &m, EI_REASON_NONE, EI_REASON_NONE);
     *in_preamble = m.in_preamble;
@@ -263,17 +313,11 @@ static ei_action take_client_data(ei_pipeline *p, ei_flow *f, const ei_packet *p
  * more. Returns the packet's action. */
 static ei_action hold(ei_pipeline *p, ei_flow *f, uint64_t packet_id, uint64_t now_ns)
 {
-    if (f->reasm == NULL) {
-        f->reasm = ei_reasm_new(p->cfg.max_held_packets);
-        if (f->reasm == NULL) {
-            p->count.out_of_memory++;
-            ei_action action = pl_settle(p, f, now_ns, true, NULL, EI_REASON_REASSEMBLY_LIMIT,
-                                      EI_REASON_REASSEMBLY_LIMIT);
-            ei_flow_touch(&p->table, f, now_ns);
-            return action;
-        }
-        p->count.reassembling++;
-        p->count.buffered_bytes += ei_reasm_footprint(f->reasm);
+    if (flow_reasm(p, f) == NULL) {
+        ei_action action = pl_settle(p, f, now_ns, true, NULL, EI_REASON_REASSEMBLY_LIMIT,
+                                     EI_REASON_REASSEMBLY_LIMIT);
+        ei_flow_touch(&p->table, f, now_ns);
+        return action;
     }
     ei_reasm *r = f->reasm;
     if (r->nheld == r->held_cap) {
@@ -288,20 +332,118 @@ static ei_action hold(ei_pipeline *p, ei_flow *f, uint64_t packet_id, uint64_t n
     return EI_ACTION_HOLD;
 }
 
+/* A server segment. Live, the node rules queue the server's packets only until the
+ * flow is settled: its SYN-ACK (the client ISN the server took, its own ISN) and its
+ * acknowledgements, one of which confirms an allowed flow. */
+static ei_action server_segment(ei_pipeline *p, ei_flow *f, const ei_packet *pkt, uint64_t now_ns)
+{
+    uint8_t fl = pkt->tcp_flags;
+    bool decided = f->flags & EI_FLOW_F_DECIDED;
+    if ((fl & (EI_TCP_SYN | EI_TCP_ACK)) == (EI_TCP_SYN | EI_TCP_ACK)) {
+        if (!(f->flags & EI_FLOW_F_SYNACK)) {
+            /* It acknowledges the SYN judged (and the Fast Open data it took), or it
+             * answers another SYN: then the stream judged is not the server's. */
+            uint32_t took = f->reasm != NULL ? f->reasm->contig : 0;
+            bool other = (f->flags & EI_FLOW_F_SYN) && pkt->ack - f->base_seq > took;
+            if (other && !decided)
+                return pl_settle_unread(p, f, now_ns, EI_REASON_TCP_SYN_CONFLICT);
+            if (other && (f->flags & EI_FLOW_F_CONFIRMING))
+                return pl_revoke(p, f, now_ns, EI_REASON_TCP_SYN_CONFLICT);
+            f->flags |= EI_FLOW_F_SYNACK;
+            f->server_isn = pkt->seq;
+            f->server_next = pkt->seq + 1;
+            if (!(pkt->tcp_options & EI_TCPOPT_TS))
+                f->flags &= (uint16_t)~EI_FLOW_F_TS; /* not negotiated */
+        } else if (pkt->seq != f->server_isn && !decided && f->reasm == NULL) {
+            /* Another SYN-ACK before the client said anything (a server may answer a
+             * retransmitted SYN anew): its first data acknowledges the one it took. */
+            f->flags |= EI_FLOW_F_SYNACK2;
+            f->server_isn2 = pkt->seq;
+        }
+    } else if (f->flags & EI_FLOW_F_SYNACK) {
+        uint32_t end = pkt->seq + (uint32_t)pkt->payload.len + ((fl & EI_TCP_FIN) ? 1u : 0u);
+        if ((int32_t)(end - f->server_next) > 0)
+            f->server_next = end;
+    }
+    if (!decided && (fl & EI_TCP_RST)) {
+        retire(p, f, now_ns, EI_REASON_INCOMPLETE); /* refused, or reset: over */
+        return EI_ACTION_PASS;
+    }
+    if (!decided)
+        return EI_ACTION_PASS;
+    if (f->flags & EI_FLOW_F_CONFIRMING) {
+        uint32_t acked = pkt->ack - f->base_seq;
+        if (!(fl & EI_TCP_ACK) || (fl & EI_TCP_RST) || acked < f->judged_len ||
+            acked > f->judged_len + EI_SEGMENT_WINDOW)
+            return EI_ACTION_ACCEPT;
+        /* The server has every byte judged: the connection may leave the queue. */
+        pl_confirm(p, f);
+    }
+    return (ei_action)f->verdict;
+}
+
+/* A client segment of an allowed flow that waits for its confirmation: bytes that the
+ * verdict read must come again unchanged; new bytes are not judged. */
+static ei_action confirming_client(ei_pipeline *p, ei_flow *f, const ei_packet *pkt, uint64_t now_ns)
+{
+    const uint8_t *data;
+    size_t len;
+    uint32_t rel;
+    if (pkt->payload.len == 0 || !stream_part(f, pkt, &data, &len, &rel) || rel >= f->judged_len)
+        return EI_ACTION_ACCEPT;
+    if (ei_reasm_add(f->reasm, rel, data, len, f->judged_len) == EI_REASM_CONFLICT)
+        return pl_revoke(p, f, now_ns, EI_REASON_TCP_OVERLAP_CONFLICT);
+    return EI_ACTION_ACCEPT;
+}
+
+/* Whether a client SYN starts another connection than the flow's: a new ISN, or the
+ * other side's SYN. A retransmitted SYN carries the same sequence number. */
+static bool other_syn(const ei_flow *f, const ei_packet *pkt, bool sender_is_a)
+{
+    return !(f->flags & EI_FLOW_F_SYN) || pkt->seq + 1 != f->base_seq ||
+           sender_is_a != pl_client_is_a(f);
+}
+
+/* Whether the packet may be read. A wrong checksum is counted; with EI_CHECKSUM_VERIFY
+ * the packet is then dropped before anything reads it (the receiver would discard it),
+ * with EI_CHECKSUM_REPORT it is read and *bad says so. */
+static bool checksum_passes(ei_pipeline *p, const ei_packet *pkt, unsigned info, bool *bad)
+{
+    *bad = false;
+    if (p->cfg.checksums == EI_CHECKSUM_OFF ||
+        ei_packet_checksum(pkt, !(info & EI_PKT_CSUM_LATER)) != EI_CSUM_BAD)
+        return true;
+    p->count.bad_checksums++;
+    *bad = true;
+    return p->cfg.checksums == EI_CHECKSUM_REPORT;
+}
+
 static ei_action judge_tcp(ei_pipeline *p, const ei_packet *pkt, uint64_t now_ns,
-                           uint64_t packet_id)
+                           uint64_t packet_id, unsigned info)
 {
     ei_flow_key key;
     bool sender_is_a;
     ei_flow_key_make(&pkt->src, pkt->sport, &pkt->dst, pkt->dport, &key, &sender_is_a);
     ei_flow *f = ei_flow_find(&p->table, &key);
     bool client_syn = (pkt->tcp_flags & (EI_TCP_SYN | EI_TCP_ACK)) == EI_TCP_SYN;
+    /* Checksums matter for packets that can still change a flow's fate. */
+    bool settled = f != NULL && (f->flags & EI_FLOW_F_DECIDED) && !(f->flags & EI_FLOW_F_CONFIRMING);
+    bool bad_sum = false;
+    if ((!settled || client_syn) && !checksum_passes(p, pkt, info, &bad_sum))
+        return EI_ACTION_DROP;
 
-    /* A SYN that starts a new connection on a known tuple (port reuse): the old one is
-     * over. A retransmitted SYN carries the same sequence number and changes nothing. */
-    if (f != NULL && client_syn &&
-        (!(f->flags & EI_FLOW_F_SYN) || pkt->seq + 1 != f->base_seq ||
-         sender_is_a != pl_client_is_a(f))) {
+    if (f != NULL && client_syn && other_syn(f, pkt, sender_is_a)) {
+        /* A settled connection may be followed by a new one on its tuple (port reuse,
+         * judged afresh from its own SYN). One whose first message is not settled may
+         * not: the server keeps the ISN it acknowledged, and another SYN is how a
+         * client would show the inspector a stream the server never reads. */
+        if (!(f->flags & EI_FLOW_F_DECIDED)) {
+            ei_action action = pl_settle_unread(p, f, now_ns, EI_REASON_TCP_SYN_CONFLICT);
+            ei_flow_touch(&p->table, f, now_ns);
+            return action;
+        }
+        if (f->flags & EI_FLOW_F_CONFIRMING)
+            return pl_revoke(p, f, now_ns, EI_REASON_TCP_SYN_CONFLICT);
         retire(p, f, now_ns, EI_REASON_INCOMPLETE);
         f = NULL;
     }
@@ -314,11 +456,15 @@ static ei_action judge_tcp(ei_pipeline *p, const ei_packet *pkt, uint64_t now_ns
     } else {
         ei_flow_touch(&p->table, f, now_ns);
     }
-    if (f->flags & EI_FLOW_F_DECIDED)
-        return (ei_action)f->verdict;
+    if (bad_sum)
+        f->flags |= EI_FLOW_F_BAD_CSUM;
     bool from_client = sender_is_a == pl_client_is_a(f);
     if (!from_client)
-        return EI_ACTION_PASS; /* the server's packets do not decide anything */
+        return server_segment(p, f, pkt, now_ns);
+    if (f->flags & EI_FLOW_F_CONFIRMING)
+        return confirming_client(p, f, pkt, now_ns);
+    if (f->flags & EI_FLOW_F_DECIDED)
+        return (ei_action)f->verdict;
     if (f->flags & EI_FLOW_F_WAIT_DNS) {
         /* The message (or the SYN) is read; only the lookup is missing. Nothing that
          * could open the connection or carry bytes passes before the verdict. */
@@ -333,8 +479,15 @@ static ei_action judge_tcp(ei_pipeline *p, const ei_packet *pkt, uint64_t now_ns
         action = pl_settle(p, f, now_ns, false, NULL, EI_REASON_NONE, EI_REASON_NONE); /* address entries */
     if (action == EI_ACTION_PASS && f->packets < UINT8_MAX)
         f->packets++;
-    if (action == EI_ACTION_PASS && pkt->payload.len > 0)
-        action = take_client_data(p, f, pkt, now_ns, &in_preamble);
+    if (action == EI_ACTION_PASS && pkt->payload.len > 0) {
+        ei_reason bad = ei_segment_check(f, pkt, p->cfg.live);
+        if (bad != EI_REASON_NONE) {
+            action = pl_settle_unread(p, f, now_ns, bad);
+        } else {
+            ei_segment_learn(f, pkt);
+            action = take_client_data(p, f, pkt, now_ns, &in_preamble);
+        }
+    }
     if (action == EI_ACTION_HOLD)
         return hold(p, f, packet_id, now_ns); /* the flow now waits for a lookup */
     if (action == EI_ACTION_PASS) {
@@ -342,6 +495,11 @@ static ei_action judge_tcp(ei_pipeline *p, const ei_packet *pkt, uint64_t now_ns
             action = pl_settle_unread(p, f, now_ns, EI_REASON_NO_NAME_WITHIN_LIMIT);
         else if (pkt->tcp_flags & (EI_TCP_FIN | EI_TCP_RST) && f->reasm != NULL)
             action = pl_settle_unread(p, f, now_ns, EI_REASON_INCOMPLETE);
+        else if (pkt->tcp_flags & (EI_TCP_FIN | EI_TCP_RST)) {
+            /* Over before it said anything: forgotten, so that its tuple is free. */
+            retire(p, f, now_ns, EI_REASON_INCOMPLETE);
+            return EI_ACTION_PASS;
+        }
     }
     if (f->flags & EI_FLOW_F_DECIDED)
         ei_flow_touch(&p->table, f, now_ns); /* onto the decided list */
@@ -358,7 +516,7 @@ static ei_action judge_tcp(ei_pipeline *p, const ei_packet *pkt, uint64_t now_ns
 }
 
 ei_action ei_pipeline_packet(ei_pipeline *p, int linktype, const uint8_t *data, size_t len,
-                             uint64_t now_ns, uint64_t packet_id)
+                             uint64_t now_ns, uint64_t packet_id, unsigned info)
 {
     p->count.packets++;
     /* Ageing at most once per millisecond of packet time: timeouts are seconds long. */
@@ -368,23 +526,27 @@ ei_action ei_pipeline_packet(ei_pipeline *p, int linktype, const uint8_t *data, 
     }
     ei_packet pkt;
     ei_packet_error err = ei_packet_parse(linktype, data, len, &pkt);
-    ei_action action;
+    ei_action action = EI_ACTION_PASS;
     p->count.packets_truncated += pkt.truncated;
     if (err != EI_PKT_OK) {
         p->count.packet_errors[err]++;
         /* Not IP, or not TCP/UDP: not ours to judge. Unreadable IP or TCP, or a
          * fragment whose ports cannot be trusted: dropped, never guessed at. */
         action = err == EI_PKT_NOT_IP || err == EI_PKT_OTHER_L4 ? EI_ACTION_PASS : EI_ACTION_DROP;
-    } else {
+    } else if (pkt.sport == DNS_PORT && pkt.payload.len > 0 && (p->cfg.dns_answers || !p->cfg.live)) {
         /* In a capture both directions are there: answers from port 53 are the
          * workloads' DNS. Live, only the answer queue's packets are, since a workload
-         * could send anything from port 53 itself. */
-        if (pkt.sport == DNS_PORT && pkt.payload.len > 0 && (p->cfg.dns_answers || !p->cfg.oriented))
+         * could send anything from port 53 itself. An answer the workload's stack will
+         * discard (a wrong checksum) teaches nothing. */
+        bool bad;
+        if (checksum_passes(p, &pkt, info, &bad))
             pl_snoop_dns(p, &pkt, now_ns);
-        if (pkt.l4 == IPPROTO_TCP && !p->cfg.dns_answers)
-            action = judge_tcp(p, &pkt, now_ns, packet_id);
         else
-            action = EI_ACTION_PASS;
+            action = EI_ACTION_DROP;
+        if (pkt.l4 == IPPROTO_TCP && !p->cfg.dns_answers && action == EI_ACTION_PASS)
+            action = judge_tcp(p, &pkt, now_ns, packet_id, info);
+    } else if (pkt.l4 == IPPROTO_TCP && !p->cfg.dns_answers) {
+        action = judge_tcp(p, &pkt, now_ns, packet_id, info);
     }
     if (action != EI_ACTION_HOLD)
         p->count.actions[action]++;

@@ -167,10 +167,20 @@ ei_action pl_settle(ei_pipeline *p, ei_flow *f, uint64_t now_ns, bool have_messa
     ei_action action = d.verdict == EI_VERDICT_ALLOW || p->mode == EI_MODE_MONITOR
                            ? EI_ACTION_ALLOW : EI_ACTION_DENY;
     f->flags |= EI_FLOW_F_DECIDED;
-    f->flags &= (uint8_t)~EI_FLOW_F_WAIT_DNS;
+    f->flags &= (uint16_t)~EI_FLOW_F_WAIT_DNS;
     f->verdict = (uint8_t)action;
     f->reason = (uint8_t)d.reason;
     p->count.decisions[d.reason]++;
+    /* Allowed by what its bytes say: those bytes must be what the server reads. Until
+     * the server acknowledges them the flow stays queued (ACCEPT) and they are kept. */
+    ei_action release = action;
+    if (d.verdict == EI_VERDICT_ALLOW && p->cfg.confirm && p->mode == EI_MODE_ENFORCE &&
+        f->reasm != NULL && f->reasm->contig > 0) {
+        f->flags |= EI_FLOW_F_CONFIRMING;
+        f->judged_len = f->reasm->contig;
+        p->count.confirming++;
+        release = EI_ACTION_ACCEPT;
+    }
 
     ev.ts_ns = now_ns;
     if (f->reasm != NULL && f->reasm->held_since_ns != 0 && now_ns > f->reasm->held_since_ns)
@@ -184,11 +194,33 @@ ei_action pl_settle(ei_pipeline *p, ei_flow *f, uint64_t now_ns, bool have_messa
     ev.mode = p->mode;
     ev.enforced = d.verdict == EI_VERDICT_DENY && p->mode == EI_MODE_ENFORCE;
     ev.midstream = !(f->flags & EI_FLOW_F_SYN);
+    ev.bad_checksum = (f->flags & EI_FLOW_F_BAD_CSUM) != 0;
+    ev.revoked = p->revoking;
     if (p->on_event)
         p->on_event(p->ctx, &ev);
 
-    pl_release_held(p, f->reasm, action);
+    pl_release_held(p, f->reasm, release);
+    if (release != EI_ACTION_ACCEPT)
+        pl_drop_reasm(p, f);
+    return release;
+}
+
+void pl_confirm(ei_pipeline *p, ei_flow *f)
+{
+    f->flags &= (uint16_t)~EI_FLOW_F_CONFIRMING;
+    p->count.confirming--;
+    p->count.flows_confirmed++;
     pl_drop_reasm(p, f);
+}
+
+ei_action pl_revoke(ei_pipeline *p, ei_flow *f, uint64_t now_ns, ei_reason why)
+{
+    f->flags &= (uint16_t)~(EI_FLOW_F_CONFIRMING | EI_FLOW_F_DECIDED);
+    p->count.confirming--;
+    p->count.flows_revoked++;
+    p->revoking = true;
+    ei_action action = pl_settle_unread(p, f, now_ns, why);
+    p->revoking = false;
     return action;
 }
 

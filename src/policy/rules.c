@@ -45,7 +45,7 @@ static void error(builder *b, const char *fmt, ...)
     char msg[256];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
+    vsnprintf(msg, sizeof msg, fmt, ap); // NOLINT(clang-analyzer-valist.Uninitialized): va_start is right above; the analyzer loses it for calls without variadic arguments
     va_end(ap);
     b->errors++;
     if (b->on_error != NULL)

@@ -62,6 +62,8 @@ static void rig_open(rig *r, ei_mode mode, uint32_t max_flows)
     CU_ASSERT_PTR_NOT_NULL_FATAL(r->set);
     ei_pipeline_config cfg;
     ei_pipeline_config_default(&cfg);
+    cfg.checksums = EI_CHECKSUM_OFF; /* synthetic packets carry no checksums */
+    cfg.confirm = false;             /* tests/pipeline/test_stream.c covers it */
     if (max_flows)
         cfg.max_flows = max_flows;
     cfg.max_held_packets = 8;
@@ -105,7 +107,7 @@ static ei_action send_tcp(rig *r, bool from_client, uint8_t flags, uint32_t seq,
     if (len)
         memcpy(pkt + 40, data, len);
     r->now += 1000;
-    ei_action a = ei_pipeline_packet(r->p, EI_LINK_RAW, pkt, n, r->now, ++r->id);
+    ei_action a = ei_pipeline_packet(r->p, EI_LINK_RAW, pkt, n, r->now, ++r->id, 0);
     if (a != EI_ACTION_HOLD)
         r->s.verdicts++;
     return a;
