@@ -103,6 +103,7 @@ static const char *const reason_names[EI_REASON_COUNT] = {
     [EI_REASON_HTTP_MALFORMED] = "http_malformed",
     [EI_REASON_HTTP_MULTIPLE_HOST] = "http_multiple_host",
     [EI_REASON_HTTP_HOST_MISMATCH] = "http_host_mismatch",
+    [EI_REASON_HTTP_BODY_FRAMING] = "http_body_framing",
     [EI_REASON_TCP_OVERLAP_CONFLICT] = "tcp_overlap_conflict",
     [EI_REASON_TCP_DATA_IN_SYN] = "tcp_data_in_syn",
     [EI_REASON_TCP_DATA_WITHOUT_ACK] = "tcp_data_without_ack",

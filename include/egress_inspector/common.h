@@ -79,6 +79,7 @@ typedef enum {
     EI_REASON_HTTP_MALFORMED,
     EI_REASON_HTTP_MULTIPLE_HOST,
     EI_REASON_HTTP_HOST_MISMATCH,  /* Host disagrees with absolute URI or CONNECT target */
+    EI_REASON_HTTP_BODY_FRAMING,   /* a body length the head does not give plainly */
     /* deny: the name is allowed, the destination is not one of its addresses */
     EI_REASON_SNI_IP_MISMATCH,     /* TLS: the server name resolves elsewhere */
     EI_REASON_HOST_IP_MISMATCH,    /* HTTP Host or SOCKS target: resolves elsewhere */

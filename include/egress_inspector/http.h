@@ -26,6 +26,13 @@ typedef struct {
     ei_view host;
     /* The port of a CONNECT target, else 0. */
     uint16_t connect_port;
+    /* With EI_PARSE_OK: the head's length (through its empty line), and the body that
+     * follows it (RFC 9112 6.3): content_length bytes, or none. A request whose body
+     * length the head does not give plainly (Transfer-Encoding, Content-Length values
+     * that disagree or are not digits) is malformed (http_body_framing): its next
+     * request could not be found, and two readers could disagree on where it starts. */
+    size_t head_len;
+    uint64_t content_length;
     /* When the result is EI_PARSE_MALFORMED: http_malformed, http_multiple_host or
      * http_host_mismatch (the first found). host is still filled when a Host was seen. */
     ei_reason problem;

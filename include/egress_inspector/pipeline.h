@@ -19,6 +19,9 @@ typedef enum {
     EI_ACTION_ALLOW,    /* let it through; the flow is settled and may skip the queue */
     EI_ACTION_ACCEPT,   /* let it through; the flow is allowed, but the server has not
                            acknowledged the bytes judged yet: keep queueing it (no mark) */
+    EI_ACTION_INSPECT,  /* let it through; a plain HTTP connection: its server's packets may
+                           skip the queue, its client's keep coming (every request head
+                           on it is judged) */
     EI_ACTION_DENY,     /* the flow is denied: drop (and reset) it */
     EI_ACTION_HOLD,     /* keep it: its verdict comes later through on_release */
     EI_ACTION_DROP,     /* drop this packet alone (unreadable headers, IP fragment) */

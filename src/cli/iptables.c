@@ -11,13 +11,15 @@
  *   5. pure ACKs (exact header lengths, no payload possible): leave the chain;
  *   6. workload TCP to the inspected ports: NFQUEUE.
  * filter EGRESS-INSPECTOR-REPLY (jumped to from FORWARD, and INPUT for --hook output), the
- *   server's side: rules 1, 3 and 4 again, then the server's packets of connections not
+ *   server's side: rules 1, 3 and 4 again, and the server's packets of a plain HTTP
+ *   connection (both mark bits: only its client's packets are still judged) leave the
+ *   chain; then the server's packets of connections not
  *   settled yet (its SYN-ACK, its acknowledgements, its first bytes; pure ACKs too, since
  *   one of them may be the acknowledgement that settles the flow): NFQUEUE. The daemon
  *   reads the ISN the server took and what it acknowledged: the stream judged must be
  *   the one the server reads.
- * mangle EGRESS-INSPECTOR-SAVE (jumped to from POSTROUTING): copy the allow mark of a
- *   packet to its connection, which makes rule 4 match from the next packet on.
+ * mangle EGRESS-INSPECTOR-SAVE (jumped to from POSTROUTING): copy the allow mark (or both
+ *   bits) of a packet to its connection, which makes rule 4 match from the next packet on.
  * filter EGRESS-INSPECTOR-DNS (jumped to from FORWARD, and INPUT for the node's own
  *   workloads): DNS answers (UDP and TCP from port 53) to workloads go to the answer
  *   queue, where they are learned from before the workload gets them, so that a
@@ -175,6 +177,7 @@ static void write_family(FILE *f, const ei_iptables_options *o, bool v6)
             queue_rules(f, o, v6, hook == 0);
     fprintf(f, ":%s - [0:0]\n", REPLY_CHAIN);
     mark_rules(f, o, REPLY_CHAIN, false);
+    fprintf(f, "-A %s -m connmark --mark 0x%x/0x%x -j RETURN\n", REPLY_CHAIN, mask, mask);
     for (int hook = 0; hook < 2; hook++)
         if (hook == 0 ? o->hook_forward : o->hook_output)
             reply_rules(f, o, v6, hook == 0);
@@ -188,6 +191,8 @@ static void write_family(FILE *f, const ei_iptables_options *o, bool v6)
     fprintf(f, "*mangle\n:%s - [0:0]\n", SAVE_CHAIN);
     fprintf(f, "-A %s -m mark --mark 0x%x/0x%x -j CONNMARK --save-mark --nfmask 0x%x --ctmask 0x%x\n",
             SAVE_CHAIN, o->mark_allow, mask, mask, mask);
+    fprintf(f, "-A %s -m mark --mark 0x%x/0x%x -j CONNMARK --save-mark --nfmask 0x%x --ctmask 0x%x\n",
+            SAVE_CHAIN, mask, mask, mask, mask);
     fputs("COMMIT\n", f);
 }
 

@@ -45,7 +45,7 @@ ei_reason ei_segment_check(const ei_flow *f, const ei_packet *pkt, bool live)
         if ((has && seq_before(pkt->tsval, f->ts_recent)) || (!has && (f->flags & EI_FLOW_F_SYNACK)))
             return EI_REASON_TCP_STALE_TIMESTAMP;
     }
-    uint32_t rel = pkt->seq - f->base_seq;
+    uint32_t rel = pkt->seq - f->base_seq - f->msg_base;
     if (rel > EI_SEGMENT_WINDOW && -rel > EI_SEGMENT_WINDOW)
         return EI_REASON_TCP_OUT_OF_WINDOW;
     if (f->flags & EI_FLOW_F_SYNACK) {

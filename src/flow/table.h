@@ -27,7 +27,9 @@ enum {
                                      acknowledged yet: reasm keeps the judged bytes and
                                      every client byte is compared with them */
     EI_FLOW_F_BAD_CSUM = 0x400,
-    EI_FLOW_F_SYNACK2 = 0x800,    /* two SYN-ACKs with different ISNs: server_isn2 */   /* a packet with a wrong checksum was read (report mode) */
+    EI_FLOW_F_SYNACK2 = 0x800,    /* two SYN-ACKs with different ISNs: server_isn2 */
+    EI_FLOW_F_HTTP = 0x1000,      /* plain HTTP, allowed so far: the next request head
+                                     starts at next_req, and is judged too */   /* a packet with a wrong checksum was read (report mode) */
 };
 
 /* The two endpoints in canonical order (a <= b), so both directions find the entry. */
@@ -51,7 +53,10 @@ typedef struct {
     uint32_t server_isn;    /* (EI_FLOW_F_SYNACK) */
     uint32_t server_isn2;   /* another SYN-ACK's, before the client chose (EI_FLOW_F_SYNACK2) */
     uint32_t server_next;   /* one past the highest server sequence number seen */
-    uint32_t judged_len;    /* stream bytes the verdict read (EI_FLOW_F_CONFIRMING) */
+    uint32_t judged_len;    /* bytes the verdict read, from msg_base (EI_FLOW_F_CONFIRMING,
+                                     EI_FLOW_F_HTTP): reasm keeps them */
+    uint32_t msg_base;      /* stream offset of the message being read (reasm's byte 0) */
+    uint32_t next_req;      /* stream offset of the next HTTP request (EI_FLOW_F_HTTP) */
     uint32_t hnext;         /* hash chain */
     ei_ilink lru;           /* on lists[0] (undecided) or lists[1] (decided) */
     uint64_t last_ns;

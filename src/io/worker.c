@@ -39,6 +39,9 @@ static void apply(ei_worker *w, uint64_t pid, ei_action action)
     case EI_ACTION_ALLOW:
         ei_nfq_verdict(w->nfq, id, NF_ACCEPT, with_mark(opt, mark, opt->mark_allow));
         break;
+    case EI_ACTION_INSPECT: /* both bits: the server's side leaves the queue, the client's stays */
+        ei_nfq_verdict(w->nfq, id, NF_ACCEPT, with_mark(opt, mark, opt->mark_allow | opt->mark_deny));
+        break;
     case EI_ACTION_DENY:
         ei_nfq_verdict(w->nfq, id, NF_REPEAT, with_mark(opt, mark, opt->mark_deny));
         break;

@@ -242,6 +242,21 @@ static void settle_host(ei_http_request *req, ei_view host_value, const uint8_t 
         req->connect_port = target_port;
 }
 
+/* Content-Length (RFC 9110 8.6): 1*DIGIT. Repeated, every value must be the same. */
+static void note_length(ei_http_request *req, ei_view value, bool *seen)
+{
+    uint64_t n = 0;
+    bool ok = value.len > 0 && value.len <= 15; /* under 2^50: no overflow */
+    for (size_t i = 0; ok && i < value.len; i++) {
+        ok = value.ptr[i] >= '0' && value.ptr[i] <= '9';
+        n = n * 10 + (uint64_t)(value.ptr[i] - '0');
+    }
+    if (!ok || (*seen && n != req->content_length))
+        note(req, EI_REASON_HTTP_BODY_FRAMING);
+    req->content_length = n;
+    *seen = true;
+}
+
 ei_parse_status ei_http_parse_request(const uint8_t *data, size_t len, ei_http_request *req)
 {
     memset(req, 0, sizeof *req);
@@ -257,6 +272,7 @@ ei_parse_status ei_http_parse_request(const uint8_t *data, size_t len, ei_http_r
         note(req, EI_REASON_HTTP_MALFORMED);
 
     ei_view host_value = { NULL, 0 };
+    bool length_seen = false;
     for (;;) {
         if (!next_line(&c, &line))
             return EI_PARSE_NEED_MORE;
@@ -267,6 +283,10 @@ ei_parse_status ei_http_parse_request(const uint8_t *data, size_t len, ei_http_r
             note(req, EI_REASON_HTTP_MALFORMED);
             continue;
         }
+        if (ei_view_is(name, "content-length"))
+            note_length(req, value, &length_seen);
+        else if (ei_view_is(name, "transfer-encoding"))
+            note(req, EI_REASON_HTTP_BODY_FRAMING); /* chunked: its end is not in the head */
         if (!ei_view_is(name, "host"))
             continue;
         if (++req->host_headers == 1)
@@ -274,6 +294,7 @@ ei_parse_status ei_http_parse_request(const uint8_t *data, size_t len, ei_http_r
         else
             note(req, EI_REASON_HTTP_MULTIPLE_HOST);
     }
+    req->head_len = ei_cursor_tell(&c);
     settle_host(req, host_value, data);
     return req->problem == EI_REASON_NONE ? EI_PARSE_OK : EI_PARSE_MALFORMED;
 }

@@ -60,6 +60,8 @@ typedef struct {
     uint16_t tls_version;
     ei_view alpn;
     bool in_preamble;  /* the bytes so far end inside (or right after) a preamble */
+    uint64_t http_next;/* an HTTP request other than CONNECT: where the next one starts
+                          (head and body), else 0 */
 } pl_message;
 
 static inline bool pl_client_is_a(const ei_flow *f)

@@ -76,6 +76,8 @@ void pl_read_message(const ei_pipeline_config *cfg, uint16_t port, uint8_t *scra
         m->problem = req.problem;
         m->host = req.host;
         m->port = req.connect_port;
+        if (m->status == EI_PARSE_OK && req.form != EI_HTTP_AUTHORITY_FORM)
+            m->http_next = req.head_len + req.content_length;
         if (m->status == EI_PARSE_MALFORMED && !req.line_ok && req.host_headers == 0) {
             m->l7 = EI_L7_NONE; /* lines of text, but no request: some other protocol */
             m->problem = EI_REASON_NONE;

@@ -26,6 +26,7 @@ const char *ei_action_name(ei_action action)
 {
     static const char *const names[EI_ACTION_COUNT] = {
         [EI_ACTION_PASS] = "pass", [EI_ACTION_ALLOW] = "allow", [EI_ACTION_ACCEPT] = "accept",
+        [EI_ACTION_INSPECT] = "inspect",
         [EI_ACTION_DENY] = "deny",
         [EI_ACTION_HOLD] = "hold", [EI_ACTION_DROP] = "drop",
     };
@@ -222,15 +223,16 @@ static ei_flow *open_flow(ei_pipeline *p, const ei_packet *pkt, const ei_flow_ke
     return f;
 }
 
-/* The part of a client segment that lies in the stream, at offset *rel; false when all
- * of it lies before the stream's start (an old duplicate: nothing new). */
+/* The part of a client segment that lies in the message being read (from msg_base), at
+ * offset *rel into it; false when all of it lies before (an old duplicate, or an HTTP
+ * body already passed: nothing new). */
 static bool stream_part(const ei_flow *f, const ei_packet *pkt, const uint8_t **data,
                         size_t *len, uint32_t *rel)
 {
     *data = pkt->payload.ptr;
     *len = pkt->payload.len;
     uint32_t start = pkt->seq + ((pkt->tcp_flags & EI_TCP_SYN) ? 1u : 0u);
-    int32_t off = (int32_t)(start - f->base_seq);
+    int32_t off = (int32_t)(start - f->base_seq - f->msg_base);
     if (off < 0) { /* begins before the stream did: keep the part inside it */
         size_t skip = (size_t)-(int64_t)off;
         if (skip >= *len)
@@ -258,6 +260,61 @@ static ei_reasm *flow_reasm(ei_pipeline *p, ei_flow *f)
     return f->reasm;
 }
 
+/* The flow reads its next HTTP request, from next_req: undecided again, with the n bytes
+ * of it already seen (src, which may lie in the old buffer) and the packets still held. */
+static bool http_next_message(ei_pipeline *p, ei_flow *f, const uint8_t *src, size_t n)
+{
+    ei_reasm *old = f->reasm;
+    f->reasm = NULL;
+    ei_reasm *r = flow_reasm(p, f);
+    if (r == NULL) {
+        f->reasm = old;
+        return false;
+    }
+    size_t footprint = ei_reasm_footprint(r);
+    ei_reasm_status st = n > 0 ? ei_reasm_add(r, 0, src, n, p->cfg.reassembly_bytes) : EI_REASM_OK;
+    p->count.buffered_bytes += ei_reasm_footprint(r) - footprint;
+    if (old != NULL) {
+        memcpy(r->held, old->held, (size_t)old->nheld * sizeof r->held[0]);
+        r->nheld = old->nheld;
+        r->held_since_ns = old->held_since_ns;
+        f->reasm = old;
+        pl_drop_reasm(p, f); /* its held ids moved over, so nothing is released */
+        f->reasm = r;
+    }
+    f->msg_base = f->next_req;
+    f->flags &= (uint16_t)~(EI_FLOW_F_DECIDED | EI_FLOW_F_HTTP);
+    f->packets = 0;
+    return st == EI_REASM_OK;
+}
+
+/* After an HTTP request was allowed: the bytes already seen past its end (src, seen bytes
+ * from msg_base) are the next request's, read and judged in turn. Returns the action for
+ * the packet at hand: INSPECT when every request in it is allowed, HOLD when the last one
+ * is not whole yet (the packet is held with it), else the denying action. */
+static ei_action http_pipelined(ei_pipeline *p, ei_flow *f, uint64_t now_ns, const uint8_t *src,
+                                uint32_t seen)
+{
+    ei_action action = EI_ACTION_INSPECT;
+    while (action == EI_ACTION_INSPECT && (f->flags & EI_FLOW_F_HTTP) &&
+           f->next_req - f->msg_base < seen) {
+        uint32_t skip = f->next_req - f->msg_base;
+        if (!http_next_message(p, f, src + skip, seen - skip))
+            return pl_settle_unread(p, f, now_ns, EI_REASON_REASSEMBLY_LIMIT);
+        ei_reasm *r = f->reasm;
+        pl_message m;
+        pl_read_message(&p->cfg, pl_server_port(f), p->scratch, r->buf, r->contig, &m);
+        if (m.status == EI_PARSE_NEED_MORE)
+            return EI_ACTION_HOLD;
+        action = pl_settle(p, f, now_ns, true, &m, EI_REASON_NONE, EI_REASON_NONE);
+        src = f->reasm != NULL ? f->reasm->buf : NULL;
+        seen = f->reasm != NULL ? f->reasm->contig : 0;
+    }
+    if (action == EI_ACTION_INSPECT)
+        pl_release_held(p, f->reasm, EI_ACTION_INSPECT);
+    return action;
+}
+
 /* Adds the client's segment to the flow's stream and reads the message when it can.
  * Returns the flow's action if this decided it, else PASS. */
 static ei_action take_client_data(ei_pipeline *p, ei_flow *f, const ei_packet *pkt,
@@ -276,8 +333,11 @@ static ei_action take_client_data(ei_pipeline *p, ei_flow *f, const ei_packet *p
          * kept only when the verdict must wait for the server's acknowledgement). */
         pl_read_message(&p->cfg, port, p->scratch, data, len, &m);
         whole = m.status != EI_PARSE_NEED_MORE;
-        if (whole && !(p->cfg.confirm && p->mode == EI_MODE_ENFORCE))
-            return pl_settle(p, f, now_ns, true, &m, EI_REASON_NONE, EI_REASON_NONE);
+        if (whole && !(p->cfg.confirm && p->mode == EI_MODE_ENFORCE)) {
+            ei_action action = pl_settle(p, f, now_ns, true, &m, EI_REASON_NONE, EI_REASON_NONE);
+            return action == EI_ACTION_INSPECT ? http_pipelined(p, f, now_ns, data, (uint32_t)len)
+                                               : action;
+        }
         *in_preamble = m.in_preamble;
     }
     ei_reasm *r = flow_reasm(p, f);
@@ -296,13 +356,16 @@ static ei_action take_client_data(ei_pipeline *p, ei_flow *f, const ei_packet *p
             p->count.buffer_budget_exhausted++;
         return pl_settle_unread(p, f, now_ns, EI_REASON_REASSEMBLY_LIMIT);
     }
-    if (whole) /* m's views are into the packet, which is still at hand */
-        return pl_settle(p, f, now_ns, true, &m, EI_REASON_NONE, EI_REASON_NONE);
-    if (r->contig == before)
+    if (!whole && r->contig == before)
         return EI_ACTION_PASS;
-    pl_read_message(&p->cfg, port, p->scratch, r->buf, r->contig, &m);
-    if (m.status != EI_PARSE_NEED_MORE)
-        return pl_settle(p, f, now_ns, true, &m, EI_REASON_NONE, EI_REASON_NONE);
+    if (!whole) /* (when whole, m's views are into the packet, which is still at hand) */
+        pl_read_message(&p->cfg, port, p->scratch, r->buf, r->contig, &m);
+    if (m.status != EI_PARSE_NEED_MORE) {
+        ei_action action = pl_settle(p, f, now_ns, true, &m, EI_REASON_NONE, EI_REASON_NONE);
+        return action == EI_ACTION_INSPECT && f->reasm != NULL
+                   ? http_pipelined(p, f, now_ns, f->reasm->buf, f->reasm->contig)
+                   : action;
+    }
     *in_preamble = m.in_preamble;
     if (r->contig >= p->cfg.reassembly_bytes)
         return pl_settle(p, f, now_ns, true, &m, EI_REASON_REASSEMBLY_LIMIT, EI_REASON_REASSEMBLY_LIMIT);
@@ -371,8 +434,10 @@ static ei_action server_segment(ei_pipeline *p, ei_flow *f, const ei_packet *pkt
     }
     if (!decided)
         return EI_ACTION_PASS;
+    if (f->flags & EI_FLOW_F_HTTP)
+        return EI_ACTION_INSPECT;
     if (f->flags & EI_FLOW_F_CONFIRMING) {
-        uint32_t acked = pkt->ack - f->base_seq;
+        uint32_t acked = pkt->ack - f->base_seq - f->msg_base;
         if (!(fl & EI_TCP_ACK) || (fl & EI_TCP_RST) || acked < f->judged_len ||
             acked > f->judged_len + EI_SEGMENT_WINDOW)
             return EI_ACTION_ACCEPT;
@@ -394,6 +459,27 @@ static ei_action confirming_client(ei_pipeline *p, ei_flow *f, const ei_packet *
     if (ei_reasm_add(f->reasm, rel, data, len, f->judged_len) == EI_REASM_CONFLICT)
         return pl_revoke(p, f, now_ns, EI_REASON_TCP_OVERLAP_CONFLICT);
     return EI_ACTION_ACCEPT;
+}
+
+/* A client segment of an allowed plain HTTP connection, between requests: body bytes
+ * pass; the head judged must come again unchanged; the first byte of the next request
+ * makes the flow undecided again, from there (PASS: the caller reads it as such). */
+static ei_action http_client(ei_pipeline *p, ei_flow *f, const ei_packet *pkt, uint64_t now_ns)
+{
+    if (pkt->payload.len == 0)
+        return EI_ACTION_INSPECT;
+    const uint8_t *data;
+    size_t len;
+    uint32_t rel;
+    if (f->reasm != NULL && stream_part(f, pkt, &data, &len, &rel) && rel < f->judged_len &&
+        ei_reasm_add(f->reasm, rel, data, len, f->judged_len) == EI_REASM_CONFLICT)
+        return pl_revoke(p, f, now_ns, EI_REASON_TCP_OVERLAP_CONFLICT);
+    uint32_t end = pkt->seq + (uint32_t)pkt->payload.len - f->base_seq;
+    if ((int32_t)(end - f->next_req) <= 0)
+        return EI_ACTION_INSPECT;
+    if (!http_next_message(p, f, NULL, 0))
+        return pl_settle_unread(p, f, now_ns, EI_REASON_REASSEMBLY_LIMIT);
+    return EI_ACTION_PASS;
 }
 
 /* Whether a client SYN starts another connection than the flow's: a new ISN, or the
@@ -463,8 +549,13 @@ static ei_action judge_tcp(ei_pipeline *p, const ei_packet *pkt, uint64_t now_ns
         return server_segment(p, f, pkt, now_ns);
     if (f->flags & EI_FLOW_F_CONFIRMING)
         return confirming_client(p, f, pkt, now_ns);
-    if (f->flags & EI_FLOW_F_DECIDED)
+    if ((f->flags & (EI_FLOW_F_DECIDED | EI_FLOW_F_HTTP)) == (EI_FLOW_F_DECIDED | EI_FLOW_F_HTTP)) {
+        ei_action action = http_client(p, f, pkt, now_ns);
+        if (action != EI_ACTION_PASS)
+            return action;
+    } else if (f->flags & EI_FLOW_F_DECIDED) {
         return (ei_action)f->verdict;
+    }
     if (f->flags & EI_FLOW_F_WAIT_DNS) {
         /* The message (or the SYN) is read; only the lookup is missing. Nothing that
          * could open the connection or carry bytes passes before the verdict. */

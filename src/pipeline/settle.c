@@ -174,8 +174,20 @@ ei_action pl_settle(ei_pipeline *p, ei_flow *f, uint64_t now_ns, bool have_messa
     /* Allowed by what its bytes say: those bytes must be what the server reads. Until
      * the server acknowledges them the flow stays queued (ACCEPT) and they are kept. */
     ei_action release = action;
-    if (d.verdict == EI_VERDICT_ALLOW && p->cfg.confirm && p->mode == EI_MODE_ENFORCE &&
-        f->reasm != NULL && f->reasm->contig > 0) {
+    f->flags &= (uint16_t)~EI_FLOW_F_HTTP;
+    if (action == EI_ACTION_ALLOW && m != NULL && m->l7 == EI_L7_HTTP && m->http_next > 0 &&
+        m->http_next <= UINT32_MAX - f->msg_base) {
+        /* Plain HTTP: the next request on the connection is judged too. The client's
+         * packets stay queued, and the head judged is kept to compare with any
+         * retransmission of it. */
+        f->flags |= EI_FLOW_F_HTTP;
+        f->next_req = f->msg_base + (uint32_t)m->http_next;
+        f->judged_len = f->reasm != NULL ? f->reasm->contig : 0;
+        if (f->judged_len > m->http_next)
+            f->judged_len = (uint32_t)m->http_next;
+        release = EI_ACTION_INSPECT;
+    } else if (d.verdict == EI_VERDICT_ALLOW && p->cfg.confirm && p->mode == EI_MODE_ENFORCE &&
+               f->reasm != NULL && f->reasm->contig > 0) {
         f->flags |= EI_FLOW_F_CONFIRMING;
         f->judged_len = f->reasm->contig;
         p->count.confirming++;
@@ -199,8 +211,12 @@ ei_action pl_settle(ei_pipeline *p, ei_flow *f, uint64_t now_ns, bool have_messa
     if (p->on_event)
         p->on_event(p->ctx, &ev);
 
-    pl_release_held(p, f->reasm, release);
-    if (release != EI_ACTION_ACCEPT)
+    /* Bytes past an HTTP request's end are the next request's: its packets stay held
+     * until that one is judged too (pipelining; pipeline.c reads it next). */
+    bool more = release == EI_ACTION_INSPECT && f->reasm != NULL && f->reasm->contig > f->judged_len;
+    if (!more)
+        pl_release_held(p, f->reasm, release);
+    if (release != EI_ACTION_ACCEPT && release != EI_ACTION_INSPECT)
         pl_drop_reasm(p, f);
     return release;
 }
@@ -215,8 +231,9 @@ void pl_confirm(ei_pipeline *p, ei_flow *f)
 
 ei_action pl_revoke(ei_pipeline *p, ei_flow *f, uint64_t now_ns, ei_reason why)
 {
-    f->flags &= (uint16_t)~(EI_FLOW_F_CONFIRMING | EI_FLOW_F_DECIDED);
-    p->count.confirming--;
+    if (f->flags & EI_FLOW_F_CONFIRMING)
+        p->count.confirming--;
+    f->flags &= (uint16_t)~(EI_FLOW_F_CONFIRMING | EI_FLOW_F_DECIDED | EI_FLOW_F_HTTP);
     p->count.flows_revoked++;
     p->revoking = true;
     ei_action action = pl_settle_unread(p, f, now_ns, why);
