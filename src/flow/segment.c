@@ -65,7 +65,8 @@ ei_reason ei_segment_check(const ei_flow *f, const ei_packet *pkt, bool live)
 void ei_segment_learn(ei_flow *f, const ei_packet *pkt)
 {
     /* The client chose between two SYN-ACKs: the one it acknowledges is the server's. */
-    if ((f->flags & EI_FLOW_F_SYNACK2) && !acks_server(f, f->server_isn, pkt->ack, false)) {
+    if ((f->flags & EI_FLOW_F_SYNACK2) && acks_server(f, f->server_isn2, pkt->ack, true) &&
+        !acks_server(f, f->server_isn, pkt->ack, true)) {
         f->server_isn = f->server_isn2;
         f->server_next = f->server_isn2 + 1;
     }
