@@ -5,7 +5,7 @@
  *   4a: DSTIP = 0.0.0.x (x != 0), then DOMAIN ... 0x00
  * SOCKS 5 (RFC 1928, RFC 1929):
  *   greeting: VER=5 (1) | NMETHODS (1) | METHODS (NMETHODS)
- *   optional user/password: VER=1 (1) | ULEN (1) | UNAME | PLEN (1) | PASSWD
+ *   user/password: VER=1 (1) | ULEN (1) | UNAME | PLEN (1) | PASSWD (refused: see below)
  *   request:  VER=5 (1) | CMD=1 CONNECT (1) | RSV=0 (1) | ATYP (1) | DST.ADDR | DST.PORT (2)
  *             ATYP 1: 4 bytes, 3: LEN (1) + name, 4: 16 bytes
  * STARTTLS (RFC 3207 SMTP, RFC 2595 POP3/IMAP, RFC 4217 FTP): CRLF-terminated command
@@ -14,7 +14,18 @@
  *   OID 1.3.6.1.4.1.1466.20037.
  * PostgreSQL SSLRequest: length 8 (4) | code 80877103 (4).
  * PROXY protocol (haproxy's proxy-protocol.txt): v1 "PROXY ... CRLF" of at most 107
- *   bytes; v2 a 12-byte signature, ver/cmd (1), family (1), length (2), addresses. */
+ *   bytes; v2 a 12-byte signature, ver/cmd (1), family (1), length (2), addresses.
+ *
+ * What reaches the server before a verdict must not be a channel of the client's choosing,
+ * so each grammar admits no free data: a SOCKS 5 greeting offers at most three distinct
+ * methods of 0 (none), 1 (GSSAPI), 2 (password), and a user/password exchange is
+ * refused (its reply is needed before the target is named, so it cannot be held back
+ * until the target is judged); a SOCKS 4 request by address carries no user id (by name,
+ * 4a, it is judged whole before it passes); a greeting line (EHLO, HELO, LHLO) comes once
+ * and names a host of at most 64 bytes or an address literal; other commands take no
+ * argument; AUTH before TLS is refused but for FTP's AUTH TLS; an IMAP tag is at most 16
+ * letters and digits; a PROXY v2 header carries exactly its addresses (no TLVs). What is
+ * left is addresses, ports and one host name: the README's residual. */
 #include "egress_inspector/preamble.h"
 
 #include <string.h>
@@ -63,6 +74,8 @@ static ei_parse_status socks4(ei_cursor c, ei_preamble *out)
     if (!ei_cursor_ok(&c))
         return short_read(ei_cursor_size(&c));
     bool socks4a = ip.ptr[0] == 0 && ip.ptr[1] == 0 && ip.ptr[2] == 0 && ip.ptr[3] != 0;
+    if (!socks4a && ei_cursor_peek(&c) > 0)
+        return EI_PARSE_MALFORMED; /* a user id would pass before any verdict */
     for (int field = 0; field < (socks4a ? 2 : 1); field++) {
         /* USERID, then (4a) the host name: each NUL-terminated, at most 255 bytes */
         size_t n = ei_cursor_find(&c, 0);
@@ -87,19 +100,21 @@ static ei_parse_status socks5(ei_cursor c, ei_preamble *out)
     ei_cursor methods = ei_cursor_block8(&c);
     if (!ei_cursor_ok(&c))
         return short_read(ei_cursor_size(&c));
-    if (ei_cursor_left(&methods) == 0)
+    size_t nmethods = ei_cursor_left(&methods);
+    if (nmethods == 0 || nmethods > 3)
         return EI_PARSE_MALFORMED;
+    unsigned seen = 0;
+    while (ei_cursor_left(&methods) > 0) {
+        uint8_t m = ei_cursor_u8(&methods);
+        if (m > 2 || (seen & (1u << m)))
+            return EI_PARSE_MALFORMED;
+        seen |= 1u << m;
+    }
     out->units = 1; /* the greeting is whole: the proxy answers it */
     if (ei_cursor_left(&c) == 0)
         return EI_PARSE_NEED_MORE;
-    if (ei_cursor_peek(&c) == 1) { /* RFC 1929 username/password */
-        ei_cursor_skip(&c, 1);
-        ei_cursor_block8(&c);
-        ei_cursor_block8(&c);
-        if (!ei_cursor_ok(&c))
-            return short_read(ei_cursor_size(&c));
-        out->units = 2;
-    }
+    if (ei_cursor_peek(&c) == 1) /* RFC 1929 username/password: free data, refused */
+        return EI_PARSE_MALFORMED;
     uint8_t ver = ei_cursor_u8(&c);
     uint8_t cmd = ei_cursor_u8(&c);
     uint8_t rsv = ei_cursor_u8(&c);
@@ -137,31 +152,65 @@ static ei_view next_word(ei_cursor *c)
     return ei_cursor_while(c, is_not_space);
 }
 
-/* 0: not a command we allow before TLS; 1: allowed; 2: asks for TLS (the last line). */
+static bool is_alnum(uint8_t b)
+{
+    return (b >= '0' && b <= '9') || (b >= 'a' && b <= 'z') || (b >= 'A' && b <= 'Z');
+}
+
+/* A greeting's argument (RFC 5321 4.1.2): a host name (letters, digits, '-', '.') of at
+ * most 64 bytes, or an address literal ([1.2.3.4], [IPv6:...]). */
+static bool greeting_host(ei_view v)
+{
+    if (v.len == 0 || v.len > 64)
+        return false;
+    bool literal = v.ptr[0] == '[' && v.ptr[v.len - 1] == ']';
+    for (size_t i = literal ? 1 : 0; i < v.len - (literal ? 1 : 0); i++) {
+        uint8_t b = v.ptr[i];
+        bool ok = is_alnum(b) || b == '.' || (literal ? b == ':' : b == '-');
+        if (!ok)
+            return false;
+    }
+    return true;
+}
+
+enum { CMD_REFUSED = 0, CMD_OK, CMD_GREETING, CMD_TLS };
+
+/* What one command line before TLS is: a greeting (once), another argument-less command,
+ * the request for TLS (the last line), or refused. */
 static int starttls_command(ei_view line)
 {
-    static const char *const allowed[] = { "EHLO", "HELO", "LHLO", "CAPA", "CAPABILITY",
-                                           "FEAT", "NOOP", "AUTH" };
+    static const char *const bare[] = { "CAPA", "CAPABILITY", "FEAT", "NOOP" };
     ei_cursor c = ei_cursor_from_view(line);
     ei_view cmd = next_word(&c);
     ei_view arg = next_word(&c);
     if (ei_view_is(arg, "STARTTLS") || ei_view_is(arg, "CAPABILITY") || ei_view_is(arg, "NOOP")) {
-        cmd = arg; /* IMAP: a tag, then the command */
+        for (size_t i = 0; i < cmd.len; i++) /* IMAP: a tag, then the command */
+            if (i == 16 || !is_alnum(cmd.ptr[i]))
+                return CMD_REFUSED;
+        cmd = arg;
         arg = next_word(&c);
     }
-    if (ei_view_is(cmd, "STARTTLS") || ei_view_is(cmd, "STLS"))
-        return 2;
-    if (ei_view_is(cmd, "AUTH") && (ei_view_is(arg, "TLS") || ei_view_is(arg, "SSL") || ei_view_is(arg, "TLS-C")))
-        return 2;
-    for (size_t i = 0; i < sizeof allowed / sizeof allowed[0]; i++)
-        if (ei_view_is(cmd, allowed[i]))
-            return 1;
-    return 0;
+    ei_view extra = next_word(&c);
+    if (extra.len > 0 || ei_cursor_left(&c) > 0)
+        return CMD_REFUSED;
+    if ((ei_view_is(cmd, "STARTTLS") || ei_view_is(cmd, "STLS")) && arg.len == 0)
+        return CMD_TLS;
+    if (ei_view_is(cmd, "AUTH")) /* FTP's AUTH TLS, POP3's bare AUTH (a list of mechanisms);
+                                  * any other AUTH carries credentials */
+        return ei_view_is(arg, "TLS") || ei_view_is(arg, "SSL") || ei_view_is(arg, "TLS-C") ? CMD_TLS
+               : arg.len == 0 ? CMD_OK : CMD_REFUSED;
+    if (ei_view_is(cmd, "EHLO") || ei_view_is(cmd, "HELO") || ei_view_is(cmd, "LHLO"))
+        return greeting_host(arg) ? CMD_GREETING : CMD_REFUSED;
+    for (size_t i = 0; i < sizeof bare / sizeof bare[0]; i++)
+        if (ei_view_is(cmd, bare[i]))
+            return arg.len == 0 ? CMD_OK : CMD_REFUSED;
+    return CMD_REFUSED;
 }
 
 static ei_parse_status starttls(ei_cursor c, ei_preamble *out)
 {
     out->kind = EI_PREAMBLE_STARTTLS;
+    int greeted = 0;
     for (int lines = 0; lines < EI_PREAMBLE_LINES; lines++) {
         ei_view line;
         if (!ei_cursor_until(&c, '\n', &line)) {
@@ -179,10 +228,11 @@ static ei_parse_status starttls(ei_cursor c, ei_preamble *out)
             if (line.ptr[i] < 0x20 || line.ptr[i] > 0x7e)
                 return EI_PARSE_MALFORMED;
         int kind = starttls_command(line);
-        if (kind == 0 || ei_cursor_tell(&c) > EI_PREAMBLE_MAX)
+        if (kind == CMD_REFUSED || (kind == CMD_GREETING && greeted++ > 0) ||
+            ei_cursor_tell(&c) > EI_PREAMBLE_MAX)
             return EI_PARSE_MALFORMED;
         out->units = (unsigned)lines + 1;
-        if (kind == 2) {
+        if (kind == CMD_TLS) {
             out->length = ei_cursor_tell(&c);
             return EI_PARSE_OK;
         }
@@ -234,11 +284,15 @@ static ei_parse_status proxy_v2(ei_cursor c, ei_preamble *out)
     out->kind = EI_PREAMBLE_PROXY;
     ei_cursor_skip(&c, 12);
     uint8_t ver_cmd = ei_cursor_u8(&c);
-    ei_cursor_skip(&c, 1);
-    ei_cursor_block16(&c);
+    uint8_t family = ei_cursor_u8(&c);
+    ei_cursor addresses = ei_cursor_block16(&c);
     if (!ei_cursor_ok(&c))
         return short_read(ei_cursor_size(&c));
-    if (ver_cmd >> 4 != 2 || ei_cursor_tell(&c) > EI_PREAMBLE_MAX)
+    /* the address block's size for each family (TCP or UDP over IPv4, IPv6, UNIX), and
+     * nothing after it: TLVs are free data */
+    size_t want = family >> 4 == 1 ? 12 : family >> 4 == 2 ? 36 : family >> 4 == 3 ? 216 : 0;
+    if (ver_cmd >> 4 != 2 || (ver_cmd & 0x0f) > 1 || ei_cursor_left(&addresses) != want ||
+        ei_cursor_tell(&c) > EI_PREAMBLE_MAX)
         return EI_PARSE_MALFORMED;
     out->length = ei_cursor_tell(&c);
     return EI_PARSE_OK;

@@ -59,9 +59,43 @@ static void test_kinds(void)
     CU_ASSERT_EQUAL(p.kind, EI_PREAMBLE_PROXY);
 }
 
+/* Nothing of the client's choosing passes before a verdict: each way a preamble could
+ * carry free data is refused (the live attack suite sends these to a real server). */
+static void test_no_free_data(void)
+{
+    ei_preamble p;
+    char ehlo[600] = "EHLO ";
+    memset(ehlo + 5, 'a', 400);
+    memcpy(ehlo + 405, "\r\n", 3);
+    CU_ASSERT_EQUAL(parse(ehlo, strlen(ehlo), &p), EI_PARSE_MALFORMED);
+    CU_ASSERT_EQUAL(parse("EHLO a b\r\n", 10, &p), EI_PARSE_MALFORMED);
+    CU_ASSERT_EQUAL(parse("EHLO a\r\nEHLO b\r\nSTARTTLS\r\n", 26, &p), EI_PARSE_MALFORMED);
+    CU_ASSERT_EQUAL(parse("EHLO [IPv6:fd00::1]\r\nSTARTTLS\r\n", 31, &p), EI_PARSE_OK);
+    CU_ASSERT_EQUAL(parse("EHLO a\r\nAUTH PLAIN AGJvYgBwdw==\r\n", 33, &p), EI_PARSE_MALFORMED);
+    CU_ASSERT_EQUAL(parse("AUTH\r\nSTLS\r\n", 12, &p), EI_PARSE_OK); /* POP3: lists mechanisms */
+    CU_ASSERT_EQUAL(parse("NOOP secret\r\n", 13, &p), EI_PARSE_MALFORMED);
+    CU_ASSERT_EQUAL(parse("exfiltratedtag123 STARTTLS\r\n", 28, &p), EI_PARSE_MALFORMED);
+    CU_ASSERT_EQUAL(parse("a1 STARTTLS\r\n", 13, &p), EI_PARSE_OK);
+    /* SOCKS 5: no password exchange, no long method lists */
+    CU_ASSERT_EQUAL(parse("\x05\x01\x02\x01\x03bob\x02pw", 11, &p), EI_PARSE_MALFORMED);
+    CU_ASSERT_EQUAL(parse("\x05\x04\x00\x01\x02\x03", 6, &p), EI_PARSE_MALFORMED);
+    CU_ASSERT_EQUAL(parse("\x05\x02\x00\x00", 4, &p), EI_PARSE_MALFORMED);
+    /* SOCKS 4 by address with a user id; by name (4a) the request is judged whole */
+    CU_ASSERT_EQUAL(parse("\x04\x01\x01\xbb\x01\x02\x03\x04secret\x00", 15, &p), EI_PARSE_MALFORMED);
+    CU_ASSERT_EQUAL(parse("\x04\x01\x01\xbb\x01\x02\x03\x04\x00", 9, &p), EI_PARSE_OK);
+    CU_ASSERT_FALSE(p.has_name);
+    /* PROXY v2: exactly the addresses of its family, no TLVs */
+    uint8_t v2[16 + 12 + 8] = { 0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d, 0x0a, 0x51, 0x55, 0x49, 0x54, 0x0a,
+                                0x21, 0x11, 0, 12 };
+    CU_ASSERT_EQUAL(ei_preamble_parse(v2, 28, &p), EI_PARSE_OK);
+    v2[15] = 20; /* 8 bytes of TLV after the addresses */
+    CU_ASSERT_EQUAL(ei_preamble_parse(v2, sizeof v2, &p), EI_PARSE_MALFORMED);
+}
+
 int main(void)
 {
-    static const ei_unit_case cases[] = { EI_CASE(test_fuzzer_found_inputs), EI_CASE(test_kinds) };
+    static const ei_unit_case cases[] = { EI_CASE(test_fuzzer_found_inputs), EI_CASE(test_kinds),
+                                          EI_CASE(test_no_free_data) };
     EI_SUITE("preamble", cases);
     return ei_unit_run();
 }
