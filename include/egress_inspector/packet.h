@@ -102,9 +102,10 @@ typedef struct {
 EI_MUST_USE ei_packet_error ei_packet_parse(int linktype, const uint8_t *data, size_t len,
                                             ei_packet *out);
 
-/* Verifies the checksums a receiver verifies, of a packet that ei_packet_parse read: the
- * IPv4 header's, and (when l4) the TCP or UDP checksum over the pseudo-header (RFC 9293
- * 3.1, RFC 8200 8.1). A UDP checksum of zero over IPv4 means none was sent (RFC 768). */
-EI_MUST_USE ei_csum ei_packet_checksum(const ei_packet *pkt, bool l4);
+/* Verifies the checksums a receiver verifies, of a packet that ei_packet_parse read: (when
+ * header) the IPv4 header's, and (when l4) the TCP or UDP checksum over the pseudo-header
+ * (RFC 9293 3.1, RFC 8200 8.1). A UDP checksum of zero over IPv4 means none was sent
+ * (RFC 768). */
+EI_MUST_USE ei_csum ei_packet_checksum(const ei_packet *pkt, bool header, bool l4);
 
 #endif

@@ -102,6 +102,13 @@ typedef struct {
     bool bad_checksum;    /* a packet of the flow had a wrong checksum (EI_CHECKSUM_REPORT) */
     bool revoked;         /* an allowed flow denied later: the bytes the server was
                              about to read differ from those judged */
+    /* Where the server's side of the connection stands, for a reset that it accepts
+     * (RFC 5961 3.2: the sequence number it expects next, exactly): known once its SYN-ACK
+     * was seen. server_rcv_nxt[1] differs when the server may or may not have taken the
+     * bytes judged (a revoked flow): a reset for each. */
+    bool server_known;
+    uint32_t server_rcv_nxt[2];
+    uint32_t server_snd_nxt;
     bool ech;
     uint16_t tls_version; /* highest offered (supported_versions, else legacy_version) */
     ei_view alpn;         /* first ALPN protocol offered, len 0 if none */

@@ -51,8 +51,10 @@ ei_reason ei_segment_check(const ei_flow *f, const ei_packet *pkt, bool live)
     if (f->flags & EI_FLOW_F_SYNACK) {
         /* What the server has sent: its SYN (one sequence number) and any data. Live,
          * the daemon sees every server byte of an unsettled flow before the client can
-         * acknowledge it; a capture may have missed some, so there only the lower bound
-         * is sure. */
+         * acknowledge it (but for an HTTP connection's later requests, whose server side
+         * left the queue); a capture may have missed some, so there only the lower
+         * bound is sure. */
+        live = live && !(f->flags & EI_FLOW_F_SERVER_GONE);
         if (!acks_server(f, f->server_isn, pkt->ack, live) &&
             !((f->flags & EI_FLOW_F_SYNACK2) && acks_server(f, f->server_isn2, pkt->ack, live)))
             return EI_REASON_TCP_BAD_ACK;

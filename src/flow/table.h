@@ -29,7 +29,9 @@ enum {
     EI_FLOW_F_BAD_CSUM = 0x400,
     EI_FLOW_F_SYNACK2 = 0x800,    /* two SYN-ACKs with different ISNs: server_isn2 */
     EI_FLOW_F_HTTP = 0x1000,      /* plain HTTP, allowed so far: the next request head
-                                     starts at next_req, and is judged too */   /* a packet with a wrong checksum was read (report mode) */
+                                     starts at next_req, and is judged too */
+    EI_FLOW_F_SERVER_GONE = 0x2000, /* live: the server's packets left the queue (an HTTP
+                                     connection's, after its first request) */   /* a packet with a wrong checksum was read (report mode) */
 };
 
 /* The two endpoints in canonical order (a <= b), so both directions find the entry. */
@@ -57,6 +59,7 @@ typedef struct {
                                      EI_FLOW_F_HTTP): reasm keeps them */
     uint32_t msg_base;      /* stream offset of the message being read (reasm's byte 0) */
     uint32_t next_req;      /* stream offset of the next HTTP request (EI_FLOW_F_HTTP) */
+    uint32_t passed;        /* stream bytes passed to the server (preambles, bodies) */
     uint32_t hnext;         /* hash chain */
     ei_ilink lru;           /* on lists[0] (undecided) or lists[1] (decided) */
     uint64_t last_ns;

@@ -87,6 +87,7 @@ static void render_metrics(void *arg, FILE *out)
     if (s.has_resolver)
         ei_resolver_get_stats(d->sh.resolver, &s.resolver);
     ei_logring_get_stats(d->sh.log, &s.log);
+    s.resets = ei_reset_stats_of(d->sh.resetter);
     s.mode = (ei_mode)atomic_load(&d->sh.mode);
     s.generation = atomic_load(&d->sh.generation);
     s.reload_failures = atomic_load(&d->sh.reload_failures);
@@ -161,6 +162,14 @@ static int start_services(ei_daemon *d, ei_policy_set *set, char *err, size_t er
                                        opt->dns, err, errlen);
     if (d->sh.resolver == NULL)
         return 1;
+    d->sh.resetter = ei_reset_open();
+    if (d->sh.resetter == NULL) { /* denied flows still reset their client: go on, say so */
+        ei_jsonw w;
+        ei_log_begin_event(&w, "warning", ei_wall_ns());
+        ei_jsonw_lit(&w, "what", "no raw socket: servers of denied flows are not reset");
+        ei_jsonw_str(&w, "error", strerror(errno));
+        emit(d, &w);
+    }
     ei_reload_keep_resolved(&d->sh, set);
     return 0;
 }
@@ -271,6 +280,8 @@ static void stop_all(ei_daemon *d, bool log_shutdown)
         ei_worker_join(&d->ws[i]); /* each gives its held packets their verdicts */
     ei_resolver_stop(d->sh.resolver); /* tells workers; they are gone now */
     d->sh.resolver = NULL;
+    ei_reset_close(d->sh.resetter);
+    d->sh.resetter = NULL;
     /* Every queued packet has had its verdict by now: count to show it. */
     ei_nfq_stats total = { 0 };
     for (size_t i = 0; i < d->nq; i++) {

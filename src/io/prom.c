@@ -173,4 +173,7 @@ void ei_prom_render(const ei_prom_snapshot *s, FILE *out)
     single(out, "log_lines_dropped_total", "counter",
            "Log lines dropped whole because the output was slower than the node.", s->log.lines_dropped);
     single(out, "log_write_errors_total", "counter", NULL, s->log.write_errors);
+    single(out, "server_resets_total", "counter", "Resets sent to the servers of denied flows.",
+           s->resets.sent);
+    single(out, "server_reset_errors_total", "counter", NULL, s->resets.errors);
 }

@@ -11,6 +11,7 @@
 #include "egress_inspector/pipeline.h"
 #include "io/logring.h"
 #include "io/nfq.h"
+#include "io/reset.h"
 #include "io/resolver.h"
 
 typedef struct {
@@ -28,6 +29,7 @@ typedef struct {
     bool has_resolver;
     ei_resolver_stats resolver;
     ei_logring_stats log;
+    ei_reset_stats resets;
     ei_mode mode;
     uint64_t generation;
     uint64_t reload_failures;

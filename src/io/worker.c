@@ -66,6 +66,8 @@ static void on_event(void *ctx, const ei_flow_event *ev)
     ei_flow_event stamped = *ev;
     stamped.ts_ns += w->wall_offset;
     ei_audit_decision(w->sh->audit, &stamped);
+    if (ev->enforced) /* the node rules reset the client; the server is ours to reset */
+        ei_reset_server(w->sh->resetter, ev);
 }
 
 /* Resolver thread: a lookup this worker asked for has ended. If the list is full the

@@ -17,6 +17,7 @@
 #include "io/daemon.h"
 #include "io/logring.h"
 #include "io/nfq.h"
+#include "io/reset.h"
 #include "io/resolver.h"
 
 /* What the main thread and the workers share. Owned by the daemon. */
@@ -30,6 +31,7 @@ typedef struct {
     ei_audit *audit;                 /* decision lines; shared, locks inside */
     ei_logring *log;                 /* where every line goes */
     ei_resolver *resolver;           /* the inspector's own lookups */
+    ei_resetter *resetter;           /* resets to servers of denied flows; NULL: none */
 } ei_daemon_shared;
 
 typedef struct {

@@ -28,13 +28,13 @@ static bool folds_to_ones(uint64_t sum)
     return sum == 0xffff;
 }
 
-ei_csum ei_packet_checksum(const ei_packet *pkt, bool l4)
+ei_csum ei_packet_checksum(const ei_packet *pkt, bool header, bool l4)
 {
     if (pkt->truncated || pkt->segment.ptr == NULL)
         return EI_CSUM_UNKNOWN;
     uint64_t sum = 0;
     if (pkt->src.family == 4) {
-        if (pkt->ip_header.ptr == NULL || !folds_to_ones(sum_bytes(0, pkt->ip_header)))
+        if (header && (pkt->ip_header.ptr == NULL || !folds_to_ones(sum_bytes(0, pkt->ip_header))))
             return EI_CSUM_BAD;
         if (!l4)
             return EI_CSUM_OK;

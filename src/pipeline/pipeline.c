@@ -245,6 +245,14 @@ static bool stream_part(const ei_flow *f, const ei_packet *pkt, const uint8_t **
     return true;
 }
 
+/* A client segment went to the server: how far the server's stream has come. */
+static void note_passed(ei_flow *f, const ei_packet *pkt)
+{
+    uint32_t end = pkt->seq + (uint32_t)pkt->payload.len - f->base_seq;
+    if ((int32_t)(end - f->passed) > 0 && end - f->passed < EI_SEGMENT_WINDOW)
+        f->passed = end;
+}
+
 /* The flow's buffer, made on first need. NULL (counted) when memory runs out. */
 static ei_reasm *flow_reasm(ei_pipeline *p, ei_flow *f)
 {
@@ -475,8 +483,10 @@ static ei_action http_client(ei_pipeline *p, ei_flow *f, const ei_packet *pkt, u
         ei_reasm_add(f->reasm, rel, data, len, f->judged_len) == EI_REASM_CONFLICT)
         return pl_revoke(p, f, now_ns, EI_REASON_TCP_OVERLAP_CONFLICT);
     uint32_t end = pkt->seq + (uint32_t)pkt->payload.len - f->base_seq;
-    if ((int32_t)(end - f->next_req) <= 0)
+    if ((int32_t)(end - f->next_req) <= 0) {
+        note_passed(f, pkt);
         return EI_ACTION_INSPECT;
+    }
     if (!http_next_message(p, f, NULL, 0))
         return pl_settle_unread(p, f, now_ns, EI_REASON_REASSEMBLY_LIMIT);
     return EI_ACTION_PASS;
@@ -492,12 +502,14 @@ static bool other_syn(const ei_flow *f, const ei_packet *pkt, bool sender_is_a)
 
 /* Whether the packet may be read. A wrong checksum is counted; with EI_CHECKSUM_VERIFY
  * the packet is then dropped before anything reads it (the receiver would discard it),
- * with EI_CHECKSUM_REPORT it is read and *bad says so. */
+ * with EI_CHECKSUM_REPORT it is read and *bad says so. Live, the kernel has verified the
+ * IPv4 header's already (ip_rcv drops a wrong one), and a forwarded header with options
+ * (record route) is rewritten before its sum is: only TCP's and UDP's are ours. */
 static bool checksum_passes(ei_pipeline *p, const ei_packet *pkt, unsigned info, bool *bad)
 {
     *bad = false;
     if (p->cfg.checksums == EI_CHECKSUM_OFF ||
-        ei_packet_checksum(pkt, !(info & EI_PKT_CSUM_LATER)) != EI_CSUM_BAD)
+        ei_packet_checksum(pkt, !p->cfg.live, !(info & EI_PKT_CSUM_LATER)) != EI_CSUM_BAD)
         return true;
     p->count.bad_checksums++;
     *bad = true;
@@ -594,6 +606,8 @@ static ei_action judge_tcp(ei_pipeline *p, const ei_packet *pkt, uint64_t now_ns
     }
     if (f->flags & EI_FLOW_F_DECIDED)
         ei_flow_touch(&p->table, f, now_ns); /* onto the decided list */
+    if (action == EI_ACTION_PASS && in_preamble)
+        note_passed(f, pkt);
     if (action != EI_ACTION_PASS || pkt->payload.len == 0 || in_preamble)
         return action;
 

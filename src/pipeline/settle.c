@@ -180,7 +180,7 @@ ei_action pl_settle(ei_pipeline *p, ei_flow *f, uint64_t now_ns, bool have_messa
         /* Plain HTTP: the next request on the connection is judged too. The client's
          * packets stay queued, and the head judged is kept to compare with any
          * retransmission of it. */
-        f->flags |= EI_FLOW_F_HTTP;
+        f->flags |= EI_FLOW_F_HTTP | EI_FLOW_F_SERVER_GONE;
         f->next_req = f->msg_base + (uint32_t)m->http_next;
         f->judged_len = f->reasm != NULL ? f->reasm->contig : 0;
         if (f->judged_len > m->http_next)
@@ -207,6 +207,15 @@ ei_action pl_settle(ei_pipeline *p, ei_flow *f, uint64_t now_ns, bool have_messa
     ev.enforced = d.verdict == EI_VERDICT_DENY && p->mode == EI_MODE_ENFORCE;
     ev.midstream = !(f->flags & EI_FLOW_F_SYN);
     ev.bad_checksum = (f->flags & EI_FLOW_F_BAD_CSUM) != 0;
+    if (f->flags & EI_FLOW_F_SYNACK) {
+        ev.server_known = true;
+        /* the requests of an HTTP connection before this one went whole */
+        uint32_t got = f->passed > f->msg_base ? f->passed : f->msg_base;
+        ev.server_rcv_nxt[0] = ev.server_rcv_nxt[1] = f->base_seq + got;
+        if (p->revoking)
+            ev.server_rcv_nxt[1] = f->base_seq + f->msg_base + f->judged_len;
+        ev.server_snd_nxt = f->server_next;
+    }
     ev.revoked = p->revoking;
     if (p->on_event)
         p->on_event(p->ctx, &ev);

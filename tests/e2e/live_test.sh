@@ -86,6 +86,20 @@ check "allowed wildcard connects (TLS 1.2, IPv4)" allowed_https api.allowed.exam
 check "allowed name connects over IPv6" allowed_https a.b.allowed.example 2001:db8::10
 check "denied name is reset within 1 s (IPv4)" reset_fast denied.example 203.0.113.10
 check "denied name is reset within 1 s (IPv6)" reset_fast denied.example 2001:db8::10
+# The server's half of a denied connection is reset too: without it the server would wait
+# for a ClientHello that never comes, until its own timeout (its socket shows ESTABLISHED).
+server_half_reset() { # server_half_reset LOCAL_PORT [IP]
+    local port=$1 ip=${2:-203.0.113.10} target=${2:-203.0.113.10}
+    [[ $ip == *:* ]] && target="[$ip]"
+    in_pod curl -sk --max-time 3 --local-port "$port" --resolve "denied.example:443:$target" \
+        https://denied.example/ -o /dev/null 2>/dev/null || true
+    sleep 0.3
+    local left; left=$(in_net ss -Htn state established "( sport = :443 and dport = :$port )")
+    echo "    server sockets of the denied connection left: ${left:-none}"
+    [ -z "$left" ]
+}
+check "the server's half of a denied connection is reset too (IPv4)" server_half_reset 23001
+check "the server's half of a denied connection is reset too (IPv6)" server_half_reset 23002 2001:db8::10
 # the pipeline runs on the monotonic clock; its decision lines must still carry wall time
 stamp_is_now() {
     grep '"event":"decision"' "$DAEMON_LOG" | tail -1 | /usr/bin/python3 -c '
@@ -124,6 +138,7 @@ check "the decision counters move as the flows did" [ "${allows:-0}" = "$decided
 queued=$(metric 'egress_inspector_packets_total{queue="0"}')
 check "the queue counters move ($queued packets)" [ "${queued:-0}" -gt 10 ]
 check "the mode is exported" [ "$(metric 'egress_inspector_mode{mode="enforce"}')" = 1 ]
+check "the resets sent to servers are counted" [ "$(metric egress_inspector_server_resets_total)" -ge 2 ]
 check "the decision latency histogram counts every decision (log lines may be aggregated)" \
     [ "$(metric 'egress_inspector_decision_hold_seconds_count')" -ge "$(grep -c '"event":"decision"' "$DAEMON_LOG")" ]
 # a second daemon cannot bind the taken queue: it exits and never says ready

@@ -33,6 +33,7 @@ static char *render(size_t *len)
     fill(&s.cache, sizeof s.cache, 5000);
     fill(&s.resolver, sizeof s.resolver, 6000);
     fill(&s.log, sizeof s.log, 7000);
+    fill(&s.resets, sizeof s.resets, 8000);
     char *text = NULL;
     FILE *out = open_memstream(&text, len);
     if (out == NULL)

@@ -10,7 +10,7 @@ static ei_csum sum_of(const uint8_t *buf, size_t n, bool l4)
 {
     ei_packet pkt;
     CU_ASSERT_EQUAL_FATAL(ei_packet_parse(EI_LINK_RAW, buf, n, &pkt), EI_PKT_OK);
-    return ei_packet_checksum(&pkt, l4);
+    return ei_packet_checksum(&pkt, true, l4);
 }
 
 static void test_ipv4_tcp(void)
@@ -32,7 +32,7 @@ static void test_ipv4_tcp(void)
     ei_packet pkt;
     n = seg_build(&s, buf);
     CU_ASSERT_EQUAL_FATAL(ei_packet_parse(EI_LINK_RAW, buf, n - 1, &pkt), EI_PKT_OK);
-    CU_ASSERT_EQUAL(ei_packet_checksum(&pkt, true), EI_CSUM_UNKNOWN);
+    CU_ASSERT_EQUAL(ei_packet_checksum(&pkt, true, true), EI_CSUM_UNKNOWN);
 }
 
 /* IPv6 TCP and UDP, with the pseudo-header of RFC 8200 8.1; UDP's zero means no sum only
