@@ -254,22 +254,20 @@ def insertion_then_real(c, insertion, note):
     return note
 
 
-def case_control_allowed(c, args):
-    a, _ = hellos(c)
+def honest(c, hello, note):
     c.handshake()
-    c.send(c.seg(a))
-    c.adv(len(a))
+    c.send(c.seg(hello))
+    c.adv(len(hello))
     c.fin()
-    return "honest handshake and allowed ClientHello"
+    return note
+
+
+def case_control_allowed(c, args):
+    return honest(c, hellos(c)[0], "honest handshake and allowed ClientHello")
 
 
 def case_control_denied(c, args):
-    _, d = hellos(c)
-    c.handshake()
-    c.send(c.seg(d))
-    c.adv(len(d))
-    c.fin()
-    return "honest handshake and denied ClientHello"
+    return honest(c, hellos(c)[1], "honest handshake and denied ClientHello")
 
 
 def case_bad_checksum(c, args):
