@@ -92,8 +92,7 @@ typedef enum {
     EI_REASON_TCP_DATA_IN_SYN,     /* data in a SYN (no Fast Open) or a SYN-ACK */
     EI_REASON_TCP_DATA_WITHOUT_ACK,/* a receiver drops data without the ACK flag */
     EI_REASON_TCP_BAD_ACK,         /* acknowledges what the server never sent */
-    EI_REASON_TCP_STALE_TIMESTAMP, /* older than the client's last (PAWS drops it), or
-                                      missing once negotiated */
+    EI_REASON_TCP_STALE_TIMESTAMP, /* older than the client's last: PAWS drops it */
     EI_REASON_TCP_UNEXPECTED_OPTION,/* MD5, TCP-AO, MPTCP, SYN-only or unknown options */
     EI_REASON_TCP_URGENT,          /* URG: the receiver takes the urgent byte out */
     EI_REASON_TTL_CHANGED,         /* TTL or hop limit differs from the SYN's */

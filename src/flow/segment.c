@@ -39,12 +39,12 @@ ei_reason ei_segment_check(const ei_flow *f, const ei_packet *pkt, bool live)
         return EI_REASON_TCP_UNEXPECTED_OPTION;
     if ((f->flags & EI_FLOW_F_SYN) && f->syn_ttl != 0 && pkt->ttl != f->syn_ttl)
         return EI_REASON_TTL_CHANGED;
-    if (f->flags & EI_FLOW_F_TS) {
-        /* Missing counts only once both sides are known to have agreed (the SYN-ACK). */
-        bool has = pkt->tcp_options & EI_TCPOPT_TS;
-        if ((has && seq_before(pkt->tsval, f->ts_recent)) || (!has && (f->flags & EI_FLOW_F_SYNACK)))
-            return EI_REASON_TCP_STALE_TIMESTAMP;
-    }
+    /* PAWS (RFC 7323 5): a timestamp older than the client's last is dropped. A segment
+     * without one is read by Linux, BSD and Windows alike (RFC 7323's "SHOULD drop" is
+     * tolerated by all three), so it is no insertion. */
+    if ((f->flags & EI_FLOW_F_TS) && (pkt->tcp_options & EI_TCPOPT_TS) &&
+        seq_before(pkt->tsval, f->ts_recent))
+        return EI_REASON_TCP_STALE_TIMESTAMP;
     uint32_t rel = pkt->seq - f->base_seq - f->msg_base;
     if (rel > EI_SEGMENT_WINDOW && -rel > EI_SEGMENT_WINDOW)
         return EI_REASON_TCP_OUT_OF_WINDOW;
