@@ -71,6 +71,11 @@ static void print_summary(FILE *err, const ei_counters *c, uint64_t frames)
         }
     ei_jsonw_uint(&w, "buffer_budget_exhausted", c->buffer_budget_exhausted);
     ei_jsonw_uint(&w, "out_of_memory", c->out_of_memory);
+    /* the server's stream: wrong checksums (read, with --checksums report), and allowed
+     * flows the capture's server acknowledged, or that showed it other bytes */
+    ei_jsonw_uint(&w, "bad_checksums", c->bad_checksums);
+    ei_jsonw_uint(&w, "flows_confirmed", c->flows_confirmed);
+    ei_jsonw_uint(&w, "flows_revoked", c->flows_revoked);
     ei_jsonw_end(&w);
     fwrite(w.buf, 1, w.len, err);
 }

@@ -120,6 +120,9 @@ overlap_diff            retransmissions with different bytes: blocked.example th
 acks_and_empty_before   30 segments without data first: pure and duplicate ACKs, empty PSH,
                         window updates, keep-alives (empty, and with one byte at seq ISN); also
                         with empty segments 100000 bytes ahead: allowed allow, denied deny
+insertion               a hello without ACK, with URG, in a SYN without Fast Open: deny with
+                        tcp_data_without_ack, tcp_urgent, tcp_data_in_syn; HTTP keep-alive
+                        whose second request names a denied host: deny name_not_allowed
 syn_data                the hello in the SYN (TCP fast open cookie): allowed allow, denied
                         deny; the hello split between SYN and a later segment: allow
 seq_wrap                client ISN 2^32-100: the hello crosses the sequence wrap; allow, deny
@@ -800,6 +803,20 @@ def evasion():
     opts = [IPOption_NOP(), IPOption_NOP(), IPOption_NOP(), IPOption_RR(routers=["192.0.2.1", "0.0.0.0"])]
     cap.conn(40000, whole(hello), ALLOW, ip_opts=opts)
     cap.conn(40001, whole(dhello), DENY, ip_opts=opts)
+    caps.append(cap)
+
+    cap = Capture("evasion/insertion.pcap", "segments the server would not read as the "
+                  "inspector does decide nothing: a hello without the ACK flag, with URG, in a "
+                  "SYN without Fast Open; and a keep-alive connection whose second request names "
+                  "a denied host", oracle=False)
+    cap.conn(40000, [data(0, hello, flags="P")], ("none", "-", "deny", "tcp_data_without_ack"))
+    cap.conn(40001, [data(0, hello, flags="PAU")], ("none", "-", "deny", "tcp_urgent"))
+    cap.conn(40002, [], ("none", "-", "deny", "tcp_data_in_syn"), syn_data=hello)
+    req1 = b"GET / HTTP/1.1\r\nHost: allowed.example\r\n\r\n"
+    req2 = b"GET / HTTP/1.1\r\nHost: denied.example\r\n\r\n"
+    cap.conn(40003, [data(0, req1), data(len(req1), req2)], ("http", "allowed.example", "allow", "allowed_name"),
+             dport=80)
+    cap.expect.append(cap.expect[-1][:4] + ("http", "denied.example", "deny", "name_not_allowed"))
     caps.append(cap)
 
     cap = Capture("evasion/vlan.pcap", "an 802.1Q-tagged connection and an 802.1ad + 802.1Q "
