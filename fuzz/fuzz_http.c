@@ -34,9 +34,9 @@ static void check_result(ei_parse_status st, const ei_http_request *r, const uin
         return; /* nothing in *r is promised yet */
     if (st == EI_PARSE_MALFORMED)
         CHECK(r->problem == EI_REASON_HTTP_MALFORMED || r->problem == EI_REASON_HTTP_MULTIPLE_HOST ||
-              r->problem == EI_REASON_HTTP_HOST_MISMATCH);
+              r->problem == EI_REASON_HTTP_HOST_MISMATCH || r->problem == EI_REASON_HTTP_BODY_FRAMING);
     else
-        CHECK(r->problem == EI_REASON_NONE && r->line_ok);
+        CHECK(r->problem == EI_REASON_NONE && r->line_ok && r->head_len > 0 && r->head_len <= len);
     CHECK(r->problem != EI_REASON_HTTP_MULTIPLE_HOST || r->host_headers >= 2);
     CHECK(r->host_headers < 2 || st == EI_PARSE_MALFORMED);
     CHECK(inside(r->host, data, len));

@@ -45,7 +45,8 @@ static void on_lookup(void *ctx, const char *name)
 static void on_release(void *ctx, uint64_t id, ei_action action)
 {
     (void)ctx;
-    CHECK(action == EI_ACTION_ALLOW || action == EI_ACTION_DENY || action == EI_ACTION_PASS);
+    CHECK(action == EI_ACTION_ALLOW || action == EI_ACTION_ACCEPT || action == EI_ACTION_INSPECT ||
+          action == EI_ACTION_DENY || action == EI_ACTION_PASS);
     CHECK(id < sizeof seen);
     if (seen[id]++)
         released_twice++;

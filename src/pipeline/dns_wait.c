@@ -68,6 +68,10 @@ static void finish_wait(ei_pipeline *p, pl_wait *w, uint64_t now_ns, ei_reason u
         /* A SYN whose tcp:// name turned out not to match: it goes on, undecided. */
         pl_release_held(p, f->reasm, EI_ACTION_PASS);
         pl_drop_reasm(p, f);
+    } else if (action == EI_ACTION_INSPECT && f->reasm != NULL) {
+        /* an HTTP request with the next one pipelined behind it: judged in turn */
+        ei_action next = pl_http_pipelined(p, f, now_ns, f->reasm->buf, f->reasm->contig);
+        (void)next; /* no packet at hand: what each held one gets is released with it */
     }
     ei_flow_touch(&p->table, f, now_ns);
 }

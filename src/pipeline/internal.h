@@ -95,6 +95,13 @@ void pl_confirm(ei_pipeline *p, ei_flow *f);
  * the action for the packet at hand. */
 EI_MUST_USE ei_action pl_revoke(ei_pipeline *p, ei_flow *f, uint64_t now_ns, ei_reason why);
 
+/* pipeline.c: after an HTTP request was allowed, the bytes already seen past its end
+ * (src, `seen` bytes from msg_base) are the next request's, read and judged in turn.
+ * Returns INSPECT when each is allowed (its held packets released), HOLD when the last
+ * is not whole yet (the packets stay held with it), else the denying action. */
+EI_MUST_USE ei_action pl_http_pipelined(ei_pipeline *p, ei_flow *f, uint64_t now_ns,
+                                        const uint8_t *src, uint32_t seen);
+
 /* dns_wait.c */
 EI_MUST_USE bool pl_wait_room(const ei_pipeline *p);
 void pl_start_wait(ei_pipeline *p, ei_flow *f, uint64_t now_ns, bool have_message,

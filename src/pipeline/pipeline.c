@@ -107,11 +107,20 @@ const ei_counters *ei_pipeline_counters(const ei_pipeline *p)
     return &p->count;
 }
 
+/* Packets a decided flow still holds: the next HTTP request's, pipelined behind an
+ * allowed one and not judged yet. Denied: their bytes were never judged. */
+static void release_leftover(ei_pipeline *p, ei_flow *f)
+{
+    if (f->reasm != NULL && f->reasm->nheld > 0)
+        pl_release_held(p, f->reasm, EI_ACTION_DENY);
+}
+
 /* Deletes a flow, deciding it first if it had begun a message or holds packets. */
 static void retire(ei_pipeline *p, ei_flow *f, uint64_t now_ns, ei_reason why)
 {
     if (!(f->flags & EI_FLOW_F_DECIDED) && f->reasm != NULL)
         (void)pl_settle_unread(p, f, now_ns, why); /* no packet at hand; held ones are released */
+    release_leftover(p, f);
     pl_drop_reasm(p, f);
     ei_flow_remove(&p->table, f);
     p->count.flows--;
@@ -137,11 +146,13 @@ void ei_pipeline_flush(ei_pipeline *p, uint64_t now_ns, ei_reason reason)
 {
     pl_expire_waits(p, now_ns, reason);
     ei_flow_table *t = &p->table;
-    for (uint32_t i = t->lists[0].head; i != EI_FLOW_NONE; i = t->flows[i].lru.next) {
-        ei_flow *f = &t->flows[i];
-        if (!(f->flags & EI_FLOW_F_DECIDED) && f->reasm != NULL)
-            (void)pl_settle_unread(p, f, now_ns, reason); /* releases what it held */
-    }
+    for (int list = 0; list < 2; list++)
+        for (uint32_t i = t->lists[list].head; i != EI_FLOW_NONE; i = t->flows[i].lru.next) {
+            ei_flow *f = &t->flows[i];
+            if (!(f->flags & EI_FLOW_F_DECIDED) && f->reasm != NULL)
+                (void)pl_settle_unread(p, f, now_ns, reason); /* releases what it held */
+            release_leftover(p, f);
+        }
 }
 
 void ei_pipeline_free(ei_pipeline *p, uint64_t now_ns)
@@ -191,6 +202,7 @@ static ei_flow *open_flow(ei_pipeline *p, const ei_packet *pkt, const ei_flow_ke
         }
         if (evicted.flags & EI_FLOW_F_CONFIRMING)
             p->count.confirming--;
+        release_leftover(p, &evicted);
         pl_drop_reasm(p, &evicted);
     }
     if (f == NULL) {
@@ -296,12 +308,9 @@ static bool http_next_message(ei_pipeline *p, ei_flow *f, const uint8_t *src, si
     return st == EI_REASM_OK;
 }
 
-/* After an HTTP request was allowed: the bytes already seen past its end (src, seen bytes
- * from msg_base) are the next request's, read and judged in turn. Returns the action for
- * the packet at hand: INSPECT when every request in it is allowed, HOLD when the last one
- * is not whole yet (the packet is held with it), else the denying action. */
-static ei_action http_pipelined(ei_pipeline *p, ei_flow *f, uint64_t now_ns, const uint8_t *src,
-                                uint32_t seen)
+/* See internal.h. */
+ei_action pl_http_pipelined(ei_pipeline *p, ei_flow *f, uint64_t now_ns, const uint8_t *src,
+                            uint32_t seen)
 {
     ei_action action = EI_ACTION_INSPECT;
     while (action == EI_ACTION_INSPECT && (f->flags & EI_FLOW_F_HTTP) &&
@@ -343,7 +352,7 @@ static ei_action take_client_data(ei_pipeline *p, ei_flow *f, const ei_packet *p
         whole = m.status != EI_PARSE_NEED_MORE;
         if (whole && !(p->cfg.confirm && p->mode == EI_MODE_ENFORCE)) {
             ei_action action = pl_settle(p, f, now_ns, true, &m, EI_REASON_NONE, EI_REASON_NONE);
-            return action == EI_ACTION_INSPECT ? http_pipelined(p, f, now_ns, data, (uint32_t)len)
+            return action == EI_ACTION_INSPECT ? pl_http_pipelined(p, f, now_ns, data, (uint32_t)len)
                                                : action;
         }
         *in_preamble = m.in_preamble;
@@ -371,7 +380,7 @@ static ei_action take_client_data(ei_pipeline *p, ei_flow *f, const ei_packet *p
     if (m.status != EI_PARSE_NEED_MORE) {
         ei_action action = pl_settle(p, f, now_ns, true, &m, EI_REASON_NONE, EI_REASON_NONE);
         return action == EI_ACTION_INSPECT && f->reasm != NULL
-                   ? http_pipelined(p, f, now_ns, f->reasm->buf, f->reasm->contig)
+                   ? pl_http_pipelined(p, f, now_ns, f->reasm->buf, f->reasm->contig)
                    : action;
     }
     *in_preamble = m.in_preamble;
