@@ -102,6 +102,13 @@ typedef struct {
 EI_MUST_USE ei_packet_error ei_packet_parse(int linktype, const uint8_t *data, size_t len,
                                             ei_packet *out);
 
+/* The same, but no tunnel is entered: the packet as the node that forwards it sees it. An
+ * encapsulated packet is judged as what it is on the wire (a UDP datagram, GRE or IP in
+ * IP), never as what it carries: the daemon must not let a packet to one workload speak
+ * for another that it merely contains. */
+EI_MUST_USE ei_packet_error ei_packet_parse_outer(int linktype, const uint8_t *data, size_t len,
+                                                  ei_packet *out);
+
 /* Verifies the checksums a receiver verifies, of a packet that ei_packet_parse read: (when
  * header) the IPv4 header's, and (when l4) the TCP or UDP checksum over the pseudo-header
  * (RFC 9293 3.1, RFC 8200 8.1). A UDP checksum of zero over IPv4 means none was sent

@@ -44,6 +44,11 @@ typedef struct {
      * SYN-ACK, or its data is never trusted (midstream). When false (captures), direction
      * is learnt from the SYN or the first message, and a capture may start midstream. */
     bool live;
+    /* Look through tunnels (IP in IP, GRE, VXLAN, Geneve, GTP-U, ...) to the innermost
+     * packet: replay's, for captures taken on a tunnel's path. Live the node judges
+     * packets as it forwards them, so that a datagram to one workload cannot carry a DNS
+     * answer or a flow that speaks for another. */
+    bool tunnels;
     /* Allowed flows stay queued (EI_ACTION_ACCEPT) until the server acknowledges every
      * byte judged, and a retransmission of those bytes that differs revokes the allow:
      * what the server reads is what was judged, even if the judged packet died later on

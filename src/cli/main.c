@@ -277,6 +277,7 @@ static int cmd_replay(int argc, char **argv)
     core_options core;
     core_defaults(&core, &ro.pipeline);
     ro.pipeline.checksums = EI_CHECKSUM_REPORT; /* see --checksums */
+    ro.pipeline.tunnels = true; /* captures may be taken on a tunnel's path */
     const char *rules = NULL;
     int c;
     while ((c = getopt_long(argc, argv, "r:p:m:", opts, NULL)) != -1) {

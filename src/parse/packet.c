@@ -93,7 +93,7 @@ ei_packet_error pk_ethernet(ei_cursor c, int depth, ei_packet *out)
 /* NFLOG (Linux nfnetlink_log as libpcap writes it): family (1) | version (1) |
  * resource id (2), then TLVs: length (2, host order, includes the 4-byte header) |
  * type (2) | value, each padded to 4 bytes. Type 9 (NFULA_PAYLOAD) is the packet. */
-static ei_packet_error parse_nflog(ei_cursor c, ei_packet *out)
+static ei_packet_error parse_nflog(ei_cursor c, int depth, ei_packet *out)
 {
     ei_cursor_skip(&c, 4);
     for (int n = 0; n < 64 && ei_cursor_left(&c) >= 4; n++) {
@@ -105,7 +105,7 @@ static ei_packet_error parse_nflog(ei_cursor c, ei_packet *out)
         if (!ei_cursor_ok(&c))
             return EI_PKT_TRUNCATED_LINK;
         if (type == 9)
-            return pk_ip(value, 0, out);
+            return pk_ip(value, depth, out);
         ei_cursor_skip_upto(&c, (4 - tlv_len % 4) % 4);
     }
     return EI_PKT_NOT_IP;
@@ -144,54 +144,57 @@ ei_packet_error pk_80211(ei_cursor c, int depth, bool may_swap, ei_packet *out)
 }
 
 /* Radiotap: version (1) | pad (1) | length (2, little endian) | fields, then 802.11. */
-static ei_packet_error parse_radiotap(ei_cursor c, ei_packet *out)
+static ei_packet_error parse_radiotap(ei_cursor c, int depth, ei_packet *out)
 {
     ei_cursor_skip(&c, 2);
     uint16_t rt_len = ei_cursor_u16le(&c);
     if (!ei_cursor_ok(&c) || rt_len < 8)
         return EI_PKT_TRUNCATED_LINK;
     ei_cursor_skip(&c, (size_t)rt_len - 4);
-    return pk_80211(c, 0, false, out);
+    return pk_80211(c, depth, false, out);
 }
 
 /* BSD loopback families: AF_INET is 2 everywhere; AF_INET6 is 24, 28 or 30 by OS. */
-static ei_packet_error parse_null_family(uint32_t family, ei_cursor c, ei_packet *out)
+static ei_packet_error parse_null_family(uint32_t family, ei_cursor c, int depth, ei_packet *out)
 {
     if (family == 2)
-        return pk_ipv4(c, 0, out);
+        return pk_ipv4(c, depth, out);
     if (family == 24 || family == 28 || family == 30)
-        return pk_ipv6(c, 0, out);
+        return pk_ipv6(c, depth, out);
     return EI_PKT_NOT_IP;
 }
 
-ei_packet_error ei_packet_parse(int linktype, const uint8_t *data, size_t len, ei_packet *out)
+/* depth0: EI_MAX_ENCAP when no tunnel may be entered (every layer checks depth against
+ * it before going into one). */
+static ei_packet_error parse_from(int linktype, const uint8_t *data, size_t len, int depth0,
+                                  ei_packet *out)
 {
     memset(out, 0, sizeof *out);
     ei_cursor c = ei_cursor_make(data, len);
     switch (linktype) {
     case EI_LINK_ETHERNET:
-        return pk_ethernet(c, 0, out);
+        return pk_ethernet(c, depth0, out);
     case EI_LINK_PPP:
-        return parse_ppp(c, 0, out);
+        return parse_ppp(c, depth0, out);
     case EI_LINK_C_HDLC: {
         /* address (1) | control (1) | ethertype (2) */
         ei_cursor_skip(&c, 2);
         uint16_t type = ei_cursor_u16(&c);
         if (!ei_cursor_ok(&c))
             return EI_PKT_TRUNCATED_LINK;
-        return pk_ethertype(type, c, 0, out);
+        return pk_ethertype(type, c, depth0, out);
     }
     case EI_LINK_NFLOG:
-        return parse_nflog(c, out);
+        return parse_nflog(c, depth0, out);
     case EI_LINK_RADIOTAP:
-        return parse_radiotap(c, out);
+        return parse_radiotap(c, depth0, out);
     case EI_LINK_SLL: {
         /* packet type (2) | ARPHRD (2) | address length (2) | address (8) | protocol (2) */
         ei_cursor_skip(&c, 14);
         uint16_t type = ei_cursor_u16(&c);
         if (!ei_cursor_ok(&c))
             return EI_PKT_TRUNCATED_LINK;
-        return pk_ethertype(type, c, 0, out);
+        return pk_ethertype(type, c, depth0, out);
     }
     case EI_LINK_SLL2: {
         /* protocol (2) | reserved (2) | ifindex (4) | ARPHRD (2) | packet type (1) |
@@ -200,7 +203,7 @@ ei_packet_error ei_packet_parse(int linktype, const uint8_t *data, size_t len, e
         ei_cursor_skip(&c, 18);
         if (!ei_cursor_ok(&c))
             return EI_PKT_TRUNCATED_LINK;
-        return pk_ethertype(type, c, 0, out);
+        return pk_ethertype(type, c, depth0, out);
     }
     case EI_LINK_NULL: {
         ei_view fam = ei_cursor_bytes(&c, 4);
@@ -212,21 +215,31 @@ ei_packet_error ei_packet_parse(int linktype, const uint8_t *data, size_t len, e
          * is small, so a big value is the other byte order. */
         if (family > 0xffff)
             family = __builtin_bswap32(family);
-        return parse_null_family(family, c, out);
+        return parse_null_family(family, c, depth0, out);
     }
     case EI_LINK_LOOP: {
         uint32_t family = ei_cursor_u32(&c);
         if (!ei_cursor_ok(&c))
             return EI_PKT_TRUNCATED_LINK;
-        return parse_null_family(family, c, out);
+        return parse_null_family(family, c, depth0, out);
     }
     case EI_LINK_RAW: case 12: case 14:
-        return pk_ip(c, 0, out);
+        return pk_ip(c, depth0, out);
     case EI_LINK_IPV4:
-        return pk_ipv4(c, 0, out);
+        return pk_ipv4(c, depth0, out);
     case EI_LINK_IPV6:
-        return pk_ipv6(c, 0, out);
+        return pk_ipv6(c, depth0, out);
     default:
         return EI_PKT_NOT_IP;
     }
+}
+
+ei_packet_error ei_packet_parse(int linktype, const uint8_t *data, size_t len, ei_packet *out)
+{
+    return parse_from(linktype, data, len, 0, out);
+}
+
+ei_packet_error ei_packet_parse_outer(int linktype, const uint8_t *data, size_t len, ei_packet *out)
+{
+    return parse_from(linktype, data, len, EI_MAX_ENCAP, out);
 }

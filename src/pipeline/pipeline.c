@@ -639,7 +639,8 @@ ei_action ei_pipeline_packet(ei_pipeline *p, int linktype, const uint8_t *data, 
         ei_pipeline_expire(p, now_ns);
     }
     ei_packet pkt;
-    ei_packet_error err = ei_packet_parse(linktype, data, len, &pkt);
+    ei_packet_error err = p->cfg.tunnels ? ei_packet_parse(linktype, data, len, &pkt)
+                                         : ei_packet_parse_outer(linktype, data, len, &pkt);
     ei_action action = EI_ACTION_PASS;
     p->count.packets_truncated += pkt.truncated;
     if (err != EI_PKT_OK) {

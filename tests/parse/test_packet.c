@@ -161,6 +161,11 @@ static void test_ip_in_ip(void)
     ipv6(&outer, 0, false, &inner);
     outer.b[6] = IPPROTO_IPIP;
     expect_tcp(EI_LINK_RAW, &outer, 4);
+    /* as the node sees it (the daemon): an IPv6 packet carrying something not TCP/UDP,
+     * never the packet inside it */
+    ei_packet p;
+    CU_ASSERT_EQUAL(ei_packet_parse_outer(EI_LINK_RAW, outer.b, outer.n, &p), EI_PKT_OTHER_L4);
+    CU_ASSERT_EQUAL(p.src.family, 6);
 }
 
 static void test_bad_headers(void)
