@@ -31,6 +31,24 @@ RUN="$RUN --dest-check $EI_DEST_CHECK"
 # EI_RESOLVER: where the daemon's own lookups go (the cluster DNS service address);
 # unset, the node's resolv.conf (with dnsPolicy ClusterFirstWithHostNet, cluster DNS).
 [ -n "${EI_RESOLVER:-}" ] && RUN="$RUN --resolver $EI_RESOLVER"
+# EI_DNS_FROM: the resolvers whose answers teach bindings (space-separated CIDRs: the
+# cluster DNS service, node-local DNS). Unset: the daemon's own resolver (EI_RESOLVER,
+# else the nameservers of resolv.conf). Answers from any other address are never read.
+resolver_address() { # IP, IP:PORT, [IPv6]:PORT or IPv6 -> the address alone
+    case "$1" in
+        \[*) a=${1#?}; echo "${a%%]*}" ;;
+        *:*:*) echo "$1" ;;
+        *) echo "${1%%:*}" ;;
+    esac
+}
+if [ -n "${EI_DNS_FROM:-}" ]; then
+    DNS_FROM=$EI_DNS_FROM
+elif [ -n "${EI_RESOLVER:-}" ]; then
+    DNS_FROM=$(resolver_address "$EI_RESOLVER")
+else
+    DNS_FROM=$(awk '$1 == "nameserver" { print $2 }' /etc/resolv.conf 2>/dev/null)
+fi
+for r in $DNS_FROM; do SELECT="$SELECT --dns-from $r"; done
 
 # 1. Validate. check-rules prints every error with its line; --print checks the options.
 # (SC2086 below: the option lists are split into words on purpose.)

@@ -21,6 +21,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         cache = ei_dns_cache_new(&cfg);
         CHECK(cache != NULL);
     }
+    /* the same bytes as a question: a name in normal form, or refused */
+    ei_dns_query q;
+    if (ei_dns_parse_query(data, size, &q) == EI_PARSE_OK) {
+        char again[EI_NAME_MAX + 1];
+        size_t n = 0;
+        CHECK(q.name[0] != '\0');
+        CHECK(ei_name_normalize((const uint8_t *)q.name, strlen(q.name), again, &n) == EI_REASON_NONE);
+        CHECK(strcmp(again, q.name) == 0);
+    }
     ei_dns_answer a;
     ei_parse_status st = ei_dns_parse_response(data, size, &a);
     if (st != EI_PARSE_OK) {

@@ -52,6 +52,12 @@ typedef enum {
 
 EI_MUST_USE ei_prefix_status ei_prefix_parse(const char *s, size_t n, ei_addr *addr, unsigned *bits);
 
+/* Same family and bytes (bytes past an IPv4 address are zero in every ei_addr). */
+static inline bool ei_addr_equal(const ei_addr *a, const ei_addr *b)
+{
+    return a->family == b->family && memcmp(a->bytes, b->bytes, sizeof a->bytes) == 0;
+}
+
 /* Clears the bits of a past its first `bits` (the network of a prefix). */
 void ei_addr_clear_host_bits(ei_addr *a, unsigned bits);
 

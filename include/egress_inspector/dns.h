@@ -40,6 +40,13 @@ typedef struct {
     ei_dns_problem problem;
 } ei_dns_answer;
 
+/* A workload's question: what an answer must match to teach anything. */
+typedef struct {
+    uint16_t id;
+    uint16_t qtype;
+    char name[EI_NAME_MAX + 1]; /* normalized, NUL-terminated */
+} ei_dns_query;
+
 /* DNS over TCP (RFC 1035 4.2.2, RFC 7766): a 2-byte length, then the message.
  * EI_PARSE_OK: *msg is the first message, whole in `segment` (bytes after it are left
  * alone). EI_PARSE_NEED_MORE: the message does not end in this segment; *msg is empty. */
@@ -51,5 +58,9 @@ EI_MUST_USE ei_parse_status ei_dns_tcp_message(ei_view segment, ei_view *msg);
  * out->problem says why, and nothing in *out may be used. Allocates nothing. */
 EI_MUST_USE ei_parse_status ei_dns_parse_response(const uint8_t *msg, size_t len,
                                                   ei_dns_answer *out);
+
+/* Parses a standard query (QR clear, opcode QUERY, one question) into *out. EI_PARSE_OK
+ * or EI_PARSE_MALFORMED (not a query we can match an answer to). */
+EI_MUST_USE ei_parse_status ei_dns_parse_query(const uint8_t *msg, size_t len, ei_dns_query *out);
 
 #endif

@@ -76,6 +76,16 @@ typedef struct {
      * it is learned from and passed, never judged as a flow. Otherwise DNS answers are
      * learned from only when !live (captures, which hold both directions). */
     bool dns_answers;
+    /* The resolvers whose answers may teach bindings (--dns-from): an answer from any
+     * other address is passed on and teaches nothing. None named: any address. */
+    ei_addr dns_from[16];
+    uint8_t dns_from_bits[16];
+    uint8_t ndns_from;
+    /* An answer teaches only what the workload asked: the query must have been seen on
+     * its way out (the same ports, addresses, id, name and type), within the last 10 s,
+     * and one query teaches once. Live, the node rules queue the workloads' queries on
+     * the answer queue; captures hold them. */
+    bool dns_asked_only;
     uint64_t hash_seed;
 } ei_pipeline_config;
 
@@ -160,6 +170,10 @@ typedef struct {
     uint64_t dns_waiting;                  /* gauge: flows waiting for a lookup */
     uint64_t dns_wait_limit;               /* flows denied because too many waited */
     uint64_t dest_checks[3];               /* by ei_bind: unknown, mismatch, match */
+    uint64_t dns_queries;                  /* workloads' questions seen */
+    uint64_t dns_unnamed;                  /* answers from a resolver not named: unread */
+    uint64_t dns_unasked;                  /* answers to no question seen: unread */
+    uint64_t dns_queries_forgotten;        /* questions pushed out before their answer */
     /* the stream the server reads */
     uint64_t bad_checksums;                /* packets that matter with a wrong checksum */
     uint64_t flows_confirmed;              /* allowed flows whose judged bytes the server

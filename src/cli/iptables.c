@@ -20,11 +20,18 @@
  *   the one the server reads.
  * mangle EGRESS-INSPECTOR-SAVE (jumped to from POSTROUTING): copy the allow mark (or both
  *   bits) of a packet to its connection, which makes rule 4 match from the next packet on.
- * filter EGRESS-INSPECTOR-DNS (jumped to from FORWARD, and INPUT for the node's own
- *   workloads): DNS answers (UDP and TCP from port 53) to workloads go to the answer
- *   queue, where they are learned from before the workload gets them, so that a
- *   connection can never overtake its own answer. With --queue-bypass: when no daemon
- *   listens, answers pass (the inspector looks names up itself), and DNS never stops.
+ * filter EGRESS-INSPECTOR-DNS (jumped to from FORWARD, and INPUT and OUTPUT for the
+ *   node's own workloads): the workloads' DNS questions and their answers (UDP and TCP,
+ *   port 53) go to the answer queue, where answers are learned from before the workload
+ *   gets them, so that a connection can never overtake its own answer, and only when
+ *   they answer a question asked. Only a conntrack entry's two directions are queued,
+ *   and with --dns-from only those whose original destination is a named resolver
+ *   (--ctorigdst: a DNAT in front of the resolver, as kube-proxy makes for the cluster
+ *   DNS service, rewrites the question's destination before FORWARD and the answer's
+ *   source after it, so the addresses in the packets are the resolver pod's; the
+ *   conntrack entry still names the service). Answers from anyone else are never read.
+ *   With --queue-bypass: when no daemon listens, DNS passes (the inspector looks names
+ *   up itself), and DNS never stops.
  * Every rule names only our mark bits, so kube-proxy's and the CNI's marks are left alone. */
 #include "cli/iptables.h"
 
@@ -46,21 +53,24 @@ static bool is_v6(const char *cidr)
     return strchr(cidr, ':') != NULL;
 }
 
-static void queue_target(FILE *f, const ei_iptables_options *o)
+/* The flow queues' target (the balance hash is symmetric: both directions of a flow
+ * reach one queue). */
+static void queue_target(char *buf, size_t size, const ei_iptables_options *o)
 {
     if (o->queue_first == o->queue_last)
-        fprintf(f, "-j NFQUEUE --queue-num %u", o->queue_first);
+        snprintf(buf, size, "-j NFQUEUE --queue-num %u%s", o->queue_first,
+                 o->fail_open ? " --queue-bypass" : "");
     else
-        fprintf(f, "-j NFQUEUE --queue-balance %u:%u", o->queue_first, o->queue_last);
-    if (o->fail_open)
-        fputs(" --queue-bypass", f);
-    fputc('\n', f);
+        snprintf(buf, size, "-j NFQUEUE --queue-balance %u:%u%s", o->queue_first, o->queue_last,
+                 o->fail_open ? " --queue-bypass" : "");
 }
 
 /* Which packets are workload traffic: forwarded ones (pods behind their veths) by input
  * interface and/or source; the node's own (OUTPUT) by source, and always with a local
- * source address, so that one chain serves both hooks without mixing them up. */
-static void queue_rules(FILE *f, const ei_iptables_options *o, bool v6, bool forward)
+ * source address, so that one chain serves both hooks without mixing them up. Each is a
+ * rule of `chain` ending in `what`. */
+static void from_workload_rules(FILE *f, const ei_iptables_options *o, bool v6, bool forward,
+                                const char *chain, const char *what)
 {
     size_t family_sources = 0;
     for (size_t s = 0; s < o->nsources; s++)
@@ -72,16 +82,23 @@ static void queue_rules(FILE *f, const ei_iptables_options *o, bool v6, bool for
         for (size_t s = 0; s < (o->nsources ? o->nsources : 1); s++) {
             if (o->nsources > 0 && is_v6(o->sources[s]) != v6)
                 continue;
-            fprintf(f, "-A %s", CHAIN);
+            fprintf(f, "-A %s", chain);
             if (nif)
                 fprintf(f, " -i %s", o->iifaces[i]);
             else
                 fprintf(f, " -m addrtype %s--src-type LOCAL", forward ? "! " : "");
             if (o->nsources > 0)
                 fprintf(f, " -s %s", o->sources[s]);
-            fprintf(f, " -p tcp -m multiport --dports %s ", o->ports);
-            queue_target(f, o);
+            fprintf(f, " %s\n", what);
         }
+}
+
+static void queue_rules(FILE *f, const ei_iptables_options *o, bool v6, bool forward)
+{
+    char target[80], what[200];
+    queue_target(target, sizeof target, o);
+    snprintf(what, sizeof what, "-p tcp -m multiport --dports %s %s", o->ports, target);
+    from_workload_rules(f, o, v6, forward, CHAIN, what);
 }
 
 /* The packets to the workloads (the mirror of queue_rules: output interface and
@@ -111,14 +128,31 @@ static void to_workload_rules(FILE *f, const ei_iptables_options *o, bool v6, bo
         }
 }
 
+/* The answers to the workloads (to_workload_rules) and their questions (queue_rules'
+ * selectors), for each named resolver of the family, or any when none is named. */
 static void dns_rules(FILE *f, const ei_iptables_options *o, bool v6, bool forward)
 {
     static const char *const protos[] = { "udp", "tcp" };
-    for (size_t p = 0; p < 2; p++) {
-        char what[96];
-        snprintf(what, sizeof what, "-p %s --sport 53 -j NFQUEUE --queue-num %d --queue-bypass",
-                 protos[p], o->dns_queue);
-        to_workload_rules(f, o, v6, forward, DNS_CHAIN, what);
+    size_t named = 0;
+    for (size_t r = 0; r < o->ndns_from; r++)
+        named += is_v6(o->dns_from[r]) == v6;
+    if (o->ndns_from > 0 && named == 0)
+        return; /* no resolver of this family is named: no answer of it teaches */
+    for (size_t r = 0; r < (o->ndns_from ? o->ndns_from : 1); r++) {
+        if (o->ndns_from > 0 && is_v6(o->dns_from[r]) != v6)
+            continue;
+        char orig[80] = "";
+        if (o->ndns_from > 0)
+            snprintf(orig, sizeof orig, " --ctorigdst %s", o->dns_from[r]);
+        for (size_t p = 0; p < 2; p++) {
+            char what[200];
+            snprintf(what, sizeof what, "-p %s --sport 53 -m conntrack --ctdir REPLY%s -j NFQUEUE "
+                     "--queue-num %d --queue-bypass", protos[p], orig, o->dns_queue);
+            to_workload_rules(f, o, v6, forward, DNS_CHAIN, what);
+            snprintf(what, sizeof what, "-p %s --dport 53 -m conntrack --ctdir ORIGINAL%s -j NFQUEUE "
+                     "--queue-num %d --queue-bypass", protos[p], orig, o->dns_queue);
+            from_workload_rules(f, o, v6, forward, DNS_CHAIN, what);
+        }
     }
 }
 
@@ -126,15 +160,10 @@ static void dns_rules(FILE *f, const ei_iptables_options *o, bool v6, bool forwa
  * chain have let the others go): from the inspected ports, in the reply direction. */
 static void reply_rules(FILE *f, const ei_iptables_options *o, bool v6, bool forward)
 {
-    char what[160];
-    int n = snprintf(what, sizeof what, "-p tcp -m multiport --sports %s -m conntrack --ctdir REPLY ",
-                     o->ports);
-    if (o->queue_first == o->queue_last)
-        snprintf(what + n, sizeof what - (size_t)n, "-j NFQUEUE --queue-num %u%s", o->queue_first,
-                 o->fail_open ? " --queue-bypass" : "");
-    else /* the balance hash is symmetric: both directions of a flow reach one queue */
-        snprintf(what + n, sizeof what - (size_t)n, "-j NFQUEUE --queue-balance %u:%u%s",
-                 o->queue_first, o->queue_last, o->fail_open ? " --queue-bypass" : "");
+    char target[80], what[200];
+    queue_target(target, sizeof target, o);
+    snprintf(what, sizeof what, "-p tcp -m multiport --sports %s -m conntrack --ctdir REPLY %s",
+             o->ports, target);
     to_workload_rules(f, o, v6, forward, REPLY_CHAIN, what);
 }
 
@@ -205,7 +234,7 @@ void ei_iptables_print(FILE *f, const ei_iptables_options *o)
     fputs("# jumps: FORWARD/OUTPUT -> EGRESS-INSPECTOR (first), FORWARD/INPUT -> EGRESS-INSPECTOR-REPLY,\n"
           "#        mangle POSTROUTING -> EGRESS-INSPECTOR-SAVE\n", f);
     if (o->dns_queue >= 0)
-        fputs("# jumps: FORWARD (and INPUT for --hook output) -> EGRESS-INSPECTOR-DNS (first)\n", f);
+        fputs("# jumps: FORWARD (and INPUT and OUTPUT for --hook output) -> EGRESS-INSPECTOR-DNS (first)\n", f);
 }
 
 /* Runs a command without a shell; returns its exit status (127 if it could not run). */
@@ -269,6 +298,7 @@ static void remove_all_jumps(const char *tool)
     remove_jumps(tool, "filter", "OUTPUT", CHAIN);
     remove_jumps(tool, "filter", "FORWARD", DNS_CHAIN);
     remove_jumps(tool, "filter", "INPUT", DNS_CHAIN);
+    remove_jumps(tool, "filter", "OUTPUT", DNS_CHAIN);
     remove_jumps(tool, "filter", "FORWARD", REPLY_CHAIN);
     remove_jumps(tool, "filter", "INPUT", REPLY_CHAIN);
     remove_jumps(tool, "mangle", "POSTROUTING", SAVE_CHAIN);
@@ -330,9 +360,11 @@ static int apply_family(const ei_iptables_options *o, bool v6)
         const char *argv[] = { tool, "-w", "-I", "FORWARD", "1", "-j", DNS_CHAIN, NULL };
         rc |= run(argv, NULL, false);
     }
-    if (o->dns_queue >= 0 && o->hook_output) {
-        const char *argv[] = { tool, "-w", "-I", "INPUT", "1", "-j", DNS_CHAIN, NULL };
-        rc |= run(argv, NULL, false);
+    if (o->dns_queue >= 0 && o->hook_output) { /* answers come in, questions go out */
+        const char *in[] = { tool, "-w", "-I", "INPUT", "1", "-j", DNS_CHAIN, NULL };
+        const char *out[] = { tool, "-w", "-I", "OUTPUT", "1", "-j", DNS_CHAIN, NULL };
+        rc |= run(in, NULL, false);
+        rc |= run(out, NULL, false);
     }
     const char *save[] = { tool, "-w", "-t", "mangle", "-I", "POSTROUTING", "1", "-j", SAVE_CHAIN, NULL };
     rc |= run(save, NULL, false);

@@ -22,6 +22,8 @@ typedef struct {
     bool hook_output;
     const char *ports;        /* multiport list, e.g. "80,443" */
     int32_t dns_queue;        /* DNS answers to workloads go there; < 0: not queued */
+    const char *dns_from[EI_IPTABLES_MAX_SELECTORS]; /* named resolvers (CIDRs); none: any */
+    size_t ndns_from;
 } ei_iptables_options;
 
 /* Writes the rules (IPv4 then IPv6) in iptables-restore format. */

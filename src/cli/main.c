@@ -22,9 +22,10 @@ static const char usage[] =
     "\n"
     "commands:\n"
     "  replay --rules FILE --pcap FILE [--mode enforce|monitor] [--summary]\n"
-    "         [PIPELINE OPTIONS]\n"
+    "         [--dns-from CIDR]... [PIPELINE OPTIONS]\n"
     "      Run a capture (pcap or pcapng) through the pipeline; print one JSON line per\n"
-    "      decided flow on stdout. DNS answers in the capture are learned from; no\n"
+    "      decided flow on stdout. DNS answers in the capture are learned from when they\n"
+    "      answer a question in it (and come from a --dns-from resolver, when named); no\n"
     "      lookup is ever made (a name bound to nothing is denied: dns_unresolved).\n"
     "  run --rules FILE (--queue N | --queues A-B) [--mode enforce|monitor]\n"
     "      [--fail closed|open] [--mark-allow HEX] [--mark-deny HEX] [--dns-queue N|off]\n"
@@ -38,8 +39,10 @@ static const char usage[] =
     "  iptables (--print | --apply | --remove) [--queue N | --queues A-B]\n"
     "      [--source CIDR]... [--in-iface PATTERN]... [--hook forward|output]...\n"
     "      [--ports LIST] [--fail closed|open] [--mark-allow HEX] [--mark-deny HEX]\n"
-    "      [--dns-queue N|off]\n"
-    "      The node rules (IPv4 and IPv6) in chains of their own.\n"
+    "      [--dns-queue N|off] [--dns-from CIDR]...\n"
+    "      The node rules (IPv4 and IPv6) in chains of their own. --dns-from: the\n"
+    "      resolvers whose answers are read (by the conntrack entry's original\n"
+    "      destination, so a DNAT'd service address works); none: any resolver.\n"
     "  check-rules FILE\n"
     "      Validate a rules file (or Portarium policy JSON); print every error.\n"
     "\n"
@@ -261,15 +264,31 @@ static ei_dns_cache *core_cache(const core_options *o)
     return c;
 }
 
+/* A CIDR option (--source, --dns-from): the rules file's grammar; what goes on is the
+ * prefix as we write it back (text, EI_ADDR_STRLEN + 4 bytes), never the argument's own
+ * bytes. */
+static bool parse_cidr(const char *opt, const char *arg, ei_addr *net, unsigned *bits, char *text)
+{
+    if (ei_prefix_parse(arg, strlen(arg), net, bits) != EI_PREFIX_OK) {
+        fprintf(stderr, "egress-inspector: %s: '%s' is not a CIDR (ADDR or ADDR/LEN, no host bits)\n",
+                opt, arg);
+        return false;
+    }
+    char shown[EI_ADDR_STRLEN];
+    snprintf(text, EI_ADDR_STRLEN + 4, "%s/%u", ei_addr_format(net, shown), *bits);
+    return true;
+}
+
 static int cmd_replay(int argc, char **argv)
 {
-    enum { OPT_SUMMARY = 256 };
+    enum { OPT_SUMMARY = 256, OPT_DNS_FROM };
     static const struct option opts[] = {
         { "rules", required_argument, NULL, 'r' },
         { "policy-json", required_argument, NULL, 'r' },
         { "pcap", required_argument, NULL, 'p' },
         { "mode", required_argument, NULL, 'm' },
         { "summary", no_argument, NULL, OPT_SUMMARY },
+        { "dns-from", required_argument, NULL, OPT_DNS_FROM },
         PIPELINE_LONG_OPTIONS,
         { NULL, 0, NULL, 0 },
     };
@@ -289,6 +308,20 @@ static int cmd_replay(int argc, char **argv)
                 return 2;
             break;
         case OPT_SUMMARY: ro.summary = true; break;
+        case OPT_DNS_FROM: {
+            ei_pipeline_config *pc = &ro.pipeline;
+            const size_t max = sizeof pc->dns_from / sizeof pc->dns_from[0];
+            char text[EI_ADDR_STRLEN + 4];
+            unsigned bits;
+            if (pc->ndns_from == max) {
+                fprintf(stderr, "egress-inspector: --dns-from: at most %zu\n", max);
+                return 2;
+            }
+            if (!parse_cidr("--dns-from", optarg, &pc->dns_from[pc->ndns_from], &bits, text))
+                return 2;
+            pc->dns_from_bits[pc->ndns_from++] = (uint8_t)bits;
+            break;
+        }
         default: {
             int done = pipeline_option(&core, c, optarg);
             if (done < 0)
@@ -527,12 +560,15 @@ static int cmd_run(int argc, char **argv)
 static int cmd_iptables(int argc, char **argv)
 {
     static char source_text[EI_IPTABLES_MAX_SELECTORS][EI_ADDR_STRLEN + 4];
-    enum { OPT_PRINT = 256, OPT_APPLY, OPT_REMOVE, OPT_SOURCE, OPT_IFACE, OPT_HOOK, OPT_PORTS };
+    static char dns_from_text[EI_IPTABLES_MAX_SELECTORS][EI_ADDR_STRLEN + 4];
+    enum { OPT_PRINT = 256, OPT_APPLY, OPT_REMOVE, OPT_SOURCE, OPT_IFACE, OPT_HOOK, OPT_PORTS,
+           OPT_DNS_FROM };
     static const struct option opts[] = {
         { "print", no_argument, NULL, OPT_PRINT },
         { "apply", no_argument, NULL, OPT_APPLY },
         { "remove", no_argument, NULL, OPT_REMOVE },
         { "source", required_argument, NULL, OPT_SOURCE },
+        { "dns-from", required_argument, NULL, OPT_DNS_FROM },
         { "in-iface", required_argument, NULL, OPT_IFACE },
         { "hook", required_argument, NULL, OPT_HOOK },
         { "ports", required_argument, NULL, OPT_PORTS },
@@ -552,24 +588,24 @@ static int cmd_iptables(int argc, char **argv)
             }
             action = c;
             break;
-        case OPT_SOURCE: {
-            /* The rules file's CIDR grammar; what goes into iptables-restore's input is
-             * the prefix as we write it, never the argument's own bytes. */
+        case OPT_SOURCE:
+        case OPT_DNS_FROM: {
+            bool dns = c == OPT_DNS_FROM;
+            size_t *count = dns ? &o.ndns_from : &o.nsources;
+            if (*count == EI_IPTABLES_MAX_SELECTORS) {
+                fprintf(stderr, "egress-inspector: %s: at most %d\n", dns ? "--dns-from" : "--source",
+                        EI_IPTABLES_MAX_SELECTORS);
+                return 2;
+            }
             ei_addr net;
             unsigned bits;
-            if (ei_prefix_parse(optarg, strlen(optarg), &net, &bits) != EI_PREFIX_OK) {
-                fprintf(stderr, "egress-inspector: --source: '%s' is not a CIDR (ADDR or ADDR/LEN, "
-                                "no host bits)\n", optarg);
+            char *text = dns ? dns_from_text[*count] : source_text[*count];
+            if (!parse_cidr(dns ? "--dns-from" : "--source", optarg, &net, &bits, text))
                 return 2;
-            }
-            if (o.nsources == EI_IPTABLES_MAX_SELECTORS) {
-                fprintf(stderr, "egress-inspector: --source: at most %d\n", EI_IPTABLES_MAX_SELECTORS);
-                return 2;
-            }
-            char shown[EI_ADDR_STRLEN];
-            snprintf(source_text[o.nsources], sizeof source_text[0], "%s/%u", ei_addr_format(&net, shown), bits);
-            o.sources[o.nsources] = source_text[o.nsources];
-            o.nsources++;
+            if (dns)
+                o.dns_from[o.ndns_from++] = text;
+            else
+                o.sources[o.nsources++] = text;
             break;
         }
         case OPT_IFACE:

@@ -80,11 +80,6 @@ static uint32_t hash_key(const ei_dns_cache *c, const ei_addr *w, const char *na
     return ei_hash_fold(ei_hash_bytes(addr_hash64(c, w), name, strlen(name)));
 }
 
-static bool same_addr(const ei_addr *a, const ei_addr *b)
-{
-    return a->family == b->family && memcmp(a->bytes, b->bytes, sizeof a->bytes) == 0;
-}
-
 ei_dns_cache *ei_dns_cache_new(const ei_dns_cache_config *cfg)
 {
     ei_dns_cache *c = calloc(1, sizeof *c);
@@ -134,7 +129,7 @@ void ei_dns_cache_free(ei_dns_cache *c)
 static uint32_t workload_find(const ei_dns_cache *c, const ei_addr *a)
 {
     for (uint32_t i = c->wbuckets[hash_addr(c, a) & (c->nbuckets - 1)]; i != NONE; i = c->w[i].hnext)
-        if (same_addr(&c->w[i].addr, a))
+        if (ei_addr_equal(&c->w[i].addr, a))
             return i;
     return NONE;
 }
@@ -228,7 +223,7 @@ static void entry_remove(ei_dns_cache *c, uint32_t i)
 static uint32_t entry_find(const ei_dns_cache *c, const ei_addr *w, const char *name, uint32_t h)
 {
     for (uint32_t i = c->buckets[h & (c->nbuckets - 1)]; i != NONE; i = c->e[i].hnext)
-        if (c->e[i].hash == h && same_addr(&c->e[i].workload, w) && strcmp(c->e[i].name, name) == 0)
+        if (c->e[i].hash == h && ei_addr_equal(&c->e[i].workload, w) && strcmp(c->e[i].name, name) == 0)
             return i;
     return NONE;
 }
@@ -291,7 +286,7 @@ static void add_bound(entry *x, const ei_addr *a, uint64_t expires_ns, uint64_t 
 {
     uint8_t oldest = 0;
     for (uint8_t k = 0; k < x->naddrs; k++) {
-        if (same_addr(&x->addrs[k].addr, a)) {
+        if (ei_addr_equal(&x->addrs[k].addr, a)) {
             if (x->addrs[k].expires_ns < expires_ns)
                 x->addrs[k].expires_ns = expires_ns;
             x->addrs[k].learned_ns = now_ns;
@@ -375,7 +370,7 @@ static ei_bind entry_check(ei_dns_cache *c, const ei_addr *w, const char *name,
         return EI_BIND_UNKNOWN;
     const entry *x = &c->e[i];
     for (uint8_t k = 0; k < x->naddrs; k++)
-        if (x->addrs[k].expires_ns >= now_ns && same_addr(&x->addrs[k].addr, dst))
+        if (x->addrs[k].expires_ns >= now_ns && ei_addr_equal(&x->addrs[k].addr, dst))
             return EI_BIND_YES;
     return EI_BIND_NO;
 }
@@ -394,7 +389,7 @@ ei_bind ei_dns_cache_check(ei_dns_cache *c, const ei_addr *workload, const char 
 static bool entry_binds(const entry *x, const ei_addr *dst, uint64_t now_ns)
 {
     for (uint8_t k = 0; k < x->naddrs; k++)
-        if (x->addrs[k].expires_ns >= now_ns && same_addr(&x->addrs[k].addr, dst))
+        if (x->addrs[k].expires_ns >= now_ns && ei_addr_equal(&x->addrs[k].addr, dst))
             return true;
     return false;
 }

@@ -135,6 +135,13 @@ static void render_dns(const ei_prom_snapshot *s, FILE *out)
     fprintf(out, "egress_inspector_dns_answers_malformed_total{kind=\"tcp_split\"} %llu\n",
             (unsigned long long)sum->dns_tcp_split);
     single(out, "dns_names_learned_total", "counter", NULL, sum->dns_names_learned);
+    single(out, "dns_questions_total", "counter", "Workloads' DNS questions seen.", sum->dns_queries);
+    single(out, "dns_answers_unasked_total", "counter",
+           "Answers to no question a workload asked: passed on, unread.", sum->dns_unasked);
+    single(out, "dns_answers_unnamed_total", "counter",
+           "Answers from a resolver not named: passed on, unread.", sum->dns_unnamed);
+    single(out, "dns_questions_forgotten_total", "counter",
+           "Questions pushed out of the table before their answer came.", sum->dns_queries_forgotten);
     single(out, "dns_waiting_flows", "gauge", "Flows held until a lookup ends.", sum->dns_waiting);
     single(out, "dns_wait_limit_total", "counter", NULL, sum->dns_wait_limit);
     static const char *const binds[3] = { "unknown", "mismatch", "match" };

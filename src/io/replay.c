@@ -63,6 +63,9 @@ static void print_summary(FILE *err, const ei_counters *c, uint64_t frames)
         }
     ei_jsonw_uint(&w, "dns_answers", c->dns_answers);
     ei_jsonw_uint(&w, "dns_names_learned", c->dns_names_learned);
+    ei_jsonw_uint(&w, "dns_questions", c->dns_queries);
+    ei_jsonw_uint(&w, "dns_unasked", c->dns_unasked);
+    ei_jsonw_uint(&w, "dns_unnamed", c->dns_unnamed);
     for (int d = 1; d < EI_DNS_PROBLEM_COUNT; d++)
         if (c->dns_malformed[d]) {
             char key[48];

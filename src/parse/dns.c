@@ -117,6 +117,24 @@ ei_parse_status ei_dns_tcp_message(ei_view segment, ei_view *msg)
     return EI_PARSE_OK;
 }
 
+/* header (12) | question: QNAME | QTYPE (2) | QCLASS (2) (RFC 1035 4.1.1, 4.1.2) */
+ei_parse_status ei_dns_parse_query(const uint8_t *msg, size_t len, ei_dns_query *out)
+{
+    memset(out, 0, sizeof *out);
+    ei_cursor c = ei_cursor_make(msg, len);
+    out->id = ei_cursor_u16(&c);
+    uint16_t flags = ei_cursor_u16(&c);
+    uint16_t qdcount = ei_cursor_u16(&c);
+    ei_cursor_skip(&c, 6); /* ANCOUNT, NSCOUNT, ARCOUNT */
+    if (!ei_cursor_ok(&c) || (flags & 0x8000) || (flags >> 11 & 0xf) != 0 || qdcount != 1)
+        return EI_PARSE_MALFORMED;
+    if (read_name(&c, out->name) != EI_DNS_OK || out->name[0] == '\0')
+        return EI_PARSE_MALFORMED;
+    out->qtype = ei_cursor_u16(&c);
+    ei_cursor_skip(&c, 2);
+    return ei_cursor_ok(&c) ? EI_PARSE_OK : EI_PARSE_MALFORMED;
+}
+
 static uint32_t min_ttl(uint32_t a, uint32_t b)
 {
     return a < b ? a : b;

@@ -116,9 +116,17 @@ void pl_snoop_dns(ei_pipeline *p, const ei_packet *pkt, uint64_t now_ns)
             return;
         }
     }
+    if (!pl_named_resolver(p, &pkt->src)) {
+        p->count.dns_unnamed++; /* a resolver of the workload's own choosing */
+        return;
+    }
     ei_dns_answer a;
     if (ei_dns_parse_response(msg.ptr, msg.len, &a) != EI_PARSE_OK) {
         p->count.dns_malformed[a.problem]++;
+        return;
+    }
+    if (p->cfg.dns_asked_only && !pl_was_asked(p, pkt, &a, now_ns)) {
+        p->count.dns_unasked++; /* an answer to no question the workload asked */
         return;
     }
     p->count.dns_answers++;

@@ -44,6 +44,7 @@ struct ei_pipeline {
     ei_dns_cache *dns;
     ei_lookup_fn on_lookup;
     pl_wait *waits;  /* a ring, oldest first: every wait has the same timeout */
+    struct pl_asked *asked; /* the workloads' questions, by hash (dns_asked.c) */
     uint32_t wait_head, nwaits;
     uint64_t expired_ns; /* when flows were last aged */
     bool revoking;       /* pl_revoke is settling a flow a second time */
@@ -108,5 +109,16 @@ void pl_start_wait(ei_pipeline *p, ei_flow *f, uint64_t now_ns, bool have_messag
                    const pl_message *m, const char *host, const char *name);
 void pl_expire_waits(ei_pipeline *p, uint64_t now_ns, ei_reason why);
 void pl_snoop_dns(ei_pipeline *p, const ei_packet *pkt, uint64_t now_ns);
+
+/* dns_asked.c: the questions workloads asked, which an answer must match to teach. */
+EI_MUST_USE bool pl_asked_init(ei_pipeline *p);
+void pl_asked_free(ei_pipeline *p);
+void pl_note_query(ei_pipeline *p, const ei_packet *pkt, uint64_t now_ns);
+/* Whether the answer (from pkt's source to its destination) answers a question still
+ * open; the question is closed by it. */
+EI_MUST_USE bool pl_was_asked(ei_pipeline *p, const ei_packet *pkt, const ei_dns_answer *a,
+                              uint64_t now_ns);
+/* Whether the answer comes from a resolver the operator named (any, when none is). */
+EI_MUST_USE bool pl_named_resolver(const ei_pipeline *p, const ei_addr *from);
 
 #endif

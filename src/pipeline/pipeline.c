@@ -52,6 +52,7 @@ void ei_pipeline_config_default(ei_pipeline_config *cfg)
     cfg->checksums = EI_CHECKSUM_VERIFY;
     cfg->dest_check = true;
     cfg->dns_timeout_ns = 2ull * 1000000000ull;
+    cfg->dns_asked_only = true;
     cfg->max_dns_waits = 1024;
 }
 
@@ -76,8 +77,10 @@ ei_pipeline *ei_pipeline_new(const ei_pipeline_config *cfg, const ei_policy_set 
     p->ctx = ctx;
     p->scratch = malloc(p->cfg.reassembly_bytes);
     p->waits = calloc(p->cfg.max_dns_waits, sizeof *p->waits);
-    if (p->scratch == NULL || p->waits == NULL ||
+    bool asked = !p->cfg.dns_asked_only || (!p->cfg.live || p->cfg.dns_answers ? pl_asked_init(p) : true);
+    if (p->scratch == NULL || p->waits == NULL || !asked ||
         !ei_flow_table_init(&p->table, cfg->max_flows, cfg->hash_seed)) {
+        pl_asked_free(p);
         free(p->waits);
         free(p->scratch);
         free(p);
@@ -163,6 +166,7 @@ void ei_pipeline_free(ei_pipeline *p, uint64_t now_ns)
     for (uint32_t i = 0; i < p->table.capacity; i++)
         ei_reasm_free(p->table.flows[i].reasm);
     ei_flow_table_destroy(&p->table);
+    pl_asked_free(p);
     free(p->waits);
     free(p->scratch);
     free(p);
@@ -648,6 +652,13 @@ ei_action ei_pipeline_packet(ei_pipeline *p, int linktype, const uint8_t *data, 
         /* Not IP, or not TCP/UDP: not ours to judge. Unreadable IP or TCP, or a
          * fragment whose ports cannot be trusted: dropped, never guessed at. */
         action = err == EI_PKT_NOT_IP || err == EI_PKT_OTHER_L4 ? EI_ACTION_PASS : EI_ACTION_DROP;
+    } else if (pkt.dport == DNS_PORT && pkt.payload.len > 0 && (p->cfg.dns_answers || !p->cfg.live)) {
+        /* a workload's question, on its way out: what its answer must match */
+        bool bad;
+        if (checksum_passes(p, &pkt, info, &bad))
+            pl_note_query(p, &pkt, now_ns);
+        if (pkt.l4 == IPPROTO_TCP && !p->cfg.dns_answers)
+            action = judge_tcp(p, &pkt, now_ns, packet_id, info);
     } else if (pkt.sport == DNS_PORT && pkt.payload.len > 0 && (p->cfg.dns_answers || !p->cfg.live)) {
         /* In a capture both directions are there: answers from port 53 are the
          * workloads' DNS. Live, only the answer queue's packets are, since a workload

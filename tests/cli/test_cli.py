@@ -111,5 +111,22 @@ for bad in ["10.244.0.0/16\n-A INPUT -j ACCEPT", "10.244.0.0/16 -j ACCEPT", "10.
 r = run("iptables", "--print", "--queue", "0", "--source", "fd00:0:0::/8")
 check("--source writes an IPv6 prefix in its canonical form", r.returncode == 0 and " -s fd00::/8 " in r.stdout, r.stderr)
 
+# --dns-from: the named resolvers, by the conntrack entry's original destination (a DNAT'd
+# service address works), the same CIDR grammar as --source
+r = run("iptables", "--print", "--queue", "0", "--dns-from", "10.96.0.10", "--dns-from", "fd00:10:96::a")
+dns = [l for l in r.stdout.splitlines() if l.startswith("-A EGRESS-INSPECTOR-DNS")]
+check("--dns-from: questions and answers of the named resolvers only, by original destination",
+      r.returncode == 0 and len(dns) == 8 and all("--ctorigdst " in l for l in dns)
+      and sum("--ctorigdst 10.96.0.10/32 " in l for l in dns) == 4
+      and sum("--ctorigdst fd00:10:96::a/128 " in l for l in dns) == 4, r.stdout + r.stderr)
+check("answers are read only in a conntrack entry's reply direction",
+      all("--ctdir REPLY" in l for l in dns if "--sport 53" in l), r.stdout)
+r = run("iptables", "--print", "--queue", "0", "--dns-from", "10.96.0.10/8")
+check("--dns-from with host bits is refused", r.returncode == 2 and r.stdout == "" and "not a CIDR" in r.stderr,
+      r.stdout + r.stderr)
+r = run("replay", *args, "--dns-from", "10.96.0.99", "--summary")  # the capture asks 10.96.0.10
+check("replay --dns-from: answers from elsewhere are counted and unread",
+      r.returncode == 0 and '"dns_unnamed":' in r.stderr and '"dns_unnamed":0' not in r.stderr, r.stderr[-400:])
+
 print(f"{sum(results)} passed, {len(results) - sum(results)} failed")
 sys.exit(0 if all(results) else 1)

@@ -463,12 +463,32 @@ static ei_action send_ip(rig *r, uint8_t proto, const uint8_t src[4], uint16_t s
 
 static const uint8_t DNS_SERVER[4] = { 10, 96, 0, 10 };
 
-static ei_action answer(rig *r, const uint8_t to[4], const char *name, const uint8_t ip[4])
+/* The workload's question for name (type A), from port 53000 to the resolver. */
+static ei_action ask(rig *r, const uint8_t from[4], const char *name)
+{
+    msg m;
+    header(&m, 0x0100, 1, 0);
+    put_name(&m, name);
+    put16(&m, 1);
+    put16(&m, 1);
+    return send_ip(r, IPPROTO_UDP, from, 53000, DNS_SERVER, 53, 0, 0, m.b, m.n);
+}
+
+/* The resolver's answer to it, without the question (an unasked answer). */
+static ei_action answer_only(rig *r, const uint8_t from[4], const uint8_t to[4], const char *name,
+                             const uint8_t ip[4])
 {
     msg m;
     size_t q = question(&m, name, 1, 1);
     rr_a(&m, q, 300, ip);
-    return send_ip(r, IPPROTO_UDP, DNS_SERVER, 53, to, 53000, 0, 0, m.b, m.n);
+    return send_ip(r, IPPROTO_UDP, from, 53, to, 53000, 0, 0, m.b, m.n);
+}
+
+/* The workload asks, the resolver answers. */
+static ei_action answer(rig *r, const uint8_t to[4], const char *name, const uint8_t ip[4])
+{
+    CU_ASSERT_EQUAL(ask(r, to, name), EI_ACTION_PASS);
+    return answer_only(r, DNS_SERVER, to, name, ip);
 }
 
 /* The client's SYN (its action is returned), then the server's SYN-ACK, which the
@@ -567,6 +587,61 @@ static void test_live_answers_only_from_the_answer_queue(void)
     ei_pipeline_free(a.p, a.now);
     ei_dns_cache_free(cache);
     ei_policy_set_free(set);
+}
+
+/* Only answers to questions the workload asked, from the resolvers named, teach: not an
+ * answer nobody asked for, nor one to another question, nor one from a resolver of the
+ * workload's own choosing, and a question teaches once. */
+static void test_only_asked_answers_from_named_resolvers_teach(void)
+{
+    static const uint8_t ROGUE[4] = { 198, 51, 100, 53 };
+    rig r;
+    rig_open(&r, false, false, EI_MODE_ENFORCE, 0);
+    ei_addr w = v4(POD1), d = v4(IP99);
+    CU_ASSERT_EQUAL(answer_only(&r, DNS_SERVER, POD1, "allowed.example", IP99), EI_ACTION_PASS);
+    CU_ASSERT_EQUAL(ei_pipeline_counters(r.p)->dns_unasked, 1);
+    CU_ASSERT_EQUAL(ask(&r, POD1, "other.example"), EI_ACTION_PASS);
+    CU_ASSERT_EQUAL(answer_only(&r, DNS_SERVER, POD1, "allowed.example", IP99), EI_ACTION_PASS);
+    CU_ASSERT_EQUAL(ei_pipeline_counters(r.p)->dns_unasked, 2);
+    CU_ASSERT_EQUAL(ei_dns_cache_check(r.cache, &w, "allowed.example", &d, r.now), EI_BIND_UNKNOWN);
+    /* asked and answered: bound; the same answer again teaches nothing more */
+    CU_ASSERT_EQUAL(answer(&r, POD1, "allowed.example", IP10), EI_ACTION_PASS);
+    CU_ASSERT_EQUAL(answer_only(&r, DNS_SERVER, POD1, "allowed.example", IP99), EI_ACTION_PASS);
+    CU_ASSERT_EQUAL(ei_pipeline_counters(r.p)->dns_unasked, 3);
+    CU_ASSERT_EQUAL(ei_dns_cache_check(r.cache, &w, "allowed.example", &d, r.now), EI_BIND_NO);
+    /* a question asked of the resolver, answered by another address: not the resolver's */
+    CU_ASSERT_EQUAL(ask(&r, POD1, "late.example"), EI_ACTION_PASS);
+    CU_ASSERT_EQUAL(answer_only(&r, ROGUE, POD1, "late.example", IP99), EI_ACTION_PASS);
+    CU_ASSERT_EQUAL(ei_pipeline_counters(r.p)->dns_unasked, 4);
+    rig_close(&r);
+
+    /* --dns-from: a question asked of a resolver not named teaches nothing either */
+    memset(&r, 0, sizeof r);
+    r.set = ei_rules_parse(rules, sizeof rules - 1, NULL, NULL, NULL);
+    r.cache = cache_with(1000, 100, 30, 3600);
+    ei_pipeline_config cfg;
+    ei_pipeline_config_default(&cfg);
+    cfg.checksums = EI_CHECKSUM_OFF;
+    cfg.confirm = false;
+    CU_ASSERT(ei_addr_parse("10.96.0.0", &cfg.dns_from[0]));
+    cfg.dns_from_bits[0] = 12;
+    cfg.ndns_from = 1;
+    r.p = ei_pipeline_new(&cfg, r.set, EI_MODE_ENFORCE, on_event, on_release, &r);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(r.p);
+    ei_pipeline_set_dns(r.p, r.cache, NULL);
+    r.now = 1000 * S;
+    CU_ASSERT_EQUAL(answer(&r, POD1, "allowed.example", IP10), EI_ACTION_PASS); /* 10.96.0.10 */
+    CU_ASSERT_EQUAL(ei_pipeline_counters(r.p)->dns_answers, 1);
+    msg m;
+    header(&m, 0x0100, 1, 0);
+    put_name(&m, "rogue.example");
+    put16(&m, 1);
+    put16(&m, 1);
+    CU_ASSERT_EQUAL(send_ip(&r, IPPROTO_UDP, POD1, 53000, ROGUE, 53, 0, 0, m.b, m.n), EI_ACTION_PASS);
+    CU_ASSERT_EQUAL(answer_only(&r, ROGUE, POD1, "rogue.example", IP99), EI_ACTION_PASS);
+    CU_ASSERT_EQUAL(ei_pipeline_counters(r.p)->dns_unnamed, 1);
+    CU_ASSERT_EQUAL(ei_pipeline_counters(r.p)->dns_answers, 1);
+    rig_close(&r);
 }
 
 static void test_wait_for_lookup(void)
@@ -682,6 +757,7 @@ int main(void)
     static const ei_unit_case pipeline[] = {
         EI_CASE(test_capture_answers_bind),
         EI_CASE(test_live_answers_only_from_the_answer_queue),
+        EI_CASE(test_only_asked_answers_from_named_resolvers_teach),
         EI_CASE(test_wait_for_lookup),
         EI_CASE(test_lookup_timeout),
         EI_CASE(test_wait_bound_and_shutdown),

@@ -43,6 +43,8 @@ start_dns() {
         --host-record=cap.allowed.example,203.0.113.10,300 \
         --host-record=own.allowed.example,203.0.113.10,300 \
         --host-record=stopped.allowed.example,203.0.113.10,300 \
+        --host-record=svc.allowed.example,203.0.113.10,300 \
+        --host-record=spoofed.allowed.example,203.0.113.10,300 \
         --host-record=edge.cdn.test,203.0.113.10,300 \
         --cname=www.allowed.example,edge.cdn.test \
         --host-record=v6.allowed.example,2001:db8::10,300 \
@@ -64,7 +66,11 @@ allow allowed.example
 allow *.allowed.example
 allow tcp://db.allowed.example:22
 RULES
-in_node "$BIN" iptables --apply --in-iface veth-pod+ --hook forward --ports 80,443,22 --queue 0
+# The named resolvers: dnsmasq, the cluster DNS service address (a DNAT to dnsmasq, as
+# kube-proxy makes one) and 203.0.113.20, whose malformed answer below must reach the parser.
+RESOLVERS=(--dns-from 203.0.113.53 --dns-from 10.96.0.10 --dns-from 203.0.113.20)
+in_node "$BIN" iptables --apply --in-iface veth-pod+ --hook forward --ports 80,443,22 --queue 0 "${RESOLVERS[@]}"
+in_node iptables -t nat -A PREROUTING -d 10.96.0.10 -p udp --dport 53 -j DNAT --to-destination 203.0.113.53
 DAEMON_LOG=$WORK/daemon.log
 ip netns exec "$NS_NODE" "$BIN" run --rules "$WORK/rules" --queue 0 --metrics 127.0.0.1:9155 \
     --resolver 203.0.113.53 --dns-min-ttl 1 >>"$DAEMON_LOG" 2>>"$WORK/daemon.err" &
@@ -174,18 +180,51 @@ check "decided allowed_tcp_name" bash -c "sleep 0.2; grep '\"dst\":\"203.0.113.2
 check "the same port at another address is not allowed by it" not echo_ok 203.0.113.10
 
 echo "== a malformed answer passes, teaches nothing, and is counted"
-in_pod /usr/bin/python3 -c "
-import socket; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(('0.0.0.0', 53999)); s.settimeout(3)
-open('$WORK/junk.got', 'wb').write(s.recv(512))" &
-RX=$!
-sleep 0.3
+# the pod asks 203.0.113.20 (a named resolver) and gets a malformed answer back
 in_net /usr/bin/python3 -c "
-import socket; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(('203.0.113.20', 53))
-s.sendto(bytes.fromhex('12348180000100010000000003657669047465737400'), ('10.244.0.10', 53999))"
-wait "$RX" || true
+import socket; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(('203.0.113.20', 53)); s.settimeout(5)
+q, peer = s.recvfrom(512)
+s.sendto(q[:2] + bytes.fromhex('8180000100010000000003657669047465737400'), peer)" &
+RESPONDER=$!
+sleep 0.3
+in_pod /usr/bin/python3 -c "
+import socket, struct; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(('0.0.0.0', 53999)); s.settimeout(3)
+s.sendto(struct.pack('>HHHHHH', 0x1234, 0x0100, 1, 0, 0, 0) + b'\x03evi\x04test\x00\x00\x01\x00\x01', ('203.0.113.20', 53))
+open('$WORK/junk.got', 'wb').write(s.recv(512))" || true
+wait "$RESPONDER" || true
 check "the malformed answer reached the pod" test -s "$WORK/junk.got"
 check "it is counted as malformed (truncated)" \
     test "$(metric 'egress_inspector_dns_answers_malformed_total{kind="truncated"}')" -ge 1
+
+echo "== only the named resolvers teach, and only with answers to questions asked"
+# a resolver of the pod's own choosing, which binds every name to 203.0.113.20
+in_net /usr/bin/python3 -c "
+import socket; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(('203.0.113.250', 53)); s.settimeout(5)
+q, peer = s.recvfrom(512)
+s.sendto(q[:2] + b'\x81\x80' + q[4:6] + b'\x00\x01\x00\x00\x00\x00' + q[12:] + bytes.fromhex('c00c000100010000012c0004cb007114'), peer)" &
+RESPONDER=$!
+sleep 0.3
+check "the pod asks a resolver of its own and gets its answer" in_pod /usr/bin/python3 "$HERE/dnsq.py" 203.0.113.250 own.allowed.example
+wait "$RESPONDER" || true
+check "its answer binds nothing: the allowed name at the rogue's address is reset" \
+    refused_fast https://own.allowed.example/ --resolve own.allowed.example:443:203.0.113.20
+check "decided sni_ip_mismatch (the binding is the named resolver's)" decided own.allowed.example 203.0.113.20 sni_ip_mismatch
+# an answer nobody asked for, claiming the real resolver's address (scapy in the internet)
+in_net /usr/bin/python3 -c "
+from scapy.all import IP, UDP, DNS, DNSQR, DNSRR, send, conf
+conf.verb = 0
+send(IP(src='203.0.113.53', dst='10.244.0.10') / UDP(sport=53, dport=53000) /
+     DNS(id=0x4242, qr=1, aa=1, qd=DNSQR(qname='spoofed.allowed.example'),
+         an=DNSRR(rrname='spoofed.allowed.example', ttl=300, rdata='203.0.113.20')))"
+check "an unasked answer from the resolver's address binds nothing" \
+    refused_fast https://spoofed.allowed.example/ --resolve spoofed.allowed.example:443:203.0.113.20
+check "decided sni_ip_mismatch for it" decided spoofed.allowed.example 203.0.113.20 sni_ip_mismatch
+# the cluster DNS service: a DNAT from 10.96.0.10 to dnsmasq; the question goes to the
+# service address, the answer comes from dnsmasq's until POSTROUTING puts it back
+lookups_before=$(own_lookups)
+check "the pod asks the service address (DNAT to the resolver)" in_pod /usr/bin/python3 "$HERE/dnsq.py" 10.96.0.10 svc.allowed.example
+check "its answer binds: svc.allowed.example is fetched" fetched https://svc.allowed.example/ --resolve svc.allowed.example:443:203.0.113.10
+check "... without a lookup of the daemon's own" test "$(own_lookups)" = "$lookups_before"
 
 echo "== a capture of the pod's DNS answer and its connection replays the same way"
 ip netns exec "$NS_NODE" timeout 10 tcpdump -i veth-pod --immediate-mode -U -w "$WORK/cap.pcap" 'port 53 or port 443' 2>/dev/null &
@@ -199,6 +238,11 @@ replay_decides() { # (grep reads to the end: with pipefail, -q would fail the re
         grep "\"reason\":\"$1\"" >/dev/null
 }
 check "replayed with the answer: allowed_name" replay_decides allowed_name
+check "replayed with only a resolver not named (--dns-from): dns_unresolved" bash -c "
+    '$BIN' replay --rules '$WORK/rules' --dns-from 203.0.113.99 --pcap '$WORK/cap.pcap' | grep '\"host\":\"cap.allowed.example\"' | grep -q dns_unresolved"
+check "replayed with the questions filtered out (answers nobody asked): dns_unresolved" bash -c "
+    tcpdump -r '$WORK/cap.pcap' -w '$WORK/noq.pcap' 'not dst port 53' 2>/dev/null &&
+    '$BIN' replay --rules '$WORK/rules' --pcap '$WORK/noq.pcap' | grep '\"host\":\"cap.allowed.example\"' | grep -q dns_unresolved"
 check "replayed with the answers filtered out: dns_unresolved" bash -c "
     tcpdump -r '$WORK/cap.pcap' -w '$WORK/noans.pcap' 'not port 53' 2>/dev/null &&
     '$BIN' replay --rules '$WORK/rules' --pcap '$WORK/noans.pcap' | grep '\"host\":\"cap.allowed.example\"' | grep -q dns_unresolved"

@@ -376,6 +376,14 @@ class Capture:
                             qd=DNSQR(qname=qname, qtype=qtype), an=an))
         else:
             msg = raw
+        # the workload's question first: an answer teaches only what was asked
+        query = bytes(DNS(id=0x1234, rd=1, qd=DNSQR(qname=qname, qtype=qtype)))
+        qip = IPv6(src=c, dst=DNS6, hlim=64) if v6 else IP(src=c, dst=DNS4, ttl=64, id=0)
+        if tcp:
+            qseg = TCP(sport=53000, dport=53, flags="PA", seq=1, ack=1, window=502)
+            self.frame(qip / qseg / Raw(struct.pack(">H", len(query)) + query), True)
+        else:
+            self.frame(qip / UDP(sport=53000, dport=53) / Raw(query), True)
         ip = IPv6(src=DNS6, dst=c, hlim=64) if v6 else IP(src=DNS4, dst=c, ttl=64, id=0)
         if tcp:
             seg = TCP(sport=53, dport=53000, flags="PA", seq=1, ack=1, window=502)
@@ -928,6 +936,9 @@ def dns_binding():
     c = cap("tcp_answer", "an answer over TCP (length-prefixed) binds the same way")
     c.dns("allowed.example", [("allowed.example", "A", 300, SERVER4)], tcp=True)
     c.conn(40000, whole(tls()), ALLOW_)
+    # replay judges every TCP flow, and the question over TCP is one (the node rules
+    # inspect only --ports, which 53 is not)
+    c.expect.append((CLIENT4, 53000, DNS4, 53, "none", "-", "deny", "not_tls_or_http"))
     c = cap("tcp_rule", "tcp://db.allowed.example:5432 allows any protocol to the name's address, at SYN "
             "time; the same bytes to another address are not allowed by it", oracle=False)
     c.dns("db.allowed.example", [("db.allowed.example", "A", 300, "203.0.113.20")])
