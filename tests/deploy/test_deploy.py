@@ -93,8 +93,13 @@ with tempfile.TemporaryDirectory() as tmp:
         check("the node rules command is one the CLI accepts", out.returncode == 0
               and "NFQUEUE --queue-balance 0:1" in out.stdout and "cali+" in out.stdout, out.stderr)
         check("DNS answers to the pods go to the queue after the flow queues, bypassed when no daemon listens",
-              re.search(r"-A EGRESS-INSPECTOR-DNS -o cali\+ .*-p udp --sport 53 -j NFQUEUE --queue-num 2 --queue-bypass",
+              re.search(r"-A EGRESS-INSPECTOR-DNS -o cali\+ .*-p udp --sport 53 -m conntrack --ctdir REPLY"
+                        r" --ctorigdst 10\.96\.0\.10/32 -j NFQUEUE --queue-num 2 --queue-bypass",
                         out.stdout) is not None, out.stdout[-400:])
+        check("... and only from the named resolver (EI_RESOLVER: the cluster DNS service), with the "
+              "pods' questions to it", "--dns-from 10.96.0.10" in printed[0] and
+              re.search(r"-A EGRESS-INSPECTOR-DNS -i cali\+ .*-p udp --dport 53 -m conntrack --ctdir ORIGINAL"
+                        r" --ctorigdst 10\.96\.0\.10/32", out.stdout) is not None, printed[0])
         runs = [c for c in calls if c.startswith("run ")]
         usage = subprocess.run([BIN, "help"], capture_output=True, text=True).stdout
         opts = re.findall(r"--[a-z-]+", runs[0]) if runs else ["(no run)"]
