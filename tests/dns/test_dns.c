@@ -644,6 +644,59 @@ static void test_only_asked_answers_from_named_resolvers_teach(void)
     rig_close(&r);
 }
 
+/* A datagram to one pod that carries (VXLAN) an answer to another: the daemon judges
+ * packets as the node forwards them, so it is one malformed answer to the first pod, and
+ * teaches the second nothing; replay, which looks through tunnels, reads the inner one. */
+static void test_tunnelled_answer_teaches_live_nothing(void)
+{
+    for (int tunnels = 0; tunnels < 2; tunnels++) {
+        rig r;
+        memset(&r, 0, sizeof r);
+        r.set = ei_rules_parse(rules, sizeof rules - 1, NULL, NULL, NULL);
+        r.cache = cache_with(1000, 100, 30, 3600);
+        ei_pipeline_config cfg;
+        ei_pipeline_config_default(&cfg);
+        cfg.checksums = EI_CHECKSUM_OFF;
+        cfg.confirm = false;
+        cfg.live = !tunnels;
+        cfg.dns_answers = !tunnels;
+        cfg.tunnels = tunnels;
+        r.p = ei_pipeline_new(&cfg, r.set, EI_MODE_ENFORCE, on_event, on_release, &r);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(r.p);
+        ei_pipeline_set_dns(r.p, r.cache, NULL);
+        r.now = 1000 * S;
+        CU_ASSERT_EQUAL(ask(&r, POD2, "allowed.example"), EI_ACTION_PASS); /* pod 2 did ask */
+        /* the inner packet: the resolver's answer to pod 2, as answer_only builds it */
+        msg m;
+        size_t q = question(&m, "allowed.example", 1, 1);
+        rr_a(&m, q, 300, IP99);
+        uint8_t inner[14 + 20 + 8 + sizeof m.b];
+        size_t n = 0;
+        memset(inner, 0, 14);
+        inner[12] = 0x08; /* Ethernet, IPv4 */
+        n = 14;
+        uint8_t *ip = inner + n;
+        memset(ip, 0, 28);
+        ip[0] = 0x45;
+        ip[2] = (uint8_t)((28 + m.n) >> 8); ip[3] = (uint8_t)(28 + m.n);
+        ip[8] = 64; ip[9] = IPPROTO_UDP;
+        memcpy(ip + 12, DNS_SERVER, 4);
+        memcpy(ip + 16, POD2, 4);
+        ip[20] = 0; ip[21] = 53; ip[22] = 53000 >> 8; ip[23] = 53000 & 0xff;
+        ip[24] = (uint8_t)((8 + m.n) >> 8); ip[25] = (uint8_t)(8 + m.n);
+        memcpy(ip + 28, m.b, m.n);
+        n += 28 + m.n;
+        uint8_t vxlan[8 + sizeof inner] = { 0x08, 0, 0, 0, 0, 0, 1, 0 };
+        memcpy(vxlan + 8, inner, n);
+        /* the outer datagram: to pod 1, from port 53 to VXLAN's port */
+        CU_ASSERT_EQUAL(send_ip(&r, IPPROTO_UDP, DNS_SERVER, 53, POD1, 4789, 0, 0, vxlan, 8 + n), EI_ACTION_PASS);
+        ei_addr w2 = v4(POD2), d = v4(IP99);
+        CU_ASSERT_EQUAL(ei_dns_cache_check(r.cache, &w2, "allowed.example", &d, r.now),
+                        tunnels ? EI_BIND_YES : EI_BIND_UNKNOWN);
+        rig_close(&r);
+    }
+}
+
 static void test_wait_for_lookup(void)
 {
     rig r;
@@ -758,6 +811,7 @@ int main(void)
         EI_CASE(test_capture_answers_bind),
         EI_CASE(test_live_answers_only_from_the_answer_queue),
         EI_CASE(test_only_asked_answers_from_named_resolvers_teach),
+        EI_CASE(test_tunnelled_answer_teaches_live_nothing),
         EI_CASE(test_wait_for_lookup),
         EI_CASE(test_lookup_timeout),
         EI_CASE(test_wait_bound_and_shutdown),
