@@ -81,6 +81,13 @@ void pl_read_message(const ei_pipeline_config *cfg, uint16_t port, uint8_t *scra
         if (m->status == EI_PARSE_MALFORMED && !req.line_ok && req.host_headers == 0) {
             m->l7 = EI_L7_NONE; /* lines of text, but no request: some other protocol */
             m->problem = EI_REASON_NONE;
+        } else if (m->status == EI_PARSE_NEED_MORE && !req.line_ok && memchr(data, '\n', len)) {
+            /* A whole first line that is no request line (an EHLO on 443): another
+             * protocol, waiting for its answer. Judged now, not when the flow times out. */
+            m->status = EI_PARSE_OK;
+            m->l7 = EI_L7_NONE;
+            m->problem = EI_REASON_NONE;
+            m->host = (ei_view){ NULL, 0 };
         }
     } else {
         m->status = EI_PARSE_OK; /* a complete answer: this is neither */

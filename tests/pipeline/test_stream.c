@@ -379,11 +379,16 @@ static void test_preambles_only_on_their_ports(void)
     seg s = cseg(&r, EI_TCP_ACK | EI_TCP_PSH, socks5, sizeof socks5);
     CU_ASSERT_EQUAL(seg_send(&r, &s, 0), EI_ACTION_DENY);
     CU_ASSERT_EQUAL(r.last.decision.reason, EI_REASON_NOT_TLS_OR_HTTP);
+    /* another protocol's command line on 443 is judged at once, not held until it times out */
+    handshake(&r);
+    s = cseg(&r, EI_TCP_ACK | EI_TCP_PSH, "EHLO exfil\r\n", 12);
+    CU_ASSERT_EQUAL(seg_send(&r, &s, 0), EI_ACTION_DENY);
+    CU_ASSERT_EQUAL(r.last.decision.reason, EI_REASON_NOT_TLS_OR_HTTP);
     r.dport = 1080; /* SOCKS's own port: the greeting passes, the server must answer */
     handshake(&r);
     s = cseg(&r, EI_TCP_ACK | EI_TCP_PSH, socks5, sizeof socks5);
     CU_ASSERT_EQUAL(seg_send(&r, &s, 0), EI_ACTION_PASS);
-    CU_ASSERT_EQUAL(r.events, 1);
+    CU_ASSERT_EQUAL(r.events, 2); /* the two denies above; the greeting decides nothing */
     rig_close(&r);
 }
 
