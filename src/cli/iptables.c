@@ -65,18 +65,30 @@ static void queue_target(char *buf, size_t size, const ei_iptables_options *o)
                  o->fail_open ? " --queue-bypass" : "");
 }
 
-/* Which packets are workload traffic: forwarded ones (pods behind their veths) by input
- * interface and/or source; the node's own (OUTPUT) by source, and always with a local
- * source address, so that one chain serves both hooks without mixing them up. Each is a
- * rule of `chain` ending in `what`. */
-static void from_workload_rules(FILE *f, const ei_iptables_options *o, bool v6, bool forward,
-                                const char *chain, const char *what)
+/* How many CIDRs of the list are of the family. */
+static size_t of_family(const char *const *cidrs, size_t n, bool v6)
 {
-    size_t family_sources = 0;
-    for (size_t s = 0; s < o->nsources; s++)
-        family_sources += is_v6(o->sources[s]) == v6;
-    if (o->nsources > 0 && family_sources == 0)
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++)
+        k += is_v6(cidrs[i]) == v6;
+    return k;
+}
+
+/* Which packets are workload traffic: forwarded ones (pods behind their veths) by
+ * interface and/or address; the node's own (OUTPUT, INPUT) by address, and always with a
+ * local address, so that one chain serves both hooks without mixing them up. The
+ * workload's side is the source of the packets it sends (FROM: -i, -s, --src-type) and
+ * the destination of those sent to it (TO: -o, -d, --dst-type). Each is a rule of `chain`
+ * ending in `what`. */
+typedef enum { FROM_WORKLOAD, TO_WORKLOAD } direction;
+
+static void workload_rules(FILE *f, const ei_iptables_options *o, bool v6, bool forward,
+                           direction dir, const char *chain, const char *what)
+{
+    if (o->nsources > 0 && of_family(o->sources, o->nsources, v6) == 0)
         return;
+    static const char *const iface[] = { "-i", "-o" }, *const addr[] = { "-s", "-d" },
+                             *const local[] = { "src", "dst" };
     size_t nif = forward ? o->niifaces : 0;
     for (size_t i = 0; i < (nif ? nif : 1); i++)
         for (size_t s = 0; s < (o->nsources ? o->nsources : 1); s++) {
@@ -84,11 +96,11 @@ static void from_workload_rules(FILE *f, const ei_iptables_options *o, bool v6, 
                 continue;
             fprintf(f, "-A %s", chain);
             if (nif)
-                fprintf(f, " -i %s", o->iifaces[i]);
+                fprintf(f, " %s %s", iface[dir], o->iifaces[i]);
             else
-                fprintf(f, " -m addrtype %s--src-type LOCAL", forward ? "! " : "");
+                fprintf(f, " -m addrtype %s--%s-type LOCAL", forward ? "! " : "", local[dir]);
             if (o->nsources > 0)
-                fprintf(f, " -s %s", o->sources[s]);
+                fprintf(f, " %s %s", addr[dir], o->sources[s]);
             fprintf(f, " %s\n", what);
         }
 }
@@ -98,45 +110,15 @@ static void queue_rules(FILE *f, const ei_iptables_options *o, bool v6, bool for
     char target[80], what[200];
     queue_target(target, sizeof target, o);
     snprintf(what, sizeof what, "-p tcp -m multiport --dports %s %s", o->ports, target);
-    from_workload_rules(f, o, v6, forward, CHAIN, what);
+    workload_rules(f, o, v6, forward, FROM_WORKLOAD, CHAIN, what);
 }
 
-/* The packets to the workloads (the mirror of queue_rules: output interface and
- * destination instead of input interface and source), each as a rule of `chain` ending in
- * `what` (e.g. "-p udp --sport 53 -j ..."). */
-static void to_workload_rules(FILE *f, const ei_iptables_options *o, bool v6, bool forward,
-                              const char *chain, const char *what)
-{
-    size_t family_sources = 0;
-    for (size_t s = 0; s < o->nsources; s++)
-        family_sources += is_v6(o->sources[s]) == v6;
-    if (o->nsources > 0 && family_sources == 0)
-        return;
-    size_t nif = forward ? o->niifaces : 0;
-    for (size_t i = 0; i < (nif ? nif : 1); i++)
-        for (size_t s = 0; s < (o->nsources ? o->nsources : 1); s++) {
-            if (o->nsources > 0 && is_v6(o->sources[s]) != v6)
-                continue;
-            fprintf(f, "-A %s", chain);
-            if (nif)
-                fprintf(f, " -o %s", o->iifaces[i]);
-            else
-                fprintf(f, " -m addrtype %s--dst-type LOCAL", forward ? "! " : "");
-            if (o->nsources > 0)
-                fprintf(f, " -d %s", o->sources[s]);
-            fprintf(f, " %s\n", what);
-        }
-}
-
-/* The answers to the workloads (to_workload_rules) and their questions (queue_rules'
- * selectors), for each named resolver of the family, or any when none is named. */
+/* The answers to the workloads and their questions, for each named resolver of the
+ * family, or any when none is named. */
 static void dns_rules(FILE *f, const ei_iptables_options *o, bool v6, bool forward)
 {
     static const char *const protos[] = { "udp", "tcp" };
-    size_t named = 0;
-    for (size_t r = 0; r < o->ndns_from; r++)
-        named += is_v6(o->dns_from[r]) == v6;
-    if (o->ndns_from > 0 && named == 0)
+    if (o->ndns_from > 0 && of_family(o->dns_from, o->ndns_from, v6) == 0)
         return; /* no resolver of this family is named: no answer of it teaches */
     for (size_t r = 0; r < (o->ndns_from ? o->ndns_from : 1); r++) {
         if (o->ndns_from > 0 && is_v6(o->dns_from[r]) != v6)
@@ -148,10 +130,10 @@ static void dns_rules(FILE *f, const ei_iptables_options *o, bool v6, bool forwa
             char what[200];
             snprintf(what, sizeof what, "-p %s --sport 53 -m conntrack --ctdir REPLY%s -j NFQUEUE "
                      "--queue-num %d --queue-bypass", protos[p], orig, o->dns_queue);
-            to_workload_rules(f, o, v6, forward, DNS_CHAIN, what);
+            workload_rules(f, o, v6, forward, TO_WORKLOAD, DNS_CHAIN, what);
             snprintf(what, sizeof what, "-p %s --dport 53 -m conntrack --ctdir ORIGINAL%s -j NFQUEUE "
                      "--queue-num %d --queue-bypass", protos[p], orig, o->dns_queue);
-            from_workload_rules(f, o, v6, forward, DNS_CHAIN, what);
+            workload_rules(f, o, v6, forward, FROM_WORKLOAD, DNS_CHAIN, what);
         }
     }
 }
@@ -164,7 +146,7 @@ static void reply_rules(FILE *f, const ei_iptables_options *o, bool v6, bool for
     queue_target(target, sizeof target, o);
     snprintf(what, sizeof what, "-p tcp -m multiport --sports %s -m conntrack --ctdir REPLY %s",
              o->ports, target);
-    to_workload_rules(f, o, v6, forward, REPLY_CHAIN, what);
+    workload_rules(f, o, v6, forward, TO_WORKLOAD, REPLY_CHAIN, what);
 }
 
 /* Rules 1, 3 and 4: what the marks already decided. */
