@@ -115,4 +115,10 @@ EI_MUST_USE ei_packet_error ei_packet_parse_outer(int linktype, const uint8_t *d
  * (RFC 768). */
 EI_MUST_USE ei_csum ei_packet_checksum(const ei_packet *pkt, bool header, bool l4);
 
+/* The same arithmetic for a writer of packets (RFC 1071): bytes are summed as they lie in
+ * memory, and ei_csum_field gives the 16 bits to store in the checksum field as they are
+ * (memcpy), whatever the machine's byte order (RFC 1071 2.B). */
+EI_MUST_USE uint64_t ei_csum_add(uint64_t sum, ei_view bytes);
+EI_MUST_USE uint16_t ei_csum_field(uint64_t sum);
+
 #endif

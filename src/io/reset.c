@@ -41,20 +41,6 @@ void ei_reset_close(ei_resetter *r)
     free(r);
 }
 
-static uint32_t sum16(uint32_t sum, const uint8_t *p, size_t n)
-{
-    for (size_t i = 0; i + 1 < n; i += 2)
-        sum += (uint32_t)p[i] << 8 | p[i + 1];
-    return sum;
-}
-
-static uint16_t fold(uint32_t sum)
-{
-    while (sum >> 16)
-        sum = (sum & 0xffff) + (sum >> 16);
-    return (uint16_t)~sum;
-}
-
 static void put16(uint8_t *p, uint16_t v)
 {
     p[0] = (uint8_t)(v >> 8);
@@ -67,52 +53,70 @@ static void put32(uint8_t *p, uint32_t v)
     put16(p + 2, (uint16_t)v);
 }
 
-/* One RST|ACK from the client to the server: an IP header (20 or 40 bytes) and 20 of TCP. */
-static void send_one(ei_resetter *r, const ei_flow_event *ev, uint32_t seq)
+/* Stores a checksum ei_csum_field computed (it is in memory order already). */
+static void put_csum(uint8_t *p, uint64_t sum)
 {
-    uint8_t pkt[60];
+    uint16_t field = ei_csum_field(sum);
+    memcpy(p, &field, 2);
+}
+
+size_t ei_reset_packet(const ei_flow_event *ev, uint32_t seq, uint8_t out[EI_RESET_PACKET_MAX])
+{
     bool v6 = ev->src.family == 6;
     size_t ip = v6 ? 40 : 20, n = ip + 20;
-    memset(pkt, 0, sizeof pkt);
-    uint8_t *t = pkt + ip;
+    memset(out, 0, n);
+    uint8_t *t = out + ip;
     put16(t, ev->sport);
     put16(t + 2, ev->dport);
     put32(t + 4, seq);
     put32(t + 8, ev->server_snd_nxt);
     t[12] = 5 << 4;
     t[13] = 0x14; /* RST, ACK */
-    uint32_t pseudo = IPPROTO_TCP + 20;
+    /* the pseudo-header's protocol and length (RFC 9293 3.1, RFC 8200 8.1) */
+    const uint8_t proto_len[4] = { 0, IPPROTO_TCP, 0, 20 };
+    size_t alen = v6 ? 16 : 4;
+    uint64_t pseudo = ei_csum_add(0, (ei_view){ proto_len, sizeof proto_len });
+    pseudo = ei_csum_add(pseudo, (ei_view){ ev->src.bytes, alen });
+    pseudo = ei_csum_add(pseudo, (ei_view){ ev->dst.bytes, alen });
+    if (v6) {
+        out[0] = 0x60;
+        put16(out + 4, 20);
+        out[6] = IPPROTO_TCP;
+        out[7] = 64;
+        memcpy(out + 8, ev->src.bytes, 16);
+        memcpy(out + 24, ev->dst.bytes, 16);
+    } else {
+        out[0] = 0x45;
+        put16(out + 2, (uint16_t)n);
+        out[8] = 64;
+        out[9] = IPPROTO_TCP;
+        memcpy(out + 12, ev->src.bytes, 4);
+        memcpy(out + 16, ev->dst.bytes, 4);
+        put_csum(out + 10, ei_csum_add(0, (ei_view){ out, 20 }));
+    }
+    put_csum(t + 16, ei_csum_add(pseudo, (ei_view){ t, 20 }));
+    return n;
+}
+
+static void send_one(ei_resetter *r, const ei_flow_event *ev, uint32_t seq)
+{
+    uint8_t pkt[EI_RESET_PACKET_MAX];
+    size_t n = ei_reset_packet(ev, seq, pkt);
     struct sockaddr_storage to;
     memset(&to, 0, sizeof to);
     socklen_t tolen;
-    if (v6) {
-        pkt[0] = 0x60;
-        put16(pkt + 4, 20);
-        pkt[6] = IPPROTO_TCP;
-        pkt[7] = 64;
-        memcpy(pkt + 8, ev->src.bytes, 16);
-        memcpy(pkt + 24, ev->dst.bytes, 16);
-        pseudo = sum16(pseudo, pkt + 8, 32);
+    if (ev->dst.family == 6) {
         struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&to;
         s6->sin6_family = AF_INET6;
         memcpy(&s6->sin6_addr, ev->dst.bytes, 16);
         tolen = sizeof *s6;
     } else {
-        pkt[0] = 0x45;
-        put16(pkt + 2, (uint16_t)n);
-        pkt[8] = 64;
-        pkt[9] = IPPROTO_TCP;
-        memcpy(pkt + 12, ev->src.bytes, 4);
-        memcpy(pkt + 16, ev->dst.bytes, 4);
-        put16(pkt + 10, fold(sum16(0, pkt, 20)));
-        pseudo = sum16(pseudo, pkt + 12, 8);
         struct sockaddr_in *s4 = (struct sockaddr_in *)&to;
         s4->sin_family = AF_INET;
         memcpy(&s4->sin_addr, ev->dst.bytes, 4);
         tolen = sizeof *s4;
     }
-    put16(t + 16, fold(sum16(pseudo, t, 20)));
-    ssize_t sent = sendto(v6 ? r->fd6 : r->fd4, pkt, n, 0, (struct sockaddr *)&to, tolen);
+    ssize_t sent = sendto(ev->dst.family == 6 ? r->fd6 : r->fd4, pkt, n, 0, (struct sockaddr *)&to, tolen);
     if (sent == (ssize_t)n)
         atomic_fetch_add(&r->sent, 1);
     else

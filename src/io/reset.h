@@ -28,4 +28,10 @@ void ei_reset_server(ei_resetter *r, const ei_flow_event *ev);
 
 ei_reset_stats ei_reset_stats_of(ei_resetter *r);
 
+/* The reset itself, as the raw socket sends it: a RST|ACK from the event's client to its
+ * server with sequence number seq and the server's next sequence number acknowledged, an
+ * IPv4 or IPv6 header and 20 bytes of TCP, checksums filled in. Returns its length. */
+#define EI_RESET_PACKET_MAX 60
+size_t ei_reset_packet(const ei_flow_event *ev, uint32_t seq, uint8_t out[EI_RESET_PACKET_MAX]);
+
 #endif

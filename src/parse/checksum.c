@@ -41,11 +41,22 @@ static uint64_t word(uint16_t v)
     return w;
 }
 
-static bool folds_to_ones(uint64_t sum)
+uint64_t ei_csum_add(uint64_t sum, ei_view bytes)
+{
+    return sum_bytes(sum, bytes);
+}
+
+uint16_t ei_csum_field(uint64_t sum)
 {
     while (sum >> 16)
         sum = (sum & 0xffff) + (sum >> 16);
-    return sum == 0xffff;
+    return (uint16_t)~sum;
+}
+
+/* A received packet's sum, its checksum field included, is all ones. */
+static bool folds_to_ones(uint64_t sum)
+{
+    return ei_csum_field(sum) == 0;
 }
 
 ei_csum ei_packet_checksum(const ei_packet *pkt, bool header, bool l4)
