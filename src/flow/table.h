@@ -26,12 +26,14 @@ enum {
     EI_FLOW_F_CONFIRMING = 0x200, /* allowed by its message, which the server has not
                                      acknowledged yet: reasm keeps the judged bytes and
                                      every client byte is compared with them */
-    EI_FLOW_F_BAD_CSUM = 0x400,
+    EI_FLOW_F_BAD_CSUM = 0x400,   /* a packet with a wrong checksum was read (report mode) */
     EI_FLOW_F_SYNACK2 = 0x800,    /* two SYN-ACKs with different ISNs: server_isn2 */
     EI_FLOW_F_HTTP = 0x1000,      /* plain HTTP, allowed so far: the next request head
                                      starts at next_req, and is judged too */
     EI_FLOW_F_SERVER_GONE = 0x2000, /* live: the server's packets left the queue (an HTTP
-                                     connection's, after its first request) */   /* a packet with a wrong checksum was read (report mode) */
+                                     connection's, after its first request) */
+    EI_FLOW_F_REVOKED = 0x4000,   /* allowed, then denied: its judged bytes were not what
+                                     the server was about to read */
 };
 
 /* The two endpoints in canonical order (a <= b), so both directions find the entry. */

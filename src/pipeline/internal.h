@@ -47,7 +47,6 @@ struct ei_pipeline {
     struct pl_asked *asked; /* the workloads' questions, by hash (dns_asked.c) */
     uint32_t wait_head, nwaits;
     uint64_t expired_ns; /* when flows were last aged */
-    bool revoking;       /* pl_revoke is settling a flow a second time */
 };
 
 /* What the client's first bytes say, before the policy is asked. */

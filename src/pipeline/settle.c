@@ -174,7 +174,6 @@ ei_action pl_settle(ei_pipeline *p, ei_flow *f, uint64_t now_ns, bool have_messa
     /* Allowed by what its bytes say: those bytes must be what the server reads. Until
      * the server acknowledges them the flow stays queued (ACCEPT) and they are kept. */
     ei_action release = action;
-    f->flags &= (uint16_t)~EI_FLOW_F_HTTP;
     if (action == EI_ACTION_ALLOW && m != NULL && m->l7 == EI_L7_HTTP && m->http_next > 0 &&
         m->http_next <= UINT32_MAX - f->msg_base) {
         /* Plain HTTP: the next request on the connection is judged too. The client's
@@ -212,11 +211,11 @@ ei_action pl_settle(ei_pipeline *p, ei_flow *f, uint64_t now_ns, bool have_messa
         /* the requests of an HTTP connection before this one went whole */
         uint32_t got = f->passed > f->msg_base ? f->passed : f->msg_base;
         ev.server_rcv_nxt[0] = ev.server_rcv_nxt[1] = f->base_seq + got;
-        if (p->revoking)
+        if (f->flags & EI_FLOW_F_REVOKED) /* the judged bytes may or may not be in */
             ev.server_rcv_nxt[1] = f->base_seq + f->msg_base + f->judged_len;
         ev.server_snd_nxt = f->server_next;
     }
-    ev.revoked = p->revoking;
+    ev.revoked = (f->flags & EI_FLOW_F_REVOKED) != 0;
     if (p->on_event)
         p->on_event(p->ctx, &ev);
 
@@ -243,11 +242,9 @@ ei_action pl_revoke(ei_pipeline *p, ei_flow *f, uint64_t now_ns, ei_reason why)
     if (f->flags & EI_FLOW_F_CONFIRMING)
         p->count.confirming--;
     f->flags &= (uint16_t)~(EI_FLOW_F_CONFIRMING | EI_FLOW_F_DECIDED | EI_FLOW_F_HTTP);
+    f->flags |= EI_FLOW_F_REVOKED;
     p->count.flows_revoked++;
-    p->revoking = true;
-    ei_action action = pl_settle_unread(p, f, now_ns, why);
-    p->revoking = false;
-    return action;
+    return pl_settle_unread(p, f, now_ns, why);
 }
 
 /* Decides an undecided flow for a reason outside its message (the flow ended, was
