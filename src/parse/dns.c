@@ -117,17 +117,41 @@ ei_parse_status ei_dns_tcp_message(ei_view segment, ei_view *msg)
     return EI_PARSE_OK;
 }
 
-/* header (12) | question: QNAME | QTYPE (2) | QCLASS (2) (RFC 1035 4.1.1, 4.1.2) */
+/* Header (RFC 1035 4.1.1): ID | QR (1) opcode (4) AA TC RD RA Z RCODE (4) | QDCOUNT |
+ * ANCOUNT | NSCOUNT | ARCOUNT, 16 bits each. false when the message is shorter. */
+typedef struct {
+    uint16_t id, flags, qdcount, ancount;
+} dns_header;
+
+static bool read_header(ei_cursor *c, dns_header *h)
+{
+    h->id = ei_cursor_u16(c);
+    h->flags = ei_cursor_u16(c);
+    h->qdcount = ei_cursor_u16(c);
+    h->ancount = ei_cursor_u16(c);
+    ei_cursor_skip(c, 4); /* NSCOUNT, ARCOUNT */
+    return ei_cursor_ok(c);
+}
+
+static bool is_response(const dns_header *h)
+{
+    return h->flags & 0x8000;
+}
+
+static bool is_standard_query(const dns_header *h) /* opcode QUERY */
+{
+    return (h->flags >> 11 & 0xf) == 0;
+}
+
+/* header | question: QNAME | QTYPE (2) | QCLASS (2) (RFC 1035 4.1.2) */
 ei_parse_status ei_dns_parse_query(const uint8_t *msg, size_t len, ei_dns_query *out)
 {
     memset(out, 0, sizeof *out);
     ei_cursor c = ei_cursor_make(msg, len);
-    out->id = ei_cursor_u16(&c);
-    uint16_t flags = ei_cursor_u16(&c);
-    uint16_t qdcount = ei_cursor_u16(&c);
-    ei_cursor_skip(&c, 6); /* ANCOUNT, NSCOUNT, ARCOUNT */
-    if (!ei_cursor_ok(&c) || (flags & 0x8000) || (flags >> 11 & 0xf) != 0 || qdcount != 1)
+    dns_header h;
+    if (!read_header(&c, &h) || is_response(&h) || !is_standard_query(&h) || h.qdcount != 1)
         return EI_PARSE_MALFORMED;
+    out->id = h.id;
     if (read_name(&c, out->name) != EI_DNS_OK || out->name[0] == '\0')
         return EI_PARSE_MALFORMED;
     out->qtype = ei_cursor_u16(&c);
@@ -150,18 +174,15 @@ ei_parse_status ei_dns_parse_response(const uint8_t *msg, size_t len, ei_dns_ans
 {
     memset(out, 0, sizeof *out);
     ei_cursor c = ei_cursor_make(msg, len);
-    out->id = ei_cursor_u16(&c);
-    uint16_t flags = ei_cursor_u16(&c);
-    uint16_t qdcount = ei_cursor_u16(&c);
-    uint16_t ancount = ei_cursor_u16(&c);
-    ei_cursor_skip(&c, 4); /* NSCOUNT, ARCOUNT */
-    if (!ei_cursor_ok(&c))
+    dns_header h;
+    if (!read_header(&c, &h))
         return malformed(out, EI_DNS_TRUNCATED);
-    if (!(flags & 0x8000) || (flags >> 11 & 0xf) != 0)
+    out->id = h.id;
+    if (!is_response(&h) || !is_standard_query(&h))
         return malformed(out, EI_DNS_NOT_RESPONSE); /* a query, or an opcode other than QUERY */
-    if (qdcount != 1)
+    if (h.qdcount != 1)
         return malformed(out, EI_DNS_BAD_QUESTION);
-    out->rcode = (uint8_t)(flags & 0xf);
+    out->rcode = (uint8_t)(h.flags & 0xf);
 
     ei_dns_problem why = read_name(&c, out->chain[0]);
     if (why != EI_DNS_OK)
@@ -173,7 +194,7 @@ ei_parse_status ei_dns_parse_response(const uint8_t *msg, size_t len, ei_dns_ans
 
     record recs[EI_DNS_MAX_RECORDS];
     size_t nrecs = 0;
-    for (uint16_t i = 0; i < ancount; i++) {
+    for (uint16_t i = 0; i < h.ancount; i++) {
         if (nrecs == EI_DNS_MAX_RECORDS) {
             out->records_dropped = true;
             break;
