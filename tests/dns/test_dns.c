@@ -402,24 +402,36 @@ static void on_lookup(void *ctx, const char *name)
     r->lookups++;
 }
 
-static void rig_open(rig *r, bool live, bool lookups, ei_mode mode, uint16_t max_waits)
+/* The rigs' pipeline: synthetic packets carry no checksums, and the confirmation of an
+ * allow by the server is tests/pipeline/test_stream.c's. */
+static void rig_config(ei_pipeline_config *cfg, bool live)
+{
+    ei_pipeline_config_default(cfg);
+    cfg->checksums = EI_CHECKSUM_OFF;
+    cfg->confirm = false;
+    cfg->live = live;
+}
+
+static void rig_open_with(rig *r, const ei_pipeline_config *cfg, bool lookups, ei_mode mode)
 {
     memset(r, 0, sizeof *r);
     r->set = ei_rules_parse(rules, sizeof rules - 1, NULL, NULL, NULL);
     CU_ASSERT_PTR_NOT_NULL_FATAL(r->set);
     r->cache = cache_with(1000, 100, 30, 3600);
-    ei_pipeline_config cfg;
-    ei_pipeline_config_default(&cfg);
-    cfg.checksums = EI_CHECKSUM_OFF; /* synthetic packets carry no checksums */
-    cfg.confirm = false;             /* tests/pipeline/test_stream.c covers it */
-    cfg.live = live;
-    if (max_waits)
-        cfg.max_dns_waits = max_waits;
-    r->p = ei_pipeline_new(&cfg, r->set, mode, on_event, on_release, r);
+    r->p = ei_pipeline_new(cfg, r->set, mode, on_event, on_release, r);
     CU_ASSERT_PTR_NOT_NULL_FATAL(r->p);
     ei_pipeline_set_dns(r->p, r->cache, lookups ? on_lookup : NULL);
     r->now = 1000 * S;
     r->sport = 40000;
+}
+
+static void rig_open(rig *r, bool live, bool lookups, ei_mode mode, uint16_t max_waits)
+{
+    ei_pipeline_config cfg;
+    rig_config(&cfg, live);
+    if (max_waits)
+        cfg.max_dns_waits = max_waits;
+    rig_open_with(r, &cfg, lookups, mode);
 }
 
 static void rig_close(rig *r)
@@ -463,15 +475,20 @@ static ei_action send_ip(rig *r, uint8_t proto, const uint8_t src[4], uint16_t s
 
 static const uint8_t DNS_SERVER[4] = { 10, 96, 0, 10 };
 
-/* The workload's question for name (type A), from port 53000 to the resolver. */
-static ei_action ask(rig *r, const uint8_t from[4], const char *name)
+/* The workload's question for name (type A), from port 53000 to a resolver. */
+static ei_action ask_of(rig *r, const uint8_t from[4], const uint8_t resolver[4], const char *name)
 {
     msg m;
     header(&m, 0x0100, 1, 0);
     put_name(&m, name);
     put16(&m, 1);
     put16(&m, 1);
-    return send_ip(r, IPPROTO_UDP, from, 53000, DNS_SERVER, 53, 0, 0, m.b, m.n);
+    return send_ip(r, IPPROTO_UDP, from, 53000, resolver, 53, 0, 0, m.b, m.n);
+}
+
+static ei_action ask(rig *r, const uint8_t from[4], const char *name)
+{
+    return ask_of(r, from, DNS_SERVER, name);
 }
 
 /* The resolver's answer to it, without the question (an unasked answer). */
@@ -570,10 +587,7 @@ static void test_live_answers_only_from_the_answer_queue(void)
     ei_policy_set *set = ei_rules_parse(rules, sizeof rules - 1, NULL, NULL, NULL);
     ei_dns_cache *cache = cache_with(100, 10, 30, 3600);
     ei_pipeline_config cfg;
-    ei_pipeline_config_default(&cfg);
-    cfg.checksums = EI_CHECKSUM_OFF; /* synthetic packets carry no checksums */
-    cfg.confirm = false;             /* tests/pipeline/test_stream.c covers it */
-    cfg.live = true;
+    rig_config(&cfg, true);
     cfg.dns_answers = true;
     rig a;
     memset(&a, 0, sizeof a);
@@ -616,28 +630,15 @@ static void test_only_asked_answers_from_named_resolvers_teach(void)
     rig_close(&r);
 
     /* --dns-from: a question asked of a resolver not named teaches nothing either */
-    memset(&r, 0, sizeof r);
-    r.set = ei_rules_parse(rules, sizeof rules - 1, NULL, NULL, NULL);
-    r.cache = cache_with(1000, 100, 30, 3600);
     ei_pipeline_config cfg;
-    ei_pipeline_config_default(&cfg);
-    cfg.checksums = EI_CHECKSUM_OFF;
-    cfg.confirm = false;
+    rig_config(&cfg, false);
     CU_ASSERT(ei_addr_parse("10.96.0.0", &cfg.dns_from[0]));
     cfg.dns_from_bits[0] = 12;
     cfg.ndns_from = 1;
-    r.p = ei_pipeline_new(&cfg, r.set, EI_MODE_ENFORCE, on_event, on_release, &r);
-    CU_ASSERT_PTR_NOT_NULL_FATAL(r.p);
-    ei_pipeline_set_dns(r.p, r.cache, NULL);
-    r.now = 1000 * S;
+    rig_open_with(&r, &cfg, false, EI_MODE_ENFORCE);
     CU_ASSERT_EQUAL(answer(&r, POD1, "allowed.example", IP10), EI_ACTION_PASS); /* 10.96.0.10 */
     CU_ASSERT_EQUAL(ei_pipeline_counters(r.p)->dns_answers, 1);
-    msg m;
-    header(&m, 0x0100, 1, 0);
-    put_name(&m, "rogue.example");
-    put16(&m, 1);
-    put16(&m, 1);
-    CU_ASSERT_EQUAL(send_ip(&r, IPPROTO_UDP, POD1, 53000, ROGUE, 53, 0, 0, m.b, m.n), EI_ACTION_PASS);
+    CU_ASSERT_EQUAL(ask_of(&r, POD1, ROGUE, "rogue.example"), EI_ACTION_PASS);
     CU_ASSERT_EQUAL(answer_only(&r, ROGUE, POD1, "rogue.example", IP99), EI_ACTION_PASS);
     CU_ASSERT_EQUAL(ei_pipeline_counters(r.p)->dns_unnamed, 1);
     CU_ASSERT_EQUAL(ei_pipeline_counters(r.p)->dns_answers, 1);
@@ -651,20 +652,11 @@ static void test_tunnelled_answer_teaches_live_nothing(void)
 {
     for (int tunnels = 0; tunnels < 2; tunnels++) {
         rig r;
-        memset(&r, 0, sizeof r);
-        r.set = ei_rules_parse(rules, sizeof rules - 1, NULL, NULL, NULL);
-        r.cache = cache_with(1000, 100, 30, 3600);
         ei_pipeline_config cfg;
-        ei_pipeline_config_default(&cfg);
-        cfg.checksums = EI_CHECKSUM_OFF;
-        cfg.confirm = false;
-        cfg.live = !tunnels;
+        rig_config(&cfg, !tunnels);
         cfg.dns_answers = !tunnels;
         cfg.tunnels = tunnels;
-        r.p = ei_pipeline_new(&cfg, r.set, EI_MODE_ENFORCE, on_event, on_release, &r);
-        CU_ASSERT_PTR_NOT_NULL_FATAL(r.p);
-        ei_pipeline_set_dns(r.p, r.cache, NULL);
-        r.now = 1000 * S;
+        rig_open_with(&r, &cfg, false, EI_MODE_ENFORCE);
         CU_ASSERT_EQUAL(ask(&r, POD2, "allowed.example"), EI_ACTION_PASS); /* pod 2 did ask */
         /* the inner packet: the resolver's answer to pod 2, as answer_only builds it */
         msg m;

@@ -103,14 +103,19 @@ static void handshake(rig *r)
     r->snext++;
 }
 
+/* The client's ClientHello for name (written into h) at its next sequence number. */
+static seg hello_seg(rig *r, uint8_t h[300], const char *name)
+{
+    return cseg(r, EI_TCP_ACK | EI_TCP_PSH, h, make_hello(h, name));
+}
+
 static ei_action hello(rig *r, const char *name, bool advance)
 {
     uint8_t h[300];
-    size_t n = make_hello(h, name);
-    seg s = cseg(r, EI_TCP_ACK | EI_TCP_PSH, h, n);
+    seg s = hello_seg(r, h, name);
     ei_action a = seg_send(r, &s, 0);
     if (advance)
-        r->cnext += (uint32_t)n;
+        r->cnext += (uint32_t)s.len;
     return a;
 }
 
@@ -167,8 +172,7 @@ static void test_checksums(void)
     rig_open(&r, NULL);
     handshake(&r);
     uint8_t h[300];
-    size_t n = make_hello(h, "allowed.example");
-    seg bad = cseg(&r, EI_TCP_ACK | EI_TCP_PSH, h, n);
+    seg bad = hello_seg(&r, h, "allowed.example");
     bad.bad_checksum = true;
     CU_ASSERT_EQUAL(seg_send(&r, &bad, 0), EI_ACTION_DROP); /* never read */
     CU_ASSERT_EQUAL(r.events, 0);
@@ -184,7 +188,7 @@ static void test_checksums(void)
     cfg.checksums = EI_CHECKSUM_REPORT;
     rig_open(&r, &cfg);
     handshake(&r);
-    bad = cseg(&r, EI_TCP_ACK | EI_TCP_PSH, h, n);
+    bad = hello_seg(&r, h, "allowed.example");
     bad.bad_checksum = true;
     CU_ASSERT_NOT_EQUAL(seg_send(&r, &bad, 0), EI_ACTION_DROP);
     CU_ASSERT_EQUAL(r.events, 1);
@@ -209,8 +213,7 @@ static void test_segments_no_honest_client_sends(void)
         rig_open(&r, NULL);
         handshake(&r);
         uint8_t h[300];
-        size_t n = make_hello(h, "allowed.example");
-        seg s = cseg(&r, EI_TCP_ACK | EI_TCP_PSH, h, n);
+        seg s = hello_seg(&r, h, "allowed.example");
         switch (i) {
         case 0: s.flags = EI_TCP_PSH; break;
         case 1: s.ttl = 2; break;
