@@ -356,33 +356,31 @@ def case_resyn(c, args):
         c.isn, isn_b, flags_of(got[:3]) or "nothing")
 
 
-def case_resyn_ttl(c, args):
+def resyn_behind_ttl(c, reset):
+    """Handshake with ISN A; then (a RST and) a SYN with ISN B and the allowed ClientHello at
+    B+1, all with a TTL of 2 so that they die at the router; then the denied one at A+1."""
     a, d = hellos(c)
     c.handshake()
     kw = {"hlim": 2} if c.v6 else {"ttl": 2}
     isn_b = (c.isn + 0x40000000) & M32
+    if reset:
+        c.send(c.seg(flags="R", ack=0, ip=kw))
     c.send(c.syn(isn=isn_b, ip=kw))
     c.send(c.seg(a, seq=isn_b + 1, ip=kw))
     c.send(c.seg(d))
     c.adv(len(d))
     c.fin()
-    return ("handshake ISN A; a second SYN (ISN B) and the allowed ClientHello at B+1, both with %s 2 "
-            "(they die at the router); denied at A+1" % ("hop limit" if c.v6 else "TTL"))
+    return ("handshake ISN A; %s SYN (ISN B) and the allowed ClientHello at B+1, all with %s 2 "
+            "(they die at the router); denied at A+1" % ("a RST, a" if reset else "a second",
+                                                          "hop limit" if c.v6 else "TTL"))
+
+
+def case_resyn_ttl(c, args):
+    return resyn_behind_ttl(c, False)
 
 
 def case_rst_ttl_resyn(c, args):
-    a, d = hellos(c)
-    c.handshake()
-    kw = {"hlim": 2} if c.v6 else {"ttl": 2}
-    isn_b = (c.isn + 0x40000000) & M32
-    c.send(c.seg(flags="R", ack=0, ip=kw))
-    c.send(c.syn(isn=isn_b, ip=kw))
-    c.send(c.seg(a, seq=isn_b + 1, ip=kw))
-    c.send(c.seg(d))
-    c.adv(len(d))
-    c.fin()
-    return ("handshake ISN A; a RST, a SYN (ISN B) and the allowed ClientHello at B+1, all with %s 2 "
-            "(they die at the router); denied at A+1" % ("hop limit" if c.v6 else "TTL"))
+    return resyn_behind_ttl(c, True)
 
 
 def case_v6_dstopt(c, args):

@@ -379,17 +379,17 @@ class Capture:
         # the workload's question first: an answer teaches only what was asked
         query = bytes(DNS(id=0x1234, rd=1, qd=DNSQR(qname=qname, qtype=qtype)))
         qip = IPv6(src=c, dst=DNS6, hlim=64) if v6 else IP(src=c, dst=DNS4, ttl=64, id=0)
-        if tcp:
-            qseg = TCP(sport=53000, dport=53, flags="PA", seq=1, ack=1, window=502)
-            self.frame(qip / qseg / Raw(struct.pack(">H", len(query)) + query), True)
-        else:
-            self.frame(qip / UDP(sport=53000, dport=53) / Raw(query), True)
+        self.dns_message(qip, 53000, 53, query, tcp, True)
         ip = IPv6(src=DNS6, dst=c, hlim=64) if v6 else IP(src=DNS4, dst=c, ttl=64, id=0)
+        self.dns_message(ip, 53, 53000, msg, tcp, False)
+
+    def dns_message(self, ip, sport, dport, msg, tcp, from_client):
+        """One DNS message over UDP, or over TCP with its 2-byte length (RFC 7766)."""
         if tcp:
-            seg = TCP(sport=53, dport=53000, flags="PA", seq=1, ack=1, window=502)
-            self.frame(ip / seg / Raw(struct.pack(">H", len(msg)) + msg), False)
+            seg = TCP(sport=sport, dport=dport, flags="PA", seq=1, ack=1, window=502)
+            self.frame(ip / seg / Raw(struct.pack(">H", len(msg)) + msg), from_client)
         else:
-            self.frame(ip / UDP(sport=53, dport=53000) / Raw(msg), False)
+            self.frame(ip / UDP(sport=sport, dport=dport) / Raw(msg), from_client)
 
     def frame(self, ip, from_client):
         self.us += 1000
