@@ -14,6 +14,11 @@
 
 enum { EXPIRE_BATCH = 256, MAX_TCP_NAMES_PER_PORT = 16, DNS_PORT = 53 };
 
+/* The pipeline's own bits beside the door's EI_PKT_* ones: a packet's checksum was taken
+ * already (and passed, or was wrong and reported), so that no packet is summed or
+ * counted twice. */
+enum { PL_CSUM_TAKEN = 0x100, PL_CSUM_WAS_BAD = 0x200 };
+
 /* A flow waiting for a lookup: what its decision needs once the answer is in. */
 typedef struct {
     ei_flow_key key;

@@ -520,7 +520,9 @@ static bool other_syn(const ei_flow *f, const ei_packet *pkt, bool sender_is_a)
  * (record route) is rewritten before its sum is: only TCP's and UDP's are ours. */
 static bool checksum_passes(ei_pipeline *p, const ei_packet *pkt, unsigned info, bool *bad)
 {
-    *bad = false;
+    *bad = (info & PL_CSUM_WAS_BAD) != 0;
+    if (info & PL_CSUM_TAKEN) /* taken already, and passed (or was reported) */
+        return true;
     if (p->cfg.checksums == EI_CHECKSUM_OFF ||
         ei_packet_checksum(pkt, !p->cfg.live, !(info & EI_PKT_CSUM_LATER)) != EI_CSUM_BAD)
         return true;
@@ -652,25 +654,25 @@ ei_action ei_pipeline_packet(ei_pipeline *p, int linktype, const uint8_t *data, 
         /* Not IP, or not TCP/UDP: not ours to judge. Unreadable IP or TCP, or a
          * fragment whose ports cannot be trusted: dropped, never guessed at. */
         action = err == EI_PKT_NOT_IP || err == EI_PKT_OTHER_L4 ? EI_ACTION_PASS : EI_ACTION_DROP;
-    } else if (pkt.dport == DNS_PORT && pkt.payload.len > 0 && (p->cfg.dns_answers || !p->cfg.live)) {
-        /* a workload's question, on its way out: what its answer must match */
+    } else if ((pkt.dport == DNS_PORT || pkt.sport == DNS_PORT) && pkt.payload.len > 0 &&
+               (p->cfg.dns_answers || !p->cfg.live)) {
+        /* DNS: a workload's question on its way out (what its answer must match), or an
+         * answer to it. In a capture both directions are there; live, only the answer
+         * queue's packets are, since a workload could send anything from port 53 itself.
+         * A message the receiver's stack will discard (a wrong checksum) counts for
+         * nothing; its sum is not taken twice when it is also a TCP flow's. */
         bool bad;
-        if (checksum_passes(p, &pkt, info, &bad))
-            pl_note_query(p, &pkt, now_ns);
-        if (pkt.l4 == IPPROTO_TCP && !p->cfg.dns_answers)
-            action = judge_tcp(p, &pkt, now_ns, packet_id, info);
-    } else if (pkt.sport == DNS_PORT && pkt.payload.len > 0 && (p->cfg.dns_answers || !p->cfg.live)) {
-        /* In a capture both directions are there: answers from port 53 are the
-         * workloads' DNS. Live, only the answer queue's packets are, since a workload
-         * could send anything from port 53 itself. An answer the workload's stack will
-         * discard (a wrong checksum) teaches nothing. */
-        bool bad;
-        if (checksum_passes(p, &pkt, info, &bad))
-            pl_snoop_dns(p, &pkt, now_ns);
-        else
+        if (!checksum_passes(p, &pkt, info, &bad)) {
             action = EI_ACTION_DROP;
-        if (pkt.l4 == IPPROTO_TCP && !p->cfg.dns_answers && action == EI_ACTION_PASS)
-            action = judge_tcp(p, &pkt, now_ns, packet_id, info);
+        } else {
+            if (pkt.dport == DNS_PORT)
+                pl_note_query(p, &pkt, now_ns);
+            else
+                pl_snoop_dns(p, &pkt, now_ns);
+            if (pkt.l4 == IPPROTO_TCP && !p->cfg.dns_answers)
+                action = judge_tcp(p, &pkt, now_ns, packet_id,
+                                   info | PL_CSUM_TAKEN | (bad ? PL_CSUM_WAS_BAD : 0));
+        }
     } else if (pkt.l4 == IPPROTO_TCP && !p->cfg.dns_answers) {
         action = judge_tcp(p, &pkt, now_ns, packet_id, info);
     }
