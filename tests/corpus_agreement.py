@@ -24,12 +24,14 @@ if not os.path.exists(check):
         sys.exit(1)
     print("SKIPPED: corpus agreement not measured on this clone")
     sys.exit(77)  # CTest's SKIP_RETURN_CODE: reported as skipped, not passed
-# This measures the parsers, so preambles are read on every port: the corpus has SOCKS,
-# PROXY and PostgreSQL preambles on ports where the daemon (--preamble-ports) would not
-# read them, and judging those flows `not_tls_or_http` is policy, not parsing.
+# This measures the parsers, so every TCP port is read (replay's default, like the
+# daemon's, reads 80 and 443 and decides the rest by address: port_not_inspected) and
+# preambles are read on every port: the corpus has SOCKS, PROXY and PostgreSQL preambles
+# on ports where the daemon (--preamble-ports) would not read them, and judging those
+# flows `not_tls_or_http` is policy, not parsing.
 import tempfile
 with tempfile.NamedTemporaryFile("w", suffix=".sh", delete=False) as w:
-    w.write(f'#!/bin/sh\nexec "{os.path.abspath(a.bin)}" "$@" --preamble-ports any\n')
+    w.write(f'#!/bin/sh\nexec "{os.path.abspath(a.bin)}" "$@" --ports any --preamble-ports any\n')
 os.chmod(w.name, 0o755)
 try:
     out = subprocess.run([sys.executable, check, "--bin", w.name, "--show", "20"],

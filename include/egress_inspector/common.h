@@ -92,6 +92,14 @@ typedef enum {
     EI_REASON_DNS_TIMEOUT,         /* the inspector's lookup got no answer in time */
     EI_REASON_DNS_FAILED,          /* the resolver answered with an error */
     EI_REASON_DNS_UNRESOLVED,      /* nothing known of the name and no lookup possible (replay) */
+    /* deny: egress the inspector does not read (--coverage all), allowed only by an
+     * address entry (or, for TCP, a tcp:// entry) */
+    EI_REASON_PORT_NOT_INSPECTED,  /* TCP to a port outside --ports */
+    EI_REASON_QUIC_NOT_INSPECTED,  /* UDP to port 443: clients fall back to TCP */
+    EI_REASON_UDP_NOT_INSPECTED,   /* any other UDP */
+    EI_REASON_ICMP_NOT_INSPECTED,  /* an ICMP or ICMPv6 request (echo, timestamp, ...) */
+    EI_REASON_PROTO_NOT_INSPECTED, /* another IP protocol (SCTP, GRE, ESP, IP in IP, ...) */
+    EI_REASON_DNS_RESOLVER_NOT_NAMED, /* DNS (port 53) to a server not named by --dns-from */
     /* deny: transport */
     EI_REASON_TCP_OVERLAP_CONFLICT,/* retransmitted bytes differ from what was seen */
     /* client segments that carry data the server would not read as the inspector does */

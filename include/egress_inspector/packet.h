@@ -41,7 +41,8 @@ typedef enum {
     EI_PKT_FRAGMENT,        /* an IP fragment: ports and payload cannot be trusted */
     EI_PKT_BAD_TCP,
     EI_PKT_BAD_UDP,
-    EI_PKT_OTHER_L4,        /* ICMP, SCTP, ESP, ...: not inspected */
+    EI_PKT_OTHER_L4,        /* ICMP, SCTP, ESP, ...: no payload to read, but the
+                               addresses and l4 are set (and ICMP's fields) */
     EI_PKT_ERROR_COUNT
 } ei_packet_error;
 
@@ -80,9 +81,11 @@ typedef enum {
 typedef struct {
     ei_addr src;
     ei_addr dst;
-    uint8_t l4;         /* IPPROTO_TCP or IPPROTO_UDP when parsing succeeded */
-    uint16_t sport;
-    uint16_t dport;
+    uint8_t l4;         /* IPPROTO_TCP or IPPROTO_UDP when parsing succeeded; with
+                           EI_PKT_OTHER_L4 the innermost protocol number read */
+    uint16_t sport;     /* ICMP, ICMPv6: the identifier of a query or its reply */
+    uint16_t dport;     /* ICMP, ICMPv6: 0 */
+    uint8_t icmp_type;  /* ICMP, ICMPv6 */
     uint8_t tcp_flags;  /* EI_TCP_* */
     uint32_t seq;
     uint32_t ack;

@@ -86,13 +86,29 @@ typedef struct {
      * and one query teaches once. Live, the node rules queue the workloads' queries on
      * the answer queue; captures hold them. */
     bool dns_asked_only;
+    /* The TCP ports whose flows' first messages are read (--ports, the node rules'
+     * list): ranges, first <= last. nports 0: every port. */
+    struct {
+        uint16_t first, last;
+    } ports[15];
+    uint8_t nports;
+    /* What becomes of the rest of a workload's egress (--coverage). ALL: TCP to other
+     * ports, UDP, ICMP queries and other IP protocols are decided at their first packet
+     * by the address entries (TCP: tcp:// entries too) and otherwise denied with a
+     * reason of their own (port_not_inspected, quic_not_inspected, udp_not_inspected,
+     * icmp_not_inspected, proto_not_inspected); DNS is denied (dns_resolver_not_named)
+     * unless it goes to a named resolver (dns_from), which is not judged. INSPECTED:
+     * none of it is judged (a NetworkPolicy is left to do it). */
+    enum { EI_COVERAGE_ALL = 0, EI_COVERAGE_INSPECTED } coverage;
     uint64_t hash_seed;
 } ei_pipeline_config;
 
 /* Defaults: 262144 flows, 16 KiB per flow, 64 MiB in all, 32 held packets, 64 client
  * packets before a name, 30 s undecided, 300 s decided, preambles on the ports of the
- * protocols that have them (21, 25, 110, 143, 389, 587, 1080, 5432), confirmation on, checksums verified, destination check
- * on with a 2 s lookup bound and 1024 waiting flows. */
+ * protocols that have them (21, 25, 110, 143, 389, 587, 1080, 5432), confirmation on,
+ * checksums verified, destination check on with a 2 s lookup bound and 1024 waiting
+ * flows, every TCP port read, coverage all. (The command line's defaults read ports 80
+ * and 443, as the node rules do.) */
 void ei_pipeline_config_default(ei_pipeline_config *cfg);
 
 /* One decided flow. Pointers are valid only during the callback. */
@@ -102,8 +118,9 @@ typedef struct {
     uint64_t held_ns;     /* how long the flow's first held packet waited (0: none held) */
     ei_addr src;          /* the client */
     ei_addr dst;
-    uint16_t sport;
-    uint16_t dport;
+    uint16_t sport;       /* ICMP: the query's identifier */
+    uint16_t dport;       /* ICMP: 0 */
+    uint8_t proto;        /* IPPROTO_TCP, IPPROTO_UDP, IPPROTO_ICMP, ... */
     ei_l7 l7;
     /* The name as the client sent it: normalized (lower-case, no trailing dot) when
      * host_valid, else the raw bytes. NULL when the flow carried none. */

@@ -91,10 +91,15 @@ typedef struct {
     /* EI_REASON_NONE when the message parsed cleanly, else why it cannot be trusted
      * (ambiguity, malformation, a transport problem). Always denies. */
     ei_reason problem;
+    /* At first sight (!have_message): EI_REASON_NONE when the flow's message will be
+     * read, else the reason to deny it when no address entry allows it (the coverage
+     * reasons: a port, a protocol or a resolver the inspector does not read). */
+    ei_reason uncovered;
 } ei_flow_facts;
 
 typedef struct {
-    ei_verdict verdict; /* PENDING only when !have_message and no address entry matched */
+    ei_verdict verdict; /* PENDING only when !have_message, the flow's message will be
+                           read, and no address entry matched */
     ei_reason reason;
     const ei_policy *policy;
     ei_match match;
@@ -109,7 +114,8 @@ typedef enum {
 } ei_bind;
 
 /* The one decision function every mode shares. Pure: same facts and set, same answer.
- * Order: an address entry for (dst, dport) allows whatever the message; then a problem
+ * Order: an address entry for (dst, dport) allows whatever the message; then, at first
+ * sight, a flow whose message is never read is denied (`uncovered`); then a problem
  * denies with its own reason; then a missing name denies (no_hostname); then the name
  * is looked up. */
 EI_MUST_USE ei_decision ei_decide(const ei_flow_facts *facts, const ei_policy_set *set);

@@ -9,7 +9,17 @@
  *   3. later packets of a denied connection: reset;
  *   4. packets of an allowed (settled) connection: leave the chain (they skip the queue);
  *   5. pure ACKs (exact header lengths, no payload possible): leave the chain;
- *   6. workload TCP to the inspected ports: NFQUEUE.
+ *   6. workload TCP to the inspected ports: NFQUEUE;
+ *   with --coverage all (the default), what the workloads begin beside it:
+ *   7. DNS to the named resolvers (by the conntrack entry's original destination; any
+ *      resolver when none is named): leave the chain (the DNS chain reads it);
+ *   8. TCP to any other port, UDP, ICMP and every other protocol, in the direction of
+ *      the connection's start (a pod's replies to its own clients never come here):
+ *      NFQUEUE, where the daemon decides it at its first packet by address entries;
+ *   9. (forwarded) what conntrack cannot place and is not TCP (an ICMP error that
+ *      answers nothing): dropped.
+ *   A denied packet that is not TCP is answered with ICMP port unreachable (UDP: a
+ *   QUIC client falls back to TCP at once) or dropped.
  * filter EGRESS-INSPECTOR-REPLY (jumped to from FORWARD, and INPUT for --hook output), the
  *   server's side: rules 1, 3 and 4 again, and the server's packets of a plain HTTP
  *   connection (both mark bits: only its client's packets are still judged) leave the
@@ -105,12 +115,44 @@ static void workload_rules(FILE *f, const ei_iptables_options *o, bool v6, bool 
         }
 }
 
+/* The dport match of the inspected ports ("" for every port). */
+static void ports_match(char *buf, size_t size, const char *dir, const ei_iptables_options *o)
+{
+    if (o->ports == NULL)
+        buf[0] = '\0';
+    else
+        snprintf(buf, size, " -m multiport --%s %s", dir, o->ports);
+}
+
 static void queue_rules(FILE *f, const ei_iptables_options *o, bool v6, bool forward)
 {
-    char target[80], what[200];
+    char target[80], ports[120], what[300];
     queue_target(target, sizeof target, o);
-    snprintf(what, sizeof what, "-p tcp -m multiport --dports %s %s", o->ports, target);
+    ports_match(ports, sizeof ports, "dports", o);
+    snprintf(what, sizeof what, "-p tcp%s %s", ports, target);
     workload_rules(f, o, v6, forward, FROM_WORKLOAD, CHAIN, what);
+    if (o->coverage_inspected)
+        return;
+    /* DNS to a named resolver is the DNS chain's (or free, with no DNS queue). */
+    static const char *const protos[] = { "udp", "tcp" };
+    for (size_t r = 0; r < (o->ndns_from ? o->ndns_from : 1); r++) {
+        if (o->ndns_from > 0 && is_v6(o->dns_from[r]) != v6)
+            continue;
+        for (size_t p = 0; p < 2; p++) {
+            if (o->ndns_from > 0)
+                snprintf(what, sizeof what, "-p %s --dport 53 -m conntrack --ctdir ORIGINAL "
+                         "--ctorigdst %s -j RETURN", protos[p], o->dns_from[r]);
+            else
+                snprintf(what, sizeof what, "-p %s --dport 53 -m conntrack --ctdir ORIGINAL -j RETURN",
+                         protos[p]);
+            workload_rules(f, o, v6, forward, FROM_WORKLOAD, CHAIN, what);
+        }
+    }
+    snprintf(what, sizeof what, "-m conntrack --ctdir ORIGINAL %s", target);
+    workload_rules(f, o, v6, forward, FROM_WORKLOAD, CHAIN, what);
+    if (forward)
+        workload_rules(f, o, v6, forward, FROM_WORKLOAD, CHAIN,
+                       "! -p tcp -m conntrack --ctstate INVALID -j DROP");
 }
 
 /* The answers to the workloads and their questions, for each named resolver of the
@@ -142,25 +184,37 @@ static void dns_rules(FILE *f, const ei_iptables_options *o, bool v6, bool forwa
  * chain have let the others go): from the inspected ports, in the reply direction. */
 static void reply_rules(FILE *f, const ei_iptables_options *o, bool v6, bool forward)
 {
-    char target[80], what[200];
+    char target[80], ports[120], what[300];
     queue_target(target, sizeof target, o);
-    snprintf(what, sizeof what, "-p tcp -m multiport --sports %s -m conntrack --ctdir REPLY %s",
-             o->ports, target);
+    ports_match(ports, sizeof ports, "sports", o);
+    snprintf(what, sizeof what, "-p tcp%s -m conntrack --ctdir REPLY %s", ports, target);
     workload_rules(f, o, v6, forward, TO_WORKLOAD, REPLY_CHAIN, what);
 }
 
+/* What a denied packet meets: TCP a reset, UDP an ICMP port unreachable, the rest a drop.
+ * `match` is "mark" (the daemon's verdict) or "connmark" (its connection's). */
+static void deny_rules(FILE *f, const ei_iptables_options *o, bool v6, const char *chain,
+                       const char *match)
+{
+    uint32_t mask = o->mark_allow | o->mark_deny;
+    fprintf(f, "-A %s -p tcp -m %s --mark 0x%x/0x%x -j REJECT --reject-with tcp-reset\n",
+            chain, match, o->mark_deny, mask);
+    fprintf(f, "-A %s -p udp -m %s --mark 0x%x/0x%x -j REJECT --reject-with %s\n", chain, match,
+            o->mark_deny, mask, v6 ? "icmp6-port-unreachable" : "icmp-port-unreachable");
+    fprintf(f, "-A %s -m %s --mark 0x%x/0x%x -j DROP\n", chain, match, o->mark_deny, mask);
+}
+
 /* Rules 1, 3 and 4: what the marks already decided. */
-static void mark_rules(FILE *f, const ei_iptables_options *o, const char *chain, bool clear_on_syn)
+static void mark_rules(FILE *f, const ei_iptables_options *o, bool v6, const char *chain,
+                       bool clear_on_syn)
 {
     uint32_t mask = o->mark_allow | o->mark_deny;
     fprintf(f, "-A %s -m mark --mark 0x%x/0x%x -j CONNMARK --save-mark --nfmask 0x%x --ctmask 0x%x\n",
             chain, o->mark_deny, mask, mask, mask);
-    fprintf(f, "-A %s -p tcp -m mark --mark 0x%x/0x%x -j REJECT --reject-with tcp-reset\n",
-            chain, o->mark_deny, mask);
+    deny_rules(f, o, v6, chain, "mark");
     if (clear_on_syn)
         fprintf(f, "-A %s -p tcp --syn -j CONNMARK --set-xmark 0x0/0x%x\n", chain, mask);
-    fprintf(f, "-A %s -p tcp -m connmark --mark 0x%x/0x%x -j REJECT --reject-with tcp-reset\n",
-            chain, o->mark_deny, mask);
+    deny_rules(f, o, v6, chain, "connmark");
     fprintf(f, "-A %s -m connmark --mark 0x%x/0x%x -j RETURN\n", chain, o->mark_allow, mask);
     fprintf(f, "-A %s -m mark --mark 0x%x/0x%x -j RETURN\n", chain, o->mark_allow, mask);
 }
@@ -170,7 +224,7 @@ static void write_family(FILE *f, const ei_iptables_options *o, bool v6)
 {
     uint32_t mask = o->mark_allow | o->mark_deny;
     fprintf(f, "*filter\n:%s - [0:0]\n", CHAIN);
-    mark_rules(f, o, CHAIN, true);
+    mark_rules(f, o, v6, CHAIN, true);
 
     /* Segments that provably carry no payload (pure ACKs: a 20-byte IP header, or a bare
      * IPv6 header with TCP next, and a TCP header of exactly the packet's remaining
@@ -187,7 +241,7 @@ static void write_family(FILE *f, const ei_iptables_options *o, bool v6)
         if (hook == 0 ? o->hook_forward : o->hook_output)
             queue_rules(f, o, v6, hook == 0);
     fprintf(f, ":%s - [0:0]\n", REPLY_CHAIN);
-    mark_rules(f, o, REPLY_CHAIN, false);
+    mark_rules(f, o, v6, REPLY_CHAIN, false);
     fprintf(f, "-A %s -m connmark --mark 0x%x/0x%x -j RETURN\n", REPLY_CHAIN, mask, mask);
     for (int hook = 0; hook < 2; hook++)
         if (hook == 0 ? o->hook_forward : o->hook_output)

@@ -20,7 +20,8 @@ typedef struct {
     size_t niifaces;
     bool hook_forward;
     bool hook_output;
-    const char *ports;        /* multiport list, e.g. "80,443" */
+    const char *ports;        /* multiport list, e.g. "80,443"; NULL: every TCP port */
+    bool coverage_inspected;  /* --coverage inspected: queue only TCP to the ports */
     int32_t dns_queue;        /* DNS answers to workloads go there; < 0: not queued */
     const char *dns_from[EI_IPTABLES_MAX_SELECTORS]; /* named resolvers (CIDRs); none: any */
     size_t ndns_from;

@@ -105,7 +105,7 @@ static bool parse_mode(const char *text, ei_mode *mode)
  * policy with the very settings the daemon uses. */
 enum { OPT_REASM = 400, OPT_FLOWS, OPT_DEST_CHECK, OPT_HOSTS, OPT_DNS_TIMEOUT, OPT_DNS_MIN_TTL,
        OPT_DNS_MAX_TTL, OPT_DNS_CACHE, OPT_DNS_PER_WORKLOAD, OPT_CHECKSUMS, OPT_PREAMBLE_PORTS,
-       OPT_UNDECIDED_TIMEOUT };
+       OPT_UNDECIDED_TIMEOUT, OPT_PORTS, OPT_COVERAGE };
 
 #define PIPELINE_LONG_OPTIONS                                               \
     { "reassembly-bytes", required_argument, NULL, OPT_REASM },             \
@@ -119,7 +119,9 @@ enum { OPT_REASM = 400, OPT_FLOWS, OPT_DEST_CHECK, OPT_HOSTS, OPT_DNS_TIMEOUT, O
     { "dns-cache-per-workload", required_argument, NULL, OPT_DNS_PER_WORKLOAD }, \
     { "checksums", required_argument, NULL, OPT_CHECKSUMS },                \
     { "preamble-ports", required_argument, NULL, OPT_PREAMBLE_PORTS },      \
-    { "undecided-timeout", required_argument, NULL, OPT_UNDECIDED_TIMEOUT }
+    { "undecided-timeout", required_argument, NULL, OPT_UNDECIDED_TIMEOUT }, \
+    { "ports", required_argument, NULL, OPT_PORTS },                        \
+    { "coverage", required_argument, NULL, OPT_COVERAGE }
 
 typedef struct {
     ei_pipeline_config *pipe;
@@ -127,12 +129,27 @@ typedef struct {
     const char *hosts;
 } core_options;
 
+static void default_ports(ei_pipeline_config *pipe);
+
 static void core_defaults(core_options *o, ei_pipeline_config *pipe)
 {
     o->pipe = pipe;
     ei_pipeline_config_default(pipe);
+    default_ports(pipe);
     ei_dns_cache_config_default(&o->cache);
     o->hosts = NULL;
+}
+
+/* One port (1-65535) at *tok, which moves past it; 0 when there is none. */
+static unsigned read_port(const char **tok)
+{
+    char *end;
+    errno = 0;
+    unsigned long port = strtoul(*tok, &end, 10);
+    if (errno != 0 || end == *tok || **tok < '0' || **tok > '9' || port == 0 || port > 65535)
+        return 0;
+    *tok = end;
+    return (unsigned)port;
 }
 
 /* --preamble-ports: a comma-separated list of ports, `none` or `any`. */
@@ -144,10 +161,8 @@ static bool parse_preamble_ports(const char *arg, ei_pipeline_config *pipe)
         return true;
     const size_t max = sizeof pipe->preamble_ports / sizeof pipe->preamble_ports[0];
     for (const char *tok = arg;; tok++) {
-        char *end;
-        errno = 0;
-        unsigned long port = strtoul(tok, &end, 10);
-        if (errno != 0 || end == tok || port == 0 || port > 65535 || (*end != ',' && *end != '\0')) {
+        unsigned port = read_port(&tok);
+        if (port == 0 || (*tok != ',' && *tok != '\0')) {
             fprintf(stderr, "egress-inspector: --preamble-ports: '%s' is not a list of ports\n", arg);
             return false;
         }
@@ -156,15 +171,79 @@ static bool parse_preamble_ports(const char *arg, ei_pipeline_config *pipe)
             return false;
         }
         pipe->preamble_ports[pipe->npreamble_ports++] = (uint16_t)port;
-        tok = end;
         if (*tok == '\0')
-            break;
+            return true;
     }
-    if (pipe->npreamble_ports == 0) {
-        fprintf(stderr, "egress-inspector: --preamble-ports: '%s' names no port\n", arg);
+}
+
+/* --ports: the TCP ports whose first messages are read (and the node rules queue), as
+ * iptables' multiport takes them: PORT or FIRST:LAST, comma-separated, at most 15 ports
+ * with a range counting twice; or `any`. */
+static bool parse_ports(const char *arg, ei_pipeline_config *pipe)
+{
+    pipe->nports = 0;
+    if (strcmp(arg, "any") == 0)
+        return true;
+    unsigned slots = 0;
+    for (const char *tok = arg;; tok++) {
+        unsigned first = read_port(&tok), last = first;
+        if (first != 0 && *tok == ':') {
+            tok++;
+            last = read_port(&tok);
+        }
+        if (first == 0 || last < first || (*tok != ',' && *tok != '\0')) {
+            fprintf(stderr, "egress-inspector: --ports: '%s' is not a list of ports "
+                    "(PORT or FIRST:LAST, comma-separated) or any\n", arg);
+            return false;
+        }
+        slots += first == last ? 1 : 2;
+        if (slots > 15) {
+            fprintf(stderr, "egress-inspector: --ports: at most 15 ports, a range counting two "
+                    "(iptables multiport)\n");
+            return false;
+        }
+        pipe->ports[pipe->nports].first = (uint16_t)first;
+        pipe->ports[pipe->nports++].last = (uint16_t)last;
+        if (*tok == '\0')
+            return true;
+    }
+}
+
+/* The ports as multiport takes them (NULL for any). */
+static const char *format_ports(const ei_pipeline_config *pipe, char *buf, size_t size)
+{
+    if (pipe->nports == 0)
+        return NULL;
+    size_t n = 0;
+    buf[0] = '\0';
+    for (uint8_t i = 0; i < pipe->nports && n < size; i++) {
+        int w = pipe->ports[i].first == pipe->ports[i].last
+                    ? snprintf(buf + n, size - n, "%s%u", i ? "," : "", pipe->ports[i].first)
+                    : snprintf(buf + n, size - n, "%s%u:%u", i ? "," : "", pipe->ports[i].first,
+                               pipe->ports[i].last);
+        n += w > 0 ? (size_t)w : 0;
+    }
+    return buf;
+}
+
+static bool parse_coverage(const char *arg, ei_pipeline_config *pipe)
+{
+    if (strcmp(arg, "all") == 0)
+        pipe->coverage = EI_COVERAGE_ALL;
+    else if (strcmp(arg, "inspected") == 0)
+        pipe->coverage = EI_COVERAGE_INSPECTED;
+    else {
+        fprintf(stderr, "egress-inspector: --coverage: '%s' is neither all nor inspected\n", arg);
         return false;
     }
     return true;
+}
+
+/* The command line's default: the node rules' ports. */
+static void default_ports(ei_pipeline_config *pipe)
+{
+    bool ok = parse_ports("80,443", pipe);
+    (void)ok;
 }
 
 /* Handles one pipeline option; -1 when c is not one, 0 when its value is bad, 1 done. */
@@ -186,6 +265,10 @@ static int pipeline_option(core_options *o, int c, const char *arg)
         return 1;
     case OPT_PREAMBLE_PORTS:
         return parse_preamble_ports(arg, o->pipe) ? 1 : 0;
+    case OPT_PORTS:
+        return parse_ports(arg, o->pipe) ? 1 : 0;
+    case OPT_COVERAGE:
+        return parse_coverage(arg, o->pipe) ? 1 : 0;
     case OPT_UNDECIDED_TIMEOUT:
         if (!parse_number("--undecided-timeout", arg, 1, 3600, &n))
             return 0;
@@ -561,8 +644,7 @@ static int cmd_iptables(int argc, char **argv)
 {
     static char source_text[EI_IPTABLES_MAX_SELECTORS][EI_ADDR_STRLEN + 4];
     static char dns_from_text[EI_IPTABLES_MAX_SELECTORS][EI_ADDR_STRLEN + 4];
-    enum { OPT_PRINT = 256, OPT_APPLY, OPT_REMOVE, OPT_SOURCE, OPT_IFACE, OPT_HOOK, OPT_PORTS,
-           OPT_DNS_FROM };
+    enum { OPT_PRINT = 256, OPT_APPLY, OPT_REMOVE, OPT_SOURCE, OPT_IFACE, OPT_HOOK, OPT_DNS_FROM };
     static const struct option opts[] = {
         { "print", no_argument, NULL, OPT_PRINT },
         { "apply", no_argument, NULL, OPT_APPLY },
@@ -572,10 +654,15 @@ static int cmd_iptables(int argc, char **argv)
         { "in-iface", required_argument, NULL, OPT_IFACE },
         { "hook", required_argument, NULL, OPT_HOOK },
         { "ports", required_argument, NULL, OPT_PORTS },
+        { "coverage", required_argument, NULL, OPT_COVERAGE },
         NODE_LONG_OPTIONS,
         { NULL, 0, NULL, 0 },
     };
-    ei_iptables_options o = { .ports = "80,443" };
+    ei_iptables_options o = { 0 };
+    ei_pipeline_config ports; /* --ports and --coverage, read as run and replay read them */
+    ei_pipeline_config_default(&ports);
+    default_ports(&ports);
+    static char ports_text[16 * 12];
     node_options n;
     node_defaults(&n);
     int action = 0, c;
@@ -627,11 +714,12 @@ static int cmd_iptables(int argc, char **argv)
             }
             break;
         case OPT_PORTS:
-            if (strspn(optarg, "0123456789,:") != strlen(optarg) || strlen(optarg) == 0) {
-                fprintf(stderr, "egress-inspector: --ports: '%s' is not a port list\n", optarg);
+            if (!parse_ports(optarg, &ports))
                 return 2;
-            }
-            o.ports = optarg;
+            break;
+        case OPT_COVERAGE:
+            if (!parse_coverage(optarg, &ports))
+                return 2;
             break;
         case '?':
             fputs(usage, stderr);
@@ -655,6 +743,8 @@ static int cmd_iptables(int argc, char **argv)
     o.mark_allow = n.mark_allow;
     o.mark_deny = n.mark_deny;
     o.dns_queue = n.dns_queue;
+    o.ports = format_ports(&ports, ports_text, sizeof ports_text);
+    o.coverage_inspected = ports.coverage == EI_COVERAGE_INSPECTED;
     if (action == OPT_REMOVE)
         return ei_iptables_remove();
     if (action == OPT_PRINT) {

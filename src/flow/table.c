@@ -5,8 +5,8 @@
 
 enum { INITIAL_CAPACITY = 1024 };
 
-void ei_flow_key_make(const ei_addr *src, uint16_t sport, const ei_addr *dst, uint16_t dport,
-                      ei_flow_key *key, bool *sender_is_a)
+void ei_flow_key_make(uint8_t proto, const ei_addr *src, uint16_t sport, const ei_addr *dst,
+                      uint16_t dport, ei_flow_key *key, bool *sender_is_a)
 {
     int c = memcmp(src->bytes, dst->bytes, sizeof src->bytes);
     bool src_first = c < 0 || (c == 0 && sport <= dport);
@@ -17,12 +17,13 @@ void ei_flow_key_make(const ei_addr *src, uint16_t sport, const ei_addr *dst, ui
     key->pa = src_first ? sport : dport;
     key->pb = src_first ? dport : sport;
     key->family = src->family;
+    key->proto = proto;
     *sender_is_a = src_first;
 }
 
 static bool key_eq(const ei_flow_key *x, const ei_flow_key *y)
 {
-    return x->pa == y->pa && x->pb == y->pb && x->family == y->family &&
+    return x->pa == y->pa && x->pb == y->pb && x->family == y->family && x->proto == y->proto &&
            memcmp(x->a, y->a, sizeof x->a) == 0 && memcmp(x->b, y->b, sizeof x->b) == 0;
 }
 
@@ -31,7 +32,8 @@ static bool key_eq(const ei_flow_key *x, const ei_flow_key *y)
 static uint32_t key_hash(const ei_flow_table *t, const ei_flow_key *key)
 {
     uint64_t h = ei_hash_bytes(t->seed, key->a, 32); /* a and b, side by side */
-    h = ei_hash_word(h, (uint64_t)key->pa << 24 | (uint64_t)key->pb << 8 | key->family);
+    h = ei_hash_word(h, (uint64_t)key->proto << 40 | (uint64_t)key->pa << 24 |
+                            (uint64_t)key->pb << 8 | key->family);
     return (uint32_t)h & (t->nbuckets - 1);
 }
 

@@ -1,4 +1,5 @@
-/* The flow table: one entry per TCP connection, found from either direction's 5-tuple.
+/* The flow table: one entry per TCP connection (and, with --coverage all, per UDP, ICMP
+ * or other exchange, decided at its first packet), found from either direction's tuple.
  *
  * Entries live in one array and link to each other by 32-bit index (hash chains and two
  * LRU lists: undecided flows and decided ones, each with its own idle timeout, so the
@@ -43,6 +44,7 @@ typedef struct {
     uint16_t pa;
     uint16_t pb;
     uint8_t family;
+    uint8_t proto;  /* IPPROTO_TCP, IPPROTO_UDP, ... (ICMP: pa or pb is the identifier) */
 } ei_flow_key;
 
 typedef struct {
@@ -80,9 +82,10 @@ typedef struct {
     uint64_t seed;
 } ei_flow_table;
 
-/* Builds a flow key from one packet's endpoints; *sender_is_a tells the direction. */
-void ei_flow_key_make(const ei_addr *src, uint16_t sport, const ei_addr *dst, uint16_t dport,
-                      ei_flow_key *key, bool *sender_is_a);
+/* Builds a flow key from one packet's protocol and endpoints; *sender_is_a tells the
+ * direction. */
+void ei_flow_key_make(uint8_t proto, const ei_addr *src, uint16_t sport, const ei_addr *dst,
+                      uint16_t dport, ei_flow_key *key, bool *sender_is_a);
 
 /* max_flows >= 1. seed keys the hash so that remote peers cannot aim at one chain.
  * Returns false when memory for the first entries cannot be had. */

@@ -1,5 +1,7 @@
 #include "io/log.h"
 
+#include <netinet/in.h>
+#include <stdio.h>
 #include <string.h>
 
 static void digits(char *out, unsigned value, int n)
@@ -49,8 +51,26 @@ static const char *tls_version_name(uint16_t v)
     }
 }
 
+/* The IP protocol's name, as iptables and /etc/protocols spell it, or its number. */
+static const char *proto_name(uint8_t proto, char number[4])
+{
+    switch (proto) {
+    case IPPROTO_TCP: return "tcp";
+    case IPPROTO_UDP: return "udp";
+    case IPPROTO_ICMP: return "icmp";
+    case IPPROTO_ICMPV6: return "icmpv6";
+    case IPPROTO_SCTP: return "sctp";
+    case IPPROTO_GRE: return "gre";
+    case IPPROTO_ESP: return "esp";
+    default:
+        snprintf(number, 4, "%u", proto);
+        return number;
+    }
+}
+
 void ei_log_format_event(ei_jsonw *w, const ei_flow_event *ev)
 {
+    char number[4];
     char ts[32], src[EI_ADDR_STRLEN], dst[EI_ADDR_STRLEN];
     ei_log_format_time(ev->ts_ns, ts);
     /* The fields a reader must never miss come first, bounded ones before the one the
@@ -70,7 +90,7 @@ void ei_log_format_event(ei_jsonw *w, const ei_flow_event *ev)
     ei_jsonw_uint(w, "sport", ev->sport);
     ei_jsonw_lit(w, "dst", ei_addr_format(&ev->dst, dst));
     ei_jsonw_uint(w, "dport", ev->dport);
-    ei_jsonw_lit(w, "proto", "tcp");
+    ei_jsonw_lit(w, "proto", proto_name(ev->proto, number));
     ei_jsonw_lit(w, "l7", ei_l7_name(ev->l7));
     if (ev->host_valid) /* normalized: lower-case letters, digits, '-', '_', '.' */
         ei_jsonw_lit(w, "host", ev->host);

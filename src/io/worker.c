@@ -2,6 +2,7 @@
 #include "io/worker.h"
 
 #include <errno.h>
+#include <netinet/in.h> /* before the kernel's headers, which defer to it */
 #include <linux/netfilter.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -66,7 +67,7 @@ static void on_event(void *ctx, const ei_flow_event *ev)
     ei_flow_event stamped = *ev;
     stamped.ts_ns += w->wall_offset;
     ei_audit_decision(w->sh->audit, &stamped);
-    if (ev->enforced) /* the node rules reset the client; the server is ours to reset */
+    if (ev->enforced && ev->proto == IPPROTO_TCP) /* the node rules reset the client; the server is ours to reset */
         ei_reset_server(w->sh->resetter, ev);
 }
 

@@ -91,8 +91,21 @@ static ei_packet_error parse_udp(ei_cursor c, int depth, ei_packet *out)
     return EI_PKT_OK;
 }
 
+/* ICMP (RFC 792) and ICMPv6 (RFC 4443): type (8) | code (8) | checksum (16) | for the
+ * query messages and their replies, identifier (16) | sequence (16). The identifier is
+ * what tells one query's exchange from another's, as conntrack's ICMP tracker keys it. */
+static void read_icmp(ei_cursor c, ei_packet *out)
+{
+    out->icmp_type = ei_cursor_u8(&c);
+    ei_cursor_skip(&c, 3);
+    uint16_t id = ei_cursor_u16(&c);
+    if (ei_cursor_ok(&c))
+        out->sport = id;
+}
+
 ei_packet_error pk_l4(uint8_t proto, ei_cursor c, int depth, ei_packet *out)
 {
+    out->l4 = proto; /* what the packet is when nothing deeper reads */
     switch (proto) {
     case IPPROTO_TCP:
         return parse_tcp(c, out);
@@ -106,6 +119,10 @@ ei_packet_error pk_l4(uint8_t proto, ei_cursor c, int depth, ei_packet *out)
     case IPPROTO_GRE:
         if (depth < EI_MAX_ENCAP)
             return pk_gre(c, depth + 1, out);
+        return EI_PKT_OTHER_L4;
+    case IPPROTO_ICMP:
+    case IPPROTO_ICMPV6:
+        read_icmp(c, out);
         return EI_PKT_OTHER_L4;
     default:
         return EI_PKT_OTHER_L4;

@@ -107,6 +107,23 @@ EI_MUST_USE ei_action pl_revoke(ei_pipeline *p, ei_flow *f, uint64_t now_ns, ei_
 EI_MUST_USE ei_action pl_http_pipelined(ei_pipeline *p, ei_flow *f, uint64_t now_ns,
                                         const uint8_t *src, uint32_t seen);
 
+/* coverage.c: the egress the inspector does not read (see ei_pipeline_config.coverage). */
+#define PL_UNJUDGED ((ei_reason)EI_REASON_COUNT) /* pl_coverage: not judged at all */
+EI_MUST_USE bool pl_port_inspected(const ei_pipeline_config *cfg, uint16_t port);
+/* For a workload's flow of protocol proto to dst:dport: EI_REASON_NONE when its message is
+ * read (TCP to an inspected port), PL_UNJUDGED when it is not judged, else the reason
+ * to deny it unless an address entry allows it. */
+EI_MUST_USE ei_reason pl_coverage(const ei_pipeline *p, uint8_t proto, const ei_addr *dst,
+                                  uint16_t dport);
+/* A packet that is not TCP (UDP, ICMP, another protocol): its exchange is decided at its
+ * first packet, and its later packets get the same action. */
+EI_MUST_USE ei_action pl_judge_uncovered(ei_pipeline *p, const ei_packet *pkt, uint64_t now_ns);
+
+/* pipeline.c: a new flow table entry (flags clear), making room as the table's bound
+ * says (an evicted undecided flow is decided flow_evicted); NULL when memory runs out
+ * (counted). */
+EI_MUST_USE ei_flow *pl_insert_flow(ei_pipeline *p, const ei_flow_key *key, uint64_t now_ns);
+
 /* dns_wait.c */
 EI_MUST_USE bool pl_wait_room(const ei_pipeline *p);
 void pl_start_wait(ei_pipeline *p, ei_flow *f, uint64_t now_ns, bool have_message,

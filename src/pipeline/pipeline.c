@@ -172,6 +172,32 @@ void ei_pipeline_free(ei_pipeline *p, uint64_t now_ns)
     free(p);
 }
 
+ei_flow *pl_insert_flow(ei_pipeline *p, const ei_flow_key *key, uint64_t now_ns)
+{
+    ei_flow evicted;
+    bool did_evict;
+    ei_flow *f = ei_flow_insert(&p->table, key, now_ns, &evicted, &did_evict);
+    if (did_evict) {
+        p->count.flows_evicted++;
+        p->count.flows--;
+        if (!(evicted.flags & EI_FLOW_F_DECIDED) && evicted.reasm != NULL) {
+            /* The victim is no longer in the table: decide it from a copy. */
+            (void)pl_settle_unread(p, &evicted, now_ns, EI_REASON_FLOW_EVICTED); /* its held packets */
+        }
+        if (evicted.flags & EI_FLOW_F_CONFIRMING)
+            p->count.confirming--;
+        release_leftover(p, &evicted);
+        pl_drop_reasm(p, &evicted);
+    }
+    if (f == NULL) {
+        p->count.out_of_memory++;
+        return NULL;
+    }
+    p->count.flows++;
+    p->count.flows_created++;
+    return f;
+}
+
 /* A flow table entry for a packet of an unknown connection, or NULL when the packet
  * cannot start one (a pure ACK or RST in the middle of a connection we never saw). */
 static ei_flow *open_flow(ei_pipeline *p, const ei_packet *pkt, const ei_flow_key *key,
@@ -194,27 +220,9 @@ static ei_flow *open_flow(ei_pipeline *p, const ei_packet *pkt, const ei_flow_ke
         sender_is_client = pkt->sport >= pkt->dport;
     }
 
-    ei_flow evicted;
-    bool did_evict;
-    ei_flow *f = ei_flow_insert(&p->table, key, now_ns, &evicted, &did_evict);
-    if (did_evict) {
-        p->count.flows_evicted++;
-        p->count.flows--;
-        if (!(evicted.flags & EI_FLOW_F_DECIDED) && evicted.reasm != NULL) {
-            /* The victim is no longer in the table: decide it from a copy. */
-            (void)pl_settle_unread(p, &evicted, now_ns, EI_REASON_FLOW_EVICTED); /* its held packets */
-        }
-        if (evicted.flags & EI_FLOW_F_CONFIRMING)
-            p->count.confirming--;
-        release_leftover(p, &evicted);
-        pl_drop_reasm(p, &evicted);
-    }
-    if (f == NULL) {
-        p->count.out_of_memory++;
+    ei_flow *f = pl_insert_flow(p, key, now_ns);
+    if (f == NULL)
         return NULL;
-    }
-    p->count.flows++;
-    p->count.flows_created++;
     bool client_a = sender_is_client == sender_is_a;
     f->flags = client_a ? EI_FLOW_F_CLIENT_IS_A : 0;
     if (syn && sender_is_client) {
@@ -536,7 +544,7 @@ static ei_action judge_tcp(ei_pipeline *p, const ei_packet *pkt, uint64_t now_ns
 {
     ei_flow_key key;
     bool sender_is_a;
-    ei_flow_key_make(&pkt->src, pkt->sport, &pkt->dst, pkt->dport, &key, &sender_is_a);
+    ei_flow_key_make(IPPROTO_TCP, &pkt->src, pkt->sport, &pkt->dst, pkt->dport, &key, &sender_is_a);
     ei_flow *f = ei_flow_find(&p->table, &key);
     bool client_syn = (pkt->tcp_flags & (EI_TCP_SYN | EI_TCP_ACK)) == EI_TCP_SYN;
     /* Checksums matter for packets that can still change a flow's fate. */
@@ -560,12 +568,20 @@ static ei_action judge_tcp(ei_pipeline *p, const ei_packet *pkt, uint64_t now_ns
         retire(p, f, now_ns, EI_REASON_INCOMPLETE);
         f = NULL;
     }
-    bool created = false;
+    bool created = false, uncovered = false;
     if (f == NULL) {
         f = open_flow(p, pkt, &key, sender_is_a, now_ns);
         if (f == NULL)
             return EI_ACTION_PASS;
         created = true;
+        ei_flow_event ends;
+        pl_flow_endpoints(f, &ends);
+        ei_reason cover = pl_coverage(p, IPPROTO_TCP, &ends.dst, ends.dport);
+        if (cover == PL_UNJUDGED) { /* not the inspector's to judge: forgotten at once */
+            retire(p, f, now_ns, EI_REASON_NONE);
+            return EI_ACTION_PASS;
+        }
+        uncovered = cover != EI_REASON_NONE;
     } else {
         ei_flow_touch(&p->table, f, now_ns);
     }
@@ -593,8 +609,8 @@ static ei_action judge_tcp(ei_pipeline *p, const ei_packet *pkt, uint64_t now_ns
 
     ei_action action = EI_ACTION_PASS;
     bool in_preamble = false;
-    if (created && (f->flags & EI_FLOW_F_SYN))
-        action = pl_settle(p, f, now_ns, false, NULL, EI_REASON_NONE, EI_REASON_NONE); /* address entries */
+    if (created && ((f->flags & EI_FLOW_F_SYN) || uncovered)) /* address entries; or all there is */
+        action = pl_settle(p, f, now_ns, false, NULL, EI_REASON_NONE, EI_REASON_NONE);
     if (action == EI_ACTION_PASS && f->packets < UINT8_MAX)
         f->packets++;
     if (action == EI_ACTION_PASS && pkt->payload.len > 0) {
@@ -651,9 +667,13 @@ ei_action ei_pipeline_packet(ei_pipeline *p, int linktype, const uint8_t *data, 
     p->count.packets_truncated += pkt.truncated;
     if (err != EI_PKT_OK) {
         p->count.packet_errors[err]++;
-        /* Not IP, or not TCP/UDP: not ours to judge. Unreadable IP or TCP, or a
-         * fragment whose ports cannot be trusted: dropped, never guessed at. */
-        action = err == EI_PKT_NOT_IP || err == EI_PKT_OTHER_L4 ? EI_ACTION_PASS : EI_ACTION_DROP;
+        /* Not IP: not ours to judge. Not TCP or UDP: judged by coverage alone. Unreadable
+         * IP or TCP, or a fragment whose ports cannot be trusted: dropped, never guessed
+         * at. */
+        if (err == EI_PKT_OTHER_L4 && !p->cfg.dns_answers)
+            action = pl_judge_uncovered(p, &pkt, now_ns);
+        else
+            action = err == EI_PKT_NOT_IP || err == EI_PKT_OTHER_L4 ? EI_ACTION_PASS : EI_ACTION_DROP;
     } else if ((pkt.dport == DNS_PORT || pkt.sport == DNS_PORT) && pkt.payload.len > 0 &&
                (p->cfg.dns_answers || !p->cfg.live)) {
         /* DNS: a workload's question on its way out (what its answer must match), or an
@@ -673,8 +693,12 @@ ei_action ei_pipeline_packet(ei_pipeline *p, int linktype, const uint8_t *data, 
                 action = judge_tcp(p, &pkt, now_ns, packet_id,
                                    info | PL_CSUM_TAKEN | (bad ? PL_CSUM_WAS_BAD : 0));
         }
+        if (pkt.l4 == IPPROTO_UDP && !p->cfg.dns_answers && action == EI_ACTION_PASS)
+            action = pl_judge_uncovered(p, &pkt, now_ns); /* a resolver not named? */
     } else if (pkt.l4 == IPPROTO_TCP && !p->cfg.dns_answers) {
         action = judge_tcp(p, &pkt, now_ns, packet_id, info);
+    } else if (!p->cfg.dns_answers) {
+        action = pl_judge_uncovered(p, &pkt, now_ns);
     }
     if (action != EI_ACTION_HOLD)
         p->count.actions[action]++;

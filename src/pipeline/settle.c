@@ -2,6 +2,7 @@
  * step (ei_bind_destination), then the verdict applied: the event, the counters, the held
  * packets released. The two decisions are pure functions in src/policy/decide.c; this
  * file gathers what they read and acts on what they say. */
+#include <netinet/in.h>
 #include <string.h>
 
 #include "egress_inspector/http.h"
@@ -19,6 +20,9 @@ void pl_flow_endpoints(const ei_flow *f, ei_flow_event *ev)
     memcpy(ev->dst.bytes, s, 16);
     ev->sport = pl_client_is_a(f) ? f->key.pa : f->key.pb;
     ev->dport = pl_client_is_a(f) ? f->key.pb : f->key.pa;
+    ev->proto = f->key.proto;
+    if (f->key.proto == IPPROTO_ICMP || f->key.proto == IPPROTO_ICMPV6)
+        ev->dport = 0; /* the key holds the identifier on both sides */
 }
 
 void pl_drop_reasm(ei_pipeline *p, ei_flow *f)
@@ -108,6 +112,10 @@ ei_action pl_settle(ei_pipeline *p, ei_flow *f, uint64_t now_ns, bool have_messa
     facts.dport = ev.dport;
     facts.have_message = have_message;
     facts.problem = forced;
+    if (!have_message) {
+        ei_reason cover = pl_coverage(p, f->key.proto, &facts.dst, facts.dport);
+        facts.uncovered = cover == PL_UNJUDGED ? EI_REASON_NONE : cover;
+    }
 
     char name[EI_NAME_MAX + 1];
     if (m != NULL) {
@@ -140,7 +148,7 @@ ei_action pl_settle(ei_pipeline *p, ei_flow *f, uint64_t now_ns, bool have_messa
                          .lookups = p->on_lookup != NULL, .wait_room = pl_wait_room(p),
                          .unknown = unknown };
     const char *tcp_lookup = NULL;
-    if (d.verdict != EI_VERDICT_ALLOW && facts.problem == EI_REASON_NONE &&
+    if (d.verdict != EI_VERDICT_ALLOW && facts.problem == EI_REASON_NONE && f->key.proto == IPPROTO_TCP &&
         (!have_message || !(f->flags & EI_FLOW_F_SYN))) /* at SYN time, or first sight */
         bf.tcp = tcp_check(p, &facts, d.policy, now_ns, &bf.tcp_match, &tcp_lookup);
     bool dest_checked = d.verdict == EI_VERDICT_ALLOW && d.reason == EI_REASON_ALLOWED_NAME && bf.dest_check;
@@ -204,7 +212,7 @@ ei_action pl_settle(ei_pipeline *p, ei_flow *f, uint64_t now_ns, bool have_messa
     p->count.latency_sum_ns += ev.held_ns;
     ev.mode = p->mode;
     ev.enforced = d.verdict == EI_VERDICT_DENY && p->mode == EI_MODE_ENFORCE;
-    ev.midstream = !(f->flags & EI_FLOW_F_SYN);
+    ev.midstream = f->key.proto == IPPROTO_TCP && !(f->flags & EI_FLOW_F_SYN);
     ev.bad_checksum = (f->flags & EI_FLOW_F_BAD_CSUM) != 0;
     if (f->flags & EI_FLOW_F_SYNACK) {
         ev.server_known = true;

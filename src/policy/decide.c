@@ -21,7 +21,8 @@ ei_decision ei_decide(const ei_flow_facts *facts, const ei_policy_set *set)
         d.verdict = EI_VERDICT_ALLOW;
         d.reason = EI_REASON_ALLOWED_ADDRESS;
     } else if (!facts->have_message) {
-        d.verdict = EI_VERDICT_PENDING;
+        d.verdict = facts->uncovered != EI_REASON_NONE ? EI_VERDICT_DENY : EI_VERDICT_PENDING;
+        d.reason = facts->uncovered;
     } else if (facts->problem != EI_REASON_NONE) {
         d.reason = facts->problem;
     } else if (facts->host == NULL) {

@@ -638,10 +638,21 @@ static void test_only_asked_answers_from_named_resolvers_teach(void)
     rig_open_with(&r, &cfg, false, EI_MODE_ENFORCE);
     CU_ASSERT_EQUAL(answer(&r, POD1, "allowed.example", IP10), EI_ACTION_PASS); /* 10.96.0.10 */
     CU_ASSERT_EQUAL(ei_pipeline_counters(r.p)->dns_answers, 1);
+    /* and with --coverage all (the default) the question itself is denied, its answer
+     * with it (one exchange, one decision) */
+    CU_ASSERT_EQUAL(ask_of(&r, POD1, ROGUE, "rogue.example"), EI_ACTION_DENY);
+    CU_ASSERT_EQUAL(answer_only(&r, ROGUE, POD1, "rogue.example", IP99), EI_ACTION_DENY);
+    CU_ASSERT_EQUAL(ei_pipeline_counters(r.p)->decisions[EI_REASON_DNS_RESOLVER_NOT_NAMED], 1);
+    CU_ASSERT_EQUAL(ei_pipeline_counters(r.p)->dns_unnamed, 1);
+    CU_ASSERT_EQUAL(ei_pipeline_counters(r.p)->dns_answers, 1);
+    rig_close(&r);
+    /* --coverage inspected: DNS anywhere is left alone, and still teaches nothing */
+    cfg.coverage = EI_COVERAGE_INSPECTED;
+    rig_open_with(&r, &cfg, false, EI_MODE_ENFORCE);
     CU_ASSERT_EQUAL(ask_of(&r, POD1, ROGUE, "rogue.example"), EI_ACTION_PASS);
     CU_ASSERT_EQUAL(answer_only(&r, ROGUE, POD1, "rogue.example", IP99), EI_ACTION_PASS);
     CU_ASSERT_EQUAL(ei_pipeline_counters(r.p)->dns_unnamed, 1);
-    CU_ASSERT_EQUAL(ei_pipeline_counters(r.p)->dns_answers, 1);
+    CU_ASSERT_EQUAL(ei_pipeline_counters(r.p)->dns_answers, 0);
     rig_close(&r);
 }
 

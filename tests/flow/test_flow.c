@@ -1,5 +1,6 @@
 /* Flow table and stream reassembly: both directions find one entry, the table stays
  * within its bounds, and the first bytes come back in order or not at all. */
+#include <netinet/in.h>
 #include <string.h>
 
 #include "flow/reasm.h"
@@ -78,8 +79,8 @@ static void test_table_finds_both_directions(void)
     ei_addr c = addr4(1), s = addr4(2);
     ei_flow_key k1, k2;
     bool a1, a2;
-    ei_flow_key_make(&c, 40000, &s, 443, &k1, &a1);
-    ei_flow_key_make(&s, 443, &c, 40000, &k2, &a2);
+    ei_flow_key_make(IPPROTO_TCP, &c, 40000, &s, 443, &k1, &a1);
+    ei_flow_key_make(IPPROTO_TCP, &s, 443, &c, 40000, &k2, &a2);
     CU_ASSERT(memcmp(&k1, &k2, sizeof k1) == 0);
     CU_ASSERT(a1 != a2);
     ei_flow evicted;
@@ -88,6 +89,9 @@ static void test_table_finds_both_directions(void)
     CU_ASSERT_PTR_NOT_NULL_FATAL(f);
     CU_ASSERT_FALSE(did);
     CU_ASSERT_PTR_EQUAL(ei_flow_find(&t, &k2), f);
+    ei_flow_key udp; /* the same tuple in UDP is another exchange */
+    ei_flow_key_make(IPPROTO_UDP, &c, 40000, &s, 443, &udp, &a1);
+    CU_ASSERT_PTR_NULL(ei_flow_find(&t, &udp));
     ei_flow_remove(&t, f);
     CU_ASSERT_PTR_NULL(ei_flow_find(&t, &k1));
     ei_flow_table_destroy(&t);
@@ -104,7 +108,7 @@ static void test_table_bound_and_lru(void)
     for (uint32_t i = 0; i < 10000; i++) {
         ei_flow_key k;
         bool a;
-        ei_flow_key_make(&c, (uint16_t)(1024 + i), &s, 443, &k, &a);
+        ei_flow_key_make(IPPROTO_TCP, &c, (uint16_t)(1024 + i), &s, 443, &k, &a);
         ei_flow evicted;
         bool did;
         ei_flow *f = ei_flow_insert(&t, &k, i, &evicted, &did);
@@ -120,17 +124,17 @@ static void test_table_bound_and_lru(void)
     for (uint32_t i = 7000; i < 10000; i++) {
         ei_flow_key k;
         bool a;
-        ei_flow_key_make(&c, (uint16_t)(1024 + i), &s, 443, &k, &a);
+        ei_flow_key_make(IPPROTO_TCP, &c, (uint16_t)(1024 + i), &s, 443, &k, &a);
         CU_ASSERT_PTR_NOT_NULL(ei_flow_find(&t, &k));
     }
     /* decide the newest one: it becomes the first victim */
     ei_flow_key k;
     bool a;
-    ei_flow_key_make(&c, (uint16_t)(1024 + 9999), &s, 443, &k, &a);
+    ei_flow_key_make(IPPROTO_TCP, &c, (uint16_t)(1024 + 9999), &s, 443, &k, &a);
     ei_flow *f = ei_flow_find(&t, &k);
     f->flags |= EI_FLOW_F_DECIDED;
     ei_flow_touch(&t, f, 20000);
-    ei_flow_key_make(&c, 9, &s, 443, &k, &a);
+    ei_flow_key_make(IPPROTO_TCP, &c, 9, &s, 443, &k, &a);
     ei_flow evicted;
     bool did;
     CU_ASSERT_PTR_NOT_NULL(ei_flow_insert(&t, &k, 20001, &evicted, &did));

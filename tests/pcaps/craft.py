@@ -94,6 +94,8 @@ http_absolute_mismatch  GET http://denied.example/, Host: allowed.example  deny 
 http_connect_mismatch   CONNECT denied.example:443, Host: allowed.example:443 (port 3128)
                                                                      deny http_host_mismatch
 http_connect_ok         CONNECT allowed.example:443, Host: allowed.example:443  allow
+                        (--ports 80,443,3128)
+http_connect_uninspected  the same to 3128 with the default ports: port_not_inspected
 http_no_host            HTTP/1.0 GET without Host                    deny no_hostname
 no_sni                  a hello without server_name                  deny no_hostname
 ech                     outer name allowed.example plus encrypted_client_hello (0xfe0d):
@@ -524,8 +526,8 @@ def padding_segments(n, far=False):
 def crafted():
     caps = []
 
-    def one(name, why, segments, expect, oracle=True, **kw):
-        cap = Capture(f"crafted/{name}.pcap", why, oracle)
+    def one(name, why, segments, expect, oracle=True, options=None, **kw):
+        cap = Capture(f"crafted/{name}.pcap", why, oracle, options=options)
         cap.conn(40000, segments, expect, **kw)
         caps.append(cap)
 
@@ -617,14 +619,21 @@ def crafted():
     one("http_absolute_mismatch", "an absolute URI naming another host than Host",
         whole(http_get(b"allowed.example", target=b"http://denied.example/")),
         ("http", "*", "deny", "http_host_mismatch"), oracle=False, dport=80)
-    one("http_connect_mismatch", "CONNECT to one host, Host naming another (to a proxy port)",
+    proxy = "--dest-check off --ports 80,443,3128"  # the proxy's port among the inspected ones
+    one("http_connect_mismatch", "CONNECT to one host, Host naming another (to a proxy port "
+        "the node rules inspect)",
         whole(b"CONNECT denied.example:443 HTTP/1.1\r\nHost: allowed.example:443\r\n"
               b"User-Agent: curl/7.88.1\r\n\r\n"),
-        ("http", "*", "deny", "http_host_mismatch"), oracle=False, dport=3128)
-    one("http_connect_ok", "CONNECT through a proxy, judged by the target name and its port 443",
-        whole(b"CONNECT allowed.example:443 HTTP/1.1\r\nHost: allowed.example:443\r\n"
-              b"User-Agent: curl/7.88.1\r\n\r\n"),
-        ("http", "allowed.example", "allow", "allowed_name"), dport=3128)
+        ("http", "*", "deny", "http_host_mismatch"), oracle=False, options=proxy, dport=3128)
+    connect_ok = whole(b"CONNECT allowed.example:443 HTTP/1.1\r\nHost: allowed.example:443\r\n"
+                       b"User-Agent: curl/7.88.1\r\n\r\n")
+    one("http_connect_ok", "CONNECT through a proxy whose port is inspected, judged by the "
+        "target name and its port 443", connect_ok,
+        ("http", "allowed.example", "allow", "allowed_name"), options=proxy, dport=3128)
+    one("http_connect_uninspected", "the same CONNECT to a proxy port outside --ports (the "
+        "default 80,443): the node rules send only its first packet, and the target's name "
+        "allows nothing", connect_ok, ("none", "-", "deny", "port_not_inspected"), oracle=False,
+        dport=3128)
     one("http_no_host", "HTTP/1.0 GET without Host names nothing", whole(http_get(None, version="1.0")),
         ("http", "-", "deny", "no_hostname"), dport=80)
     one("no_sni", "a ClientHello without server_name", whole(records(client_hello(names=None))),
@@ -936,9 +945,7 @@ def dns_binding():
     c = cap("tcp_answer", "an answer over TCP (length-prefixed) binds the same way")
     c.dns("allowed.example", [("allowed.example", "A", 300, SERVER4)], tcp=True)
     c.conn(40000, whole(tls()), ALLOW_)
-    # replay judges every TCP flow, and the question over TCP is one (the node rules
-    # inspect only --ports, which 53 is not)
-    c.expect.append((CLIENT4, 53000, DNS4, 53, "none", "-", "deny", "not_tls_or_http"))
+    # (the question over TCP, to the resolver, is no flow of the inspector's: no line)
     c = cap("tcp_rule", "tcp://db.allowed.example:5432 allows any protocol to the name's address, at SYN "
             "time; the same bytes to another address are not allowed by it", oracle=False)
     c.dns("db.allowed.example", [("db.allowed.example", "A", 300, "203.0.113.20")])
