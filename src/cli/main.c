@@ -40,9 +40,12 @@ static const char usage[] =
     "      [--source CIDR]... [--in-iface PATTERN]... [--hook forward|output]...\n"
     "      [--ports LIST] [--fail closed|open] [--mark-allow HEX] [--mark-deny HEX]\n"
     "      [--dns-queue N|off] [--dns-from CIDR]...\n"
+    "      [--coverage all|inspected]\n"
     "      The node rules (IPv4 and IPv6) in chains of their own. --dns-from: the\n"
     "      resolvers whose answers are read (by the conntrack entry's original\n"
-    "      destination, so a DNAT'd service address works); none: any resolver.\n"
+    "      destination, so a DNAT'd service address works) and, with --coverage all,\n"
+    "      the only ones DNS may go to; none: any resolver. --ports and --coverage\n"
+    "      as for run (the two must agree).\n"
     "  check-rules FILE\n"
     "      Validate a rules file (or Portarium policy JSON); print every error.\n"
     "\n"
@@ -51,7 +54,9 @@ static const char usage[] =
     "  is the same option under the name Portarium users look for.\n"
     "  version\n"
     "  help\n"
-    "\n"
+    "\n";
+
+static const char usage_pipeline[] =
     "PIPELINE OPTIONS (replay and run):\n"
     "  --reassembly-bytes N   longest first message read (16384)\n"
     "  --max-flows N          flow table entries (262144)\n"
@@ -70,7 +75,23 @@ static const char usage[] =
     "  --preamble-ports LIST|none|any  ports whose flows may start with a SOCKS,\n"
     "                         STARTTLS or PROXY preamble (21,25,110,143,389,587,\n"
     "                         1080,5432)\n"
-    "  --undecided-timeout S  idle undecided flows are denied `incomplete` (30)\n";
+    "  --undecided-timeout S  idle undecided flows are denied `incomplete` (30)\n"
+    "  --ports LIST|any       TCP ports whose TLS or HTTP is read, as iptables multiport\n"
+    "                         takes them: PORT or FIRST:LAST, comma-separated (80,443)\n"
+    "  --coverage all|inspected  all (the default): the rest of a workload's egress\n"
+    "                         (TCP to other ports, UDP, ICMP, other protocols) is\n"
+    "                         decided at its first packet by address entries (TCP:\n"
+    "                         tcp:// entries too), else denied port_not_inspected,\n"
+    "                         quic_not_inspected, udp_not_inspected, icmp_not_inspected,\n"
+    "                         proto_not_inspected; DNS to a server not named by\n"
+    "                         --dns-from: dns_resolver_not_named. inspected: only TCP\n"
+    "                         to --ports is judged\n";
+
+static void print_usage(FILE *f)
+{
+    fputs(usage, f);
+    fputs(usage_pipeline, f);
+}
 
 /* Parses a decimal number in [min, max]; false (with a message) otherwise. */
 static bool parse_number(const char *opt, const char *text, uint64_t min, uint64_t max,
@@ -408,7 +429,7 @@ static int cmd_replay(int argc, char **argv)
         default: {
             int done = pipeline_option(&core, c, optarg);
             if (done < 0)
-                fputs(usage, stderr);
+                print_usage(stderr);
             if (done <= 0)
                 return 2;
         }
@@ -611,7 +632,7 @@ static int cmd_run(int argc, char **argv)
             d.queue_maxlen = (uint32_t)v;
             break;
         case '?':
-            fputs(usage, stderr);
+            print_usage(stderr);
             return 2;
         default: {
             int done = pipeline_option(&core, c, optarg);
@@ -722,7 +743,7 @@ static int cmd_iptables(int argc, char **argv)
                 return 2;
             break;
         case '?':
-            fputs(usage, stderr);
+            print_usage(stderr);
             return 2;
         default:
             if (!node_option(&n, c, optarg))
@@ -776,7 +797,7 @@ static int cmd_check_rules(int argc, char **argv)
 int main(int argc, char **argv)
 {
     if (argc < 2) {
-        fputs(usage, stderr);
+        print_usage(stderr);
         return 2;
     }
     const char *cmd = argv[1];
@@ -793,9 +814,10 @@ int main(int argc, char **argv)
         return 0;
     }
     if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0) {
-        fputs(usage, stdout);
+        print_usage(stdout);
         return 0;
     }
-    fprintf(stderr, "egress-inspector: unknown command '%s'\n\n%s", cmd, usage);
+    fprintf(stderr, "egress-inspector: unknown command '%s'\n\n", cmd);
+    print_usage(stderr);
     return 2;
 }

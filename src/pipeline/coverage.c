@@ -27,10 +27,11 @@ ei_reason pl_coverage(const ei_pipeline *p, uint8_t proto, const ei_addr *dst, u
     if (p->cfg.coverage == EI_COVERAGE_INSPECTED)
         return PL_UNJUDGED;
     if (dport == DNS_PORT && (proto == IPPROTO_UDP || proto == IPPROTO_TCP)) {
-        /* Live, the node rules let DNS to the named resolvers go before it reaches a
-         * flow queue (they know the conntrack entry's original destination; the packet,
-         * after a DNAT, shows the resolver pod's): what comes here went elsewhere. */
-        bool named = p->cfg.live ? p->cfg.ndns_from == 0 : pl_named_resolver(p, dst);
+        /* Live, the node rules let DNS to the named resolvers (to any, when none is
+         * named) go before it reaches a flow queue: they know the conntrack entry's
+         * original destination, where the packet, after a DNAT, shows the resolver
+         * pod's. What comes here went elsewhere. */
+        bool named = !p->cfg.live && pl_named_resolver(p, dst);
         return named ? PL_UNJUDGED : EI_REASON_DNS_RESOLVER_NOT_NAMED;
     }
     switch (proto) {

@@ -128,5 +128,44 @@ r = run("replay", *args, "--dns-from", "10.96.0.99", "--summary")  # the capture
 check("replay --dns-from: answers from elsewhere are counted and unread",
       r.returncode == 0 and '"dns_unnamed":' in r.stderr and '"dns_unnamed":0' not in r.stderr, r.stderr[-400:])
 
+# --ports and --coverage: one grammar for run, replay and iptables
+for bad in ["", "0", "80,", "443:80", "65536", "80;443", "1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16",
+            "1:2,3:4,5:6,7:8,9:10,11:12,13:14,15:16"]:
+    r = run("iptables", "--print", "--queue", "0", "--ports", bad)
+    r2 = run("replay", *args, "--ports", bad)
+    check(f"--ports {bad!r} is refused by iptables and replay",
+          r.returncode == 2 and r.stdout == "" and "--ports" in r.stderr and r2.returncode == 2,
+          r.stdout + r.stderr + r2.stderr)
+r = run("iptables", "--print", "--queue", "0", "--ports", "80,443,8000:8100")
+check("--ports ranges reach multiport as written",
+      "-m multiport --dports 80,443,8000:8100 " in r.stdout and "--sports 80,443,8000:8100 " in r.stdout,
+      r.stdout + r.stderr)
+r = run("iptables", "--print", "--queue", "0", "--ports", "any")
+check("--ports any: every TCP port queued, no multiport", r.returncode == 0 and "multiport" not in r.stdout
+      and "-p tcp -j NFQUEUE" in r.stdout, r.stdout + r.stderr)
+r = run("iptables", "--print", "--queue", "0", "--dns-from", "10.96.0.10")
+chain = [l for l in r.stdout.split("# egress-inspector node rules, IPv6")[0].splitlines()
+         if l.startswith("-A EGRESS-INSPECTOR ")]
+order = [i for i, l in enumerate(chain) if "--dports 80,443" in l] + \
+        [i for i, l in enumerate(chain) if "--ctorigdst 10.96.0.10/32 -j RETURN" in l] + \
+        [i for i, l in enumerate(chain) if l.endswith("--ctdir ORIGINAL -j NFQUEUE --queue-num 0")]
+check("--coverage all: DNS to the named resolver leaves, then the rest the workload begins is queued",
+      len(order) == 4 and order == sorted(order), "\n".join(chain))
+check("... untracked non-TCP is dropped, denied UDP answered with port unreachable",
+      any("! -p tcp -m conntrack --ctstate INVALID -j DROP" in l for l in chain)
+      and "icmp-port-unreachable" in r.stdout and "icmp6-port-unreachable" in r.stdout, r.stdout)
+r = run("iptables", "--print", "--queue", "0", "--coverage", "inspected")
+queued = [l for l in r.stdout.splitlines() if l.startswith("-A EGRESS-INSPECTOR ") and "NFQUEUE" in l]
+check("--coverage inspected: only TCP to the ports is queued",
+      r.returncode == 0 and len(queued) == 2 and all("-p tcp -m multiport --dports 80,443 " in l for l in queued)
+      and "INVALID" not in r.stdout, r.stdout)
+r = run("iptables", "--print", "--queue", "0", "--coverage", "some")
+check("--coverage some is refused", r.returncode == 2 and "--coverage" in r.stderr, r.stderr)
+r = run("replay", *args, "--coverage", "inspected")
+r2 = run("replay", *args)
+check("replay --coverage inspected prints no more lines than the default",
+      r.returncode == 0 and r2.returncode == 0 and len(r.stdout.splitlines()) <= len(r2.stdout.splitlines()),
+      r.stderr)
+
 print(f"{sum(results)} passed, {len(results) - sum(results)} failed")
 sys.exit(0 if all(results) else 1)

@@ -72,7 +72,7 @@ RESOLVERS=(--dns-from 203.0.113.53 --dns-from 10.96.0.10 --dns-from 203.0.113.20
 in_node "$BIN" iptables --apply --in-iface veth-pod+ --hook forward --ports 80,443,22 --queue 0 "${RESOLVERS[@]}"
 in_node iptables -t nat -A PREROUTING -d 10.96.0.10 -p udp --dport 53 -j DNAT --to-destination 203.0.113.53
 DAEMON_LOG=$WORK/daemon.log
-ip netns exec "$NS_NODE" "$BIN" run --rules "$WORK/rules" --queue 0 --metrics 127.0.0.1:9155 \
+ip netns exec "$NS_NODE" "$BIN" run --rules "$WORK/rules" --queue 0 --ports 80,443,22 --metrics 127.0.0.1:9155 \
     --resolver 203.0.113.53 --dns-min-ttl 1 >>"$DAEMON_LOG" 2>>"$WORK/daemon.err" &
 DAEMON=$!
 EI_PIDS+=($DAEMON)
@@ -201,11 +201,15 @@ echo "== only the named resolvers teach, and only with answers to questions aske
 in_net /usr/bin/python3 -c "
 import socket; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(('203.0.113.250', 53)); s.settimeout(5)
 q, peer = s.recvfrom(512)
+open('$WORK/rogue.got', 'wb').write(q)
 s.sendto(q[:2] + b'\x81\x80' + q[4:6] + b'\x00\x01\x00\x00\x00\x00' + q[12:] + bytes.fromhex('c00c000100010000012c0004cb007114'), peer)" &
 RESPONDER=$!
 sleep 0.3
-check "the pod asks a resolver of its own and gets its answer" in_pod /usr/bin/python3 "$HERE/dnsq.py" 203.0.113.250 own.allowed.example
-wait "$RESPONDER" || true
+# (--coverage all: DNS goes only to the named resolvers; the question is refused on its way)
+check "the pod asks a resolver of its own: refused" not in_pod /usr/bin/python3 "$HERE/dnsq.py" 203.0.113.250 own.allowed.example
+check "... and the rogue resolver never got the question" test ! -e "$WORK/rogue.got"
+check "decided dns_resolver_not_named" bash -c "grep '\"dst\":\"203.0.113.250\"' '$DAEMON_LOG' | grep -q '\"reason\":\"dns_resolver_not_named\"'"
+kill "$RESPONDER" 2>/dev/null; wait "$RESPONDER" 2>/dev/null || true
 check "its answer binds nothing: the allowed name at the rogue's address is reset" \
     refused_fast https://own.allowed.example/ --resolve own.allowed.example:443:203.0.113.20
 check "decided sni_ip_mismatch (the binding is the named resolver's)" decided own.allowed.example 203.0.113.20 sni_ip_mismatch

@@ -47,12 +47,13 @@ cat > "$HOSTS" <<HOSTS
 2001:db8::10 allowed.example a.b.allowed.example denied.example api.stripe.example
 HOSTS
 
-NODE_RULES=(--in-iface veth-pod+ --hook forward --ports 80,443,22 --queue 0)
+PORTS=(--ports 80,443,22) # the daemon and the node rules read the same ports
+NODE_RULES=(--in-iface veth-pod+ --hook forward "${PORTS[@]}" --queue 0)
 in_node "$BIN" iptables --apply "${NODE_RULES[@]}"
 DAEMON_LOG=$WORK/daemon.log
 start_daemon() { # start_daemon [extra args]
     # ip netns exec execs the daemon, so $! is the daemon itself and signals reach it
-    ip netns exec "$NS_NODE" "$BIN" run --rules "$RULES" --queue 0 --metrics 127.0.0.1:9153 \
+    ip netns exec "$NS_NODE" "$BIN" run --rules "$RULES" --queue 0 "${PORTS[@]}" --metrics 127.0.0.1:9153 \
         --hosts "$HOSTS" --resolver 127.0.0.1:9 "$@" \
         >>"$DAEMON_LOG" 2>>"$WORK/daemon.err" &
     DAEMON=$!
@@ -144,7 +145,7 @@ check "the decision latency histogram counts every decision (log lines may be ag
 # a second daemon cannot bind the taken queue: it exits and never says ready
 second_daemon_refused() {
     local rc=0
-    in_node timeout 10 "$BIN" run --rules "$RULES" --queue 0 --metrics 127.0.0.1:9154 >/dev/null 2>"$WORK/second.err" || rc=$?
+    in_node timeout 10 "$BIN" run --rules "$RULES" --queue 0 "${PORTS[@]}" --metrics 127.0.0.1:9154 >/dev/null 2>"$WORK/second.err" || rc=$?
     ! in_node curl -s --max-time 1 http://127.0.0.1:9154/readyz >/dev/null && [ "$rc" = 1 ] &&
         grep -q "cannot bind NFQUEUE" "$WORK/second.err"
 }
@@ -294,7 +295,7 @@ echo "== a log reader that never reads does not slow the queue"
 # lines are dropped (counted); the queue thread must not wait for any of it
 mkfifo "$WORK/stalled"
 exec 7<>"$WORK/stalled"
-ip netns exec "$NS_NODE" "$BIN" run --rules "$RULES" --queue 0 --metrics 127.0.0.1:9153 \
+ip netns exec "$NS_NODE" "$BIN" run --rules "$RULES" --queue 0 "${PORTS[@]}" --metrics 127.0.0.1:9153 \
     --hosts "$HOSTS" --resolver 127.0.0.1:9 --log-buffer 4096 >"$WORK/stalled" 2>>"$WORK/daemon.err" &
 DAEMON=$!
 EI_PIDS+=($DAEMON)

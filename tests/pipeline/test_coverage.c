@@ -205,9 +205,12 @@ static void test_dns_only_to_named_resolvers(void)
         ei_pipeline_config cfg;
         rig_config(&cfg);
         cfg.live = live;
+        if (live)
+            cfg.ndns_from = 0;
         rig_open(&r, &cfg, EI_MODE_ENFORCE);
         /* Live, the node rules let DNS to the named resolvers go before the flow queue:
-         * what the flow queue gets went elsewhere, whatever its (DNAT'd) address says. */
+         * what the flow queue gets went elsewhere, whatever its (DNAT'd) address says,
+         * and the daemon need not be told the resolvers. */
         if (!live) {
             CU_ASSERT_EQUAL(udp(&r, POD, 40000, resolver, 53), EI_ACTION_PASS);
             CU_ASSERT_EQUAL(r.events, 0);
@@ -221,7 +224,8 @@ static void test_dns_only_to_named_resolvers(void)
         CU_ASSERT_EQUAL(r.last.decision.reason, EI_REASON_DNS_RESOLVER_NOT_NAMED);
         rig_close(&r);
     }
-    /* no resolver named: DNS anywhere is left alone */
+    /* a capture with no resolver named (replay's default): DNS anywhere is left alone;
+     * live the node rules then let all of it go, and none reaches the flow queue */
     rig r;
     ei_pipeline_config cfg;
     rig_config(&cfg);
