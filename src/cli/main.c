@@ -758,6 +758,14 @@ static int cmd_iptables(int argc, char **argv)
         return 2;
     if (!o.hook_forward && !o.hook_output)
         o.hook_forward = true;
+    if (o.hook_output && o.nsources == 0 && ports.coverage == EI_COVERAGE_ALL && action != OPT_REMOVE) {
+        /* every new exchange of every process on the node: the kubelet's, the daemon's
+         * own lookups */
+        fprintf(stderr, "egress-inspector iptables: --hook output with --coverage all would judge "
+                "everything the node itself begins; name the workloads' --source, or use "
+                "--coverage inspected\n");
+        return 2;
+    }
     o.queue_first = n.queue_first;
     o.queue_last = n.queue_last;
     o.fail_open = n.fail_open;

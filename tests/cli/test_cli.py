@@ -159,6 +159,12 @@ queued = [l for l in r.stdout.splitlines() if l.startswith("-A EGRESS-INSPECTOR 
 check("--coverage inspected: only TCP to the ports is queued",
       r.returncode == 0 and len(queued) == 2 and all("-p tcp -m multiport --dports 80,443 " in l for l in queued)
       and "INVALID" not in r.stdout, r.stdout)
+r = run("iptables", "--print", "--queue", "0", "--hook", "output")
+check("--hook output, coverage all, no --source: refused (it would judge the node's own traffic)",
+      r.returncode == 2 and r.stdout == "" and "--source" in r.stderr, r.stdout + r.stderr)
+r = run("iptables", "--print", "--queue", "0", "--hook", "output", "--source", "10.88.0.0/16")
+check("... with --source it is written", r.returncode == 0 and "--src-type LOCAL -s 10.88.0.0/16" in r.stdout,
+      r.stderr)
 r = run("iptables", "--print", "--queue", "0", "--coverage", "some")
 check("--coverage some is refused", r.returncode == 2 and "--coverage" in r.stderr, r.stderr)
 r = run("replay", *args, "--coverage", "inspected")
