@@ -1,9 +1,10 @@
 /* The whole pipeline on sequences of packets of a few flows.
  *
  * The input is a list of records: flow (1 byte: which of 4 client 5-tuples, IPv4 or
- * IPv6, the direction, a long pause, "the lookups answer now", "a DNS answer"), TCP flags
- * (1), sequence offset from the flow's ISN (2), payload length (1), payload. The harness
- * builds the IP and TCP (or UDP, for DNS answers from port 53) headers, so that the
+ * IPv6, the direction, a long pause, "the lookups answer now", "a DNS answer", "not TCP"),
+ * TCP flags (1), sequence offset from the flow's ISN (2), payload length (1), payload. The
+ * harness builds the IP and TCP (or UDP, for DNS answers from port 53; or, not TCP, UDP,
+ * ICMP or GRE as the flags byte says, which meet the coverage rules) headers, so that the
  * fuzzer spends its time on what matters (reassembly, holding, parsing, learning,
  * waiting for lookups, deciding) rather than on checksums and header lengths. Checked:
  * every packet gets exactly one final verdict (answered at once, or released later, at
@@ -27,7 +28,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     (void)argc;
     (void)argv;
     static const char rules[] = "allow allowed.example\nallow *.allowed.example\nallow 203.0.113.250/32:22\n"
-                                "allow tcp://db.allowed.example:443\n";
+                                "allow tcp://db.allowed.example:443\nallow tcp://db.allowed.example:22\n";
     policy = ei_rules_parse(rules, sizeof rules - 1, NULL, NULL, NULL);
     CHECK(policy != NULL);
     return 0;
@@ -56,7 +57,7 @@ static void on_release(void *ctx, uint64_t id, ei_action action)
 static size_t build(uint8_t *pkt, unsigned flow, uint8_t flags, uint32_t seq, const uint8_t *payload,
                     size_t len)
 {
-    bool v6 = flow & 4, from_server = flow & 8, dns = flow & 0x40;
+    bool v6 = flow & 4, from_server = flow & 8, dns = flow & 0x40, other = (flow & 0x80) && !dns;
     unsigned which = flow & 3;
     uint8_t client[16] = { 0 }, server[16] = { 0 };
     uint16_t cport = (uint16_t)(40000 + which), sport = which == 3 ? 22 : 443;
@@ -74,13 +75,16 @@ static size_t build(uint8_t *pkt, unsigned flow, uint8_t flags, uint32_t seq, co
         from_server = true;
     }
     const uint8_t *src = from_server ? server : client, *dst = from_server ? client : server;
-    size_t ip = v6 ? 40 : 20, l4 = dns ? 8 : 20, n = ip + l4 + len;
+    uint8_t proto = dns ? IPPROTO_UDP : IPPROTO_TCP;
+    if (other)
+        proto = (flags & 1) ? IPPROTO_UDP : (flags & 2) ? (v6 ? IPPROTO_ICMPV6 : IPPROTO_ICMP) : IPPROTO_GRE;
+    size_t ip = v6 ? 40 : 20, l4 = dns || other ? 8 : 20, n = ip + l4 + len;
     memset(pkt, 0, ip + 20);
     if (v6) {
         pkt[0] = 0x60;
         pkt[4] = (uint8_t)((l4 + len) >> 8);
         pkt[5] = (uint8_t)(l4 + len);
-        pkt[6] = dns ? IPPROTO_UDP : IPPROTO_TCP;
+        pkt[6] = proto;
         pkt[7] = 64;
         memcpy(pkt + 8, src, 16);
         memcpy(pkt + 24, dst, 16);
@@ -89,7 +93,7 @@ static size_t build(uint8_t *pkt, unsigned flow, uint8_t flags, uint32_t seq, co
         pkt[2] = (uint8_t)(n >> 8);
         pkt[3] = (uint8_t)n;
         pkt[8] = 64;
-        pkt[9] = dns ? IPPROTO_UDP : IPPROTO_TCP;
+        pkt[9] = proto;
         memcpy(pkt + 12, src, 4);
         memcpy(pkt + 16, dst, 4);
     }
@@ -103,6 +107,19 @@ static size_t build(uint8_t *pkt, unsigned flow, uint8_t flags, uint32_t seq, co
         return n;
     }
     uint16_t sp = from_server ? sport : cport, dp = from_server ? cport : sport;
+    if (other) { /* UDP ports; ICMP type (a query, its reply, or what the flags say) and id */
+        memset(t, 0, 8);
+        t[0] = (uint8_t)(sp >> 8); t[1] = (uint8_t)sp; t[2] = (uint8_t)(dp >> 8); t[3] = (uint8_t)dp;
+        if (proto == IPPROTO_UDP) {
+            t[4] = (uint8_t)((8 + len) >> 8); t[5] = (uint8_t)(8 + len);
+        } else if (proto != IPPROTO_GRE) {
+            t[0] = flags & 4 ? (uint8_t)(flags >> 3) : from_server ? (v6 ? 129 : 0) : (v6 ? 128 : 8);
+            t[1] = 0;
+            t[4] = (uint8_t)(cport >> 8); t[5] = (uint8_t)cport;
+        }
+        memcpy(t + 8, payload, len);
+        return n;
+    }
     t[0] = (uint8_t)(sp >> 8); t[1] = (uint8_t)sp; t[2] = (uint8_t)(dp >> 8); t[3] = (uint8_t)dp;
     t[4] = (uint8_t)(seq >> 24); t[5] = (uint8_t)(seq >> 16); t[6] = (uint8_t)(seq >> 8); t[7] = (uint8_t)seq;
     t[12] = 0x50;
@@ -120,6 +137,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     cfg.max_held_packets = 4;
     cfg.reassembly_bytes = 1024;
     cfg.max_dns_waits = 2;
+    cfg.ports[0].first = cfg.ports[0].last = 443; /* 22 is not read: coverage decides it */
+    cfg.nports = 1;
     ei_pipeline *p = ei_pipeline_new(&cfg, policy, EI_MODE_ENFORCE, NULL, on_release, NULL);
     CHECK(p != NULL);
     ei_dns_cache_config cc;

@@ -214,8 +214,9 @@ EI_MUST_USE ei_pipeline *ei_pipeline_new(const ei_pipeline_config *cfg,
  * frees the pipeline. */
 void ei_pipeline_free(ei_pipeline *p, uint64_t now_ns);
 
-/* Flows decided from now on use this policy; flows decided earlier keep their verdict.
- * The caller keeps the old set alive until this returns. */
+/* Flows decided from now on use this policy (or mode); TCP connections decided earlier
+ * keep their verdict, and the exchanges that are not TCP (UDP, ICMP, ...) are judged
+ * afresh at their next packet. The caller keeps the old set alive until this returns. */
 void ei_pipeline_set_policy(ei_pipeline *p, const ei_policy_set *policy);
 void ei_pipeline_set_mode(ei_pipeline *p, ei_mode mode);
 

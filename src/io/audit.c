@@ -14,6 +14,8 @@ typedef struct {
     uint8_t reason;
     bool enforced;        /* an enforced deny and a monitored one are different kinds */
     char host[64];        /* enough to tell kinds apart; longer names share a prefix key */
+    ei_addr dst;          /* with no name (an address or coverage deny): the destination */
+    uint8_t proto;
     uint64_t suppressed;
 } deny_kind;
 
@@ -116,6 +118,11 @@ static void write_event(ei_audit *a, const ei_flow_event *ev, uint64_t count)
         ei_jsonw_uint(&w, "count", count);
         ei_jsonw_uint(&w, "interval_s", a->interval_ns / 1000000000u);
         ei_jsonw_str(&w, "src", ei_addr_format(&ev->src, src));
+        if (ev->host == NULL) { /* an address's kind */
+            char dst[EI_ADDR_STRLEN], number[4];
+            ei_jsonw_str(&w, "dst", ei_addr_format(&ev->dst, dst));
+            ei_jsonw_str(&w, "proto", ei_log_proto_name(ev->proto, number));
+        }
         ei_jsonw_uint(&w, "dport", ev->dport);
         ei_jsonw_raw_name(&w, "host", ev->host, ev->host_len);
         ei_jsonw_end(&w);
@@ -127,6 +134,8 @@ static uint32_t kind_hash(const ei_flow_event *ev, size_t host_len)
 {
     uint64_t h = ei_hash_bytes(EI_HASH_BASIS, ev->src.bytes, sizeof ev->src.bytes);
     h = ei_hash_bytes(h, ev->host, host_len);
+    if (host_len == 0) /* no name: the address it went to tells kinds apart */
+        h = ei_hash_bytes(h, ev->dst.bytes, sizeof ev->dst.bytes) ^ ev->proto;
     h = ei_hash_word(h, (uint64_t)ev->dport | (ev->enforced ? 0x10000u : 0u) |
                             (uint64_t)ev->decision.reason << 32);
     return ei_hash_fold(h);
@@ -142,6 +151,8 @@ static void flush(ei_audit *a, uint64_t now_ns)
             memset(&ev, 0, sizeof ev);
             ev.ts_ns = now_ns;
             ev.src = k->src;
+            ev.dst = k->dst;
+            ev.proto = k->proto;
             ev.dport = k->dport;
             ev.host = k->host[0] ? k->host : NULL;
             ev.host_len = strlen(k->host);
@@ -193,6 +204,8 @@ void ei_audit_decision(ei_audit *a, const ei_flow_event *ev)
             k->dport = ev->dport;
             k->reason = (uint8_t)ev->decision.reason;
             k->enforced = ev->enforced;
+            k->dst = ev->dst;
+            k->proto = ev->proto;
             memcpy(k->host, ev->host != NULL ? ev->host : "", host_len);
             k->host[host_len] = '\0';
             k->suppressed = 0;
@@ -202,7 +215,8 @@ void ei_audit_decision(ei_audit *a, const ei_flow_event *ev)
         }
         if (k->dport == ev->dport && k->reason == ev->decision.reason && k->enforced == ev->enforced &&
             memcmp(&k->src, &ev->src, sizeof k->src) == 0 && strlen(k->host) == host_len &&
-            memcmp(k->host, ev->host != NULL ? ev->host : "", host_len) == 0) {
+            memcmp(k->host, ev->host != NULL ? ev->host : "", host_len) == 0 &&
+            (host_len > 0 || (k->proto == ev->proto && memcmp(&k->dst, &ev->dst, sizeof k->dst) == 0))) {
             k->suppressed++;
             pthread_mutex_unlock(&a->lock);
             return;

@@ -51,8 +51,7 @@ static const char *tls_version_name(uint16_t v)
     }
 }
 
-/* The IP protocol's name, as iptables and /etc/protocols spell it, or its number. */
-static const char *proto_name(uint8_t proto, char number[4])
+const char *ei_log_proto_name(uint8_t proto, char number[4])
 {
     switch (proto) {
     case IPPROTO_TCP: return "tcp";
@@ -90,7 +89,7 @@ void ei_log_format_event(ei_jsonw *w, const ei_flow_event *ev)
     ei_jsonw_uint(w, "sport", ev->sport);
     ei_jsonw_lit(w, "dst", ei_addr_format(&ev->dst, dst));
     ei_jsonw_uint(w, "dport", ev->dport);
-    ei_jsonw_lit(w, "proto", proto_name(ev->proto, number));
+    ei_jsonw_lit(w, "proto", ei_log_proto_name(ev->proto, number));
     ei_jsonw_lit(w, "l7", ei_l7_name(ev->l7));
     if (ev->host_valid) /* normalized: lower-case letters, digits, '-', '_', '.' */
         ei_jsonw_lit(w, "host", ev->host);

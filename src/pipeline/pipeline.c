@@ -89,13 +89,35 @@ ei_pipeline *ei_pipeline_new(const ei_pipeline_config *cfg, const ei_policy_set 
     return p;
 }
 
+/* Forgets the decided exchanges that are not TCP, so that their next packets are judged
+ * by the new policy or mode. Live, a denied one has no state on the node (its first packet
+ * was rejected before conntrack kept the entry), so each retry comes back to the queue
+ * and would otherwise meet the old verdict; an allowed one has left the queue by its
+ * mark, as a TCP connection does. */
+static void forget_connectionless(ei_pipeline *p)
+{
+    ei_flow_table *t = &p->table;
+    for (uint32_t i = t->lists[1].head; i != EI_FLOW_NONE;) {
+        ei_flow *f = &t->flows[i];
+        i = f->lru.next;
+        if (f->key.proto != IPPROTO_TCP) {
+            ei_flow_remove(t, f);
+            p->count.flows--;
+        }
+    }
+}
+
 void ei_pipeline_set_policy(ei_pipeline *p, const ei_policy_set *policy)
 {
+    if (policy != p->policy)
+        forget_connectionless(p);
     p->policy = policy;
 }
 
 void ei_pipeline_set_mode(ei_pipeline *p, ei_mode mode)
 {
+    if (mode != p->mode)
+        forget_connectionless(p);
     p->mode = mode;
 }
 

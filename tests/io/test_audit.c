@@ -1,5 +1,6 @@
 /* The decision log: CloudEvents fields, and a flood of denies held to a bounded number of
  * lines whose counts add up. */
+#include <netinet/in.h>
 #include <json-c/json.h>
 #include <stdio.h>
 #include <string.h>
@@ -179,6 +180,37 @@ static void test_hostile_name_json_line(void)
     json_object_put(o);
 }
 
+/* Denies that carry no name (by address, coverage) are kinds by their destination: a pod
+ * that tries many addresses on one port is shown each of them once per window. */
+static void test_nameless_denies_are_kinds_by_destination(void)
+{
+    sink s;
+    memset(&s, 0, sizeof s);
+    ei_audit *a = ei_audit_new(EI_LOG_JSON, "egress-inspector/n", 1000000000ull, collect, &s);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(a);
+    ei_flow_event ev = deny_event(1764547200000000000ull, "", 10);
+    ev.host = NULL;
+    ev.host_len = 0;
+    ev.proto = IPPROTO_UDP;
+    ev.dport = 443;
+    ev.decision.reason = EI_REASON_QUIC_NOT_INSPECTED;
+    for (int i = 0; i < 3; i++) {
+        ei_audit_decision(a, &ev); /* .10 in full, then counted */
+        ev.dst.bytes[3] = 20;
+        ei_audit_decision(a, &ev); /* .20 in full, then counted */
+        ev.dst.bytes[3] = 10;
+    }
+    CU_ASSERT_EQUAL(s.lines, 2);
+    ev.ts_ns += 2000000000ull;
+    ei_audit_tick(a, ev.ts_ns);
+    CU_ASSERT_EQUAL(s.lines, 4);
+    CU_ASSERT_EQUAL(s.aggregated, 2);
+    CU_ASSERT_EQUAL(s.counted, 6);
+    CU_ASSERT_PTR_NOT_NULL(strstr(s.last, "\"proto\":\"udp\""));
+    CU_ASSERT_PTR_NOT_NULL(strstr(s.last, "\"dst\":\"203.0.113."));
+    ei_audit_free(a, ev.ts_ns);
+}
+
 static void test_hostile_name_cloudevent_and_aggregate(void)
 {
     for (int format = 0; format < 2; format++) {
@@ -222,7 +254,8 @@ int main(void)
     static const ei_unit_case cases[] = { EI_CASE(test_time_format), EI_CASE(test_flood_is_bounded),
                                           EI_CASE(test_cloudevent_fields),
                                           EI_CASE(test_hostile_name_json_line),
-                                          EI_CASE(test_hostile_name_cloudevent_and_aggregate) };
+                                          EI_CASE(test_hostile_name_cloudevent_and_aggregate),
+                                          EI_CASE(test_nameless_denies_are_kinds_by_destination) };
     EI_SUITE("audit", cases);
     int rc = ei_unit_run();
     ei_policy_set_free(policy_set);

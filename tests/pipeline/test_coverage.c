@@ -250,6 +250,27 @@ static void test_monitor_and_inspected_only(void)
     CU_ASSERT_EQUAL(r.last.decision.reason, EI_REASON_PORT_NOT_INSPECTED);
     rig_close(&r);
 
+    /* A denied exchange's retries come back (live, nothing of it stays on the node):
+     * after a mode change or a reload they are judged afresh, with a line of their own. */
+    rig_open(&r, &cfg, EI_MODE_ENFORCE);
+    CU_ASSERT_EQUAL(udp(&r, POD, 40000, server(10), 5000), EI_ACTION_DENY);
+    CU_ASSERT_EQUAL(udp(&r, POD, 40000, server(10), 5000), EI_ACTION_DENY);
+    CU_ASSERT_EQUAL(r.events, 1);
+    ei_pipeline_set_mode(r.p, EI_MODE_MONITOR);
+    CU_ASSERT_EQUAL(udp(&r, POD, 40000, server(10), 5000), EI_ACTION_ALLOW);
+    CU_ASSERT_EQUAL(r.events, 2);
+    CU_ASSERT(!r.last.enforced);
+    ei_pipeline_set_mode(r.p, EI_MODE_ENFORCE);
+    static const char wider[] = "allow 203.0.113.10/32\n";
+    ei_policy_set *set = ei_rules_parse(wider, sizeof wider - 1, NULL, NULL, NULL);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(set);
+    CU_ASSERT_EQUAL(icmp(&r, POD, server(10), 8, 5), EI_ACTION_DENY);
+    ei_pipeline_set_policy(r.p, set);
+    CU_ASSERT_EQUAL(icmp(&r, POD, server(10), 8, 5), EI_ACTION_ALLOW);
+    CU_ASSERT_EQUAL(r.last.decision.reason, EI_REASON_ALLOWED_ADDRESS);
+    rig_close(&r);
+    ei_policy_set_free(set);
+
     cfg.coverage = EI_COVERAGE_INSPECTED;
     rig_open(&r, &cfg, EI_MODE_ENFORCE);
     CU_ASSERT_EQUAL(udp(&r, POD, 40000, server(10), 443), EI_ACTION_PASS);
