@@ -596,14 +596,15 @@ static ei_action judge_tcp(ei_pipeline *p, const ei_packet *pkt, uint64_t now_ns
         if (f == NULL)
             return EI_ACTION_PASS;
         created = true;
-        ei_flow_event ends;
-        pl_flow_endpoints(f, &ends);
-        ei_reason cover = pl_coverage(p, IPPROTO_TCP, &ends.dst, ends.dport);
-        if (cover == PL_UNJUDGED) { /* not the inspector's to judge: forgotten at once */
-            retire(p, f, now_ns, EI_REASON_NONE);
-            return EI_ACTION_PASS;
+        if (!pl_port_inspected(&p->cfg, pl_server_port(f))) {
+            ei_flow_event ends;
+            pl_flow_endpoints(f, &ends);
+            if (pl_coverage(p, IPPROTO_TCP, &ends.dst, ends.dport) == PL_UNJUDGED) {
+                retire(p, f, now_ns, EI_REASON_NONE); /* not the inspector's to judge */
+                return EI_ACTION_PASS;
+            }
+            uncovered = true;
         }
-        uncovered = cover != EI_REASON_NONE;
     } else {
         ei_flow_touch(&p->table, f, now_ns);
     }
