@@ -86,6 +86,11 @@ typedef enum {
     EI_REASON_HTTP_MULTIPLE_HOST,
     EI_REASON_HTTP_HOST_MISMATCH,  /* Host disagrees with absolute URI or CONNECT target */
     EI_REASON_HTTP_BODY_FRAMING,   /* a body length the head does not give plainly */
+    /* deny: QUIC (a client Initial read as a server reads it) */
+    EI_REASON_QUIC_MALFORMED,      /* a header or frame that lies, no decryption, < 1200 bytes */
+    EI_REASON_QUIC_VERSION_UNKNOWN,/* a version whose Initials we cannot decrypt (gQUIC, ...) */
+    EI_REASON_QUIC_NOT_INITIAL,    /* a flow's first datagram carries no client Initial */
+    EI_REASON_QUIC_CRYPTO_CONFLICT,/* CRYPTO bytes sent twice that differ */
     /* deny: the name is allowed, the destination is not one of its addresses */
     EI_REASON_SNI_IP_MISMATCH,     /* TLS: the server name resolves elsewhere */
     EI_REASON_HOST_IP_MISMATCH,    /* HTTP Host or SOCKS target: resolves elsewhere */

@@ -39,4 +39,9 @@ EI_MUST_USE ei_parse_status ei_tls_parse_client_hello(const uint8_t *data, size_
                                                       uint8_t *scratch, size_t scratch_cap,
                                                       ei_tls_hello *hello);
 
+/* The same for a bare handshake message, as QUIC's CRYPTO stream carries it: NEED_MORE
+ * until the whole ClientHello is there; bytes past its end are malformed. */
+EI_MUST_USE ei_parse_status ei_tls_parse_handshake(const uint8_t *data, size_t len,
+                                                   ei_tls_hello *hello);
+
 #endif

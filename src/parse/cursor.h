@@ -257,6 +257,25 @@ static inline ei_view ei_cursor_while(ei_cursor *c, bool (*keep)(uint8_t))
 /* ---- blocks ---- */
 
 /* The next n bytes as a cursor of their own. A failed parent yields a failed child. */
+/* A QUIC variable-length integer (RFC 9000 16): the first two bits give its length, 1,
+ * 2, 4 or 8 bytes, the other bits its value, most significant first. */
+static inline uint64_t ei_cursor_varint(ei_cursor *c)
+{
+    int first = ei_cursor_peek(c);
+    if (first < 0) {
+        ei_cursor_fail(c);
+        return 0;
+    }
+    size_t n = (size_t)1 << ((unsigned)first >> 6);
+    ei_view v = ei_cursor_bytes(c, n);
+    if (v.ptr == NULL)
+        return 0;
+    uint64_t value = v.ptr[0] & 0x3fu;
+    for (size_t i = 1; i < n; i++)
+        value = value << 8 | v.ptr[i];
+    return value;
+}
+
 static inline ei_cursor ei_cursor_sub(ei_cursor *c, size_t n)
 {
     ei_view v = ei_cursor_bytes(c, n);

@@ -259,3 +259,25 @@ ei_parse_status ei_tls_parse_client_hello(const uint8_t *data, size_t len, uint8
                                              msg_total - TLS_HANDSHAKE_HEADER), hello);
     }
 }
+
+/* QUIC carries the handshake in CRYPTO frames, without records (RFC 9001 4): the stream
+ * is the ClientHello message itself, and nothing may follow it in the client's first
+ * flight. */
+ei_parse_status ei_tls_parse_handshake(const uint8_t *data, size_t len, ei_tls_hello *hello)
+{
+    memset(hello, 0, sizeof *hello);
+    ei_cursor c = ei_cursor_make(data, len);
+    if (len == 0)
+        return EI_PARSE_NEED_MORE;
+    if (data[0] != TLS_HANDSHAKE_CLIENT_HELLO)
+        return malformed(hello, EI_REASON_TLS_MALFORMED);
+    if (len < TLS_HANDSHAKE_HEADER)
+        return EI_PARSE_NEED_MORE;
+    ei_cursor_skip(&c, 1);
+    size_t body = ei_cursor_u24(&c);
+    if (len - TLS_HANDSHAKE_HEADER < body)
+        return EI_PARSE_NEED_MORE;
+    if (len - TLS_HANDSHAKE_HEADER > body)
+        return malformed(hello, EI_REASON_TLS_MALFORMED);
+    return parse_body(ei_cursor_sub(&c, body), hello);
+}
