@@ -72,6 +72,10 @@ typedef struct {
     bool dest_check;
     uint64_t dns_timeout_ns;
     uint16_t max_dns_waits;         /* flows waiting for a lookup at once */
+    /* QUIC (--quic): INSPECT reads the ClientHello of a client's Initials, on UDP 443 and
+     * wherever a datagram decrypts as one, and judges it as TLS (l7 quic); BLOCK leaves
+     * UDP 443 to the coverage rules (quic_not_inspected), so clients fall back to TCP. */
+    enum { EI_QUIC_INSPECT = 0, EI_QUIC_BLOCK } quic;
     /* Every packet handed in is a DNS answer to a workload (the daemon's answer queue):
      * it is learned from and passed, never judged as a flow. Otherwise DNS answers are
      * learned from only when !live (captures, which hold both directions). */
@@ -143,6 +147,7 @@ typedef struct {
     uint32_t server_snd_nxt;
     bool ech;
     uint16_t tls_version; /* highest offered (supported_versions, else legacy_version) */
+    uint32_t quic_version;/* QUIC: the version of the client's Initials */
     ei_view alpn;         /* first ALPN protocol offered, len 0 if none */
 } ei_flow_event;
 

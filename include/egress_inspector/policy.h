@@ -74,6 +74,7 @@ typedef enum {
     EI_L7_TLS,
     EI_L7_HTTP,
     EI_L7_SOCKS,  /* a SOCKS 4a / 5 CONNECT that names its target */
+    EI_L7_QUIC,   /* a ClientHello in QUIC Initials */
 } ei_l7;
 
 const char *ei_l7_name(ei_l7 l7);

@@ -1,6 +1,6 @@
 /* QUIC client Initials: a UDP datagram -> the CRYPTO data of the client Initial packets
  * it carries, decrypted (RFC 9000 17.2.2, RFC 9001 5, RFC 9369 for version 2, and the
- * drafts 23 to 34 that are still seen). The ClientHello inside is read by tls.h's
+ * drafts 23 to 34 and mvfst's draft 27 versions that are still seen). The ClientHello inside is read by tls.h's
  * ei_tls_parse_handshake once the CRYPTO stream is whole. Crypto is OpenSSL's libcrypto
  * (HMAC-SHA256 for HKDF, AES-128-ECB for header protection, AES-128-GCM). */
 #ifndef EGRESS_INSPECTOR_QUIC_H
@@ -45,6 +45,10 @@ typedef struct {
 /* Whether a datagram could be a QUIC long-header packet of a version we decrypt (cheap:
  * no crypto). */
 EI_MUST_USE bool ei_quic_sniff(const uint8_t *data, size_t len);
+
+/* Whether the version is one of those reserved to force Version Negotiation (0x?a?a?a?a):
+ * the server answers it and reads nothing of it; the client starts over in another. */
+EI_MUST_USE bool ei_quic_version_forces_negotiation(uint32_t version);
 
 /* Whether the version is one whose Initials can be decrypted. */
 EI_MUST_USE bool ei_quic_version_known(uint32_t version);

@@ -131,6 +131,10 @@ static void queue_rules(FILE *f, const ei_iptables_options *o, bool v6, bool for
     ports_match(ports, sizeof ports, "dports", o);
     snprintf(what, sizeof what, "-p tcp%s %s", ports, target);
     workload_rules(f, o, v6, forward, FROM_WORKLOAD, CHAIN, what);
+    if (o->coverage_inspected && o->quic_inspect) {
+        snprintf(what, sizeof what, "-p udp --dport 443 -m conntrack --ctdir ORIGINAL %s", target);
+        workload_rules(f, o, v6, forward, FROM_WORKLOAD, CHAIN, what);
+    }
     if (o->coverage_inspected)
         return;
     /* DNS to a named resolver is the DNS chain's (or free, with no DNS queue). */

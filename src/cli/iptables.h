@@ -22,6 +22,7 @@ typedef struct {
     bool hook_output;
     const char *ports;        /* multiport list, e.g. "80,443"; NULL: every TCP port */
     bool coverage_inspected;  /* --coverage inspected: queue only TCP to the ports */
+    bool quic_inspect;        /* --quic inspect: UDP 443 queued (as coverage all does too) */
     int32_t dns_queue;        /* DNS answers to workloads go there; < 0: not queued */
     const char *dns_from[EI_IPTABLES_MAX_SELECTORS]; /* named resolvers (CIDRs); none: any */
     size_t ndns_from;

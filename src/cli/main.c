@@ -40,7 +40,7 @@ static const char usage[] =
     "      [--source CIDR]... [--in-iface PATTERN]... [--hook forward|output]...\n"
     "      [--ports LIST] [--fail closed|open] [--mark-allow HEX] [--mark-deny HEX]\n"
     "      [--dns-queue N|off] [--dns-from CIDR]...\n"
-    "      [--coverage all|inspected]\n"
+    "      [--coverage all|inspected] [--quic inspect|block]\n"
     "      The node rules (IPv4 and IPv6) in chains of their own. --dns-from: the\n"
     "      resolvers whose answers are read (by the conntrack entry's original\n"
     "      destination, so a DNAT'd service address works) and, with --coverage all,\n"
@@ -85,7 +85,12 @@ static const char usage_pipeline[] =
     "                         quic_not_inspected, udp_not_inspected, icmp_not_inspected,\n"
     "                         proto_not_inspected; DNS to a server not named by\n"
     "                         --dns-from: dns_resolver_not_named. inspected: only TCP\n"
-    "                         to --ports is judged\n";
+    "                         to --ports is judged\n"
+    "  --quic inspect|block   inspect (the default): QUIC Initials (versions 1, 2 and\n"
+    "                         drafts) on UDP 443, and wherever a client's first\n"
+    "                         datagram decrypts as one, are read and judged as TLS\n"
+    "                         (l7 quic); block: UDP 443 is quic_not_inspected, and\n"
+    "                         clients fall back to TCP\n";
 
 static void print_usage(FILE *f)
 {
@@ -126,7 +131,7 @@ static bool parse_mode(const char *text, ei_mode *mode)
  * policy with the very settings the daemon uses. */
 enum { OPT_REASM = 400, OPT_FLOWS, OPT_DEST_CHECK, OPT_HOSTS, OPT_DNS_TIMEOUT, OPT_DNS_MIN_TTL,
        OPT_DNS_MAX_TTL, OPT_DNS_CACHE, OPT_DNS_PER_WORKLOAD, OPT_CHECKSUMS, OPT_PREAMBLE_PORTS,
-       OPT_UNDECIDED_TIMEOUT, OPT_PORTS, OPT_COVERAGE };
+       OPT_UNDECIDED_TIMEOUT, OPT_PORTS, OPT_COVERAGE, OPT_QUIC };
 
 #define PIPELINE_LONG_OPTIONS                                               \
     { "reassembly-bytes", required_argument, NULL, OPT_REASM },             \
@@ -142,7 +147,8 @@ enum { OPT_REASM = 400, OPT_FLOWS, OPT_DEST_CHECK, OPT_HOSTS, OPT_DNS_TIMEOUT, O
     { "preamble-ports", required_argument, NULL, OPT_PREAMBLE_PORTS },      \
     { "undecided-timeout", required_argument, NULL, OPT_UNDECIDED_TIMEOUT }, \
     { "ports", required_argument, NULL, OPT_PORTS },                        \
-    { "coverage", required_argument, NULL, OPT_COVERAGE }
+    { "coverage", required_argument, NULL, OPT_COVERAGE },                  \
+    { "quic", required_argument, NULL, OPT_QUIC }
 
 typedef struct {
     ei_pipeline_config *pipe;
@@ -260,6 +266,19 @@ static bool parse_coverage(const char *arg, ei_pipeline_config *pipe)
     return true;
 }
 
+static bool parse_quic(const char *arg, ei_pipeline_config *pipe)
+{
+    if (strcmp(arg, "inspect") == 0)
+        pipe->quic = EI_QUIC_INSPECT;
+    else if (strcmp(arg, "block") == 0)
+        pipe->quic = EI_QUIC_BLOCK;
+    else {
+        fprintf(stderr, "egress-inspector: --quic: '%s' is neither inspect nor block\n", arg);
+        return false;
+    }
+    return true;
+}
+
 /* The command line's default: the node rules' ports. */
 static void default_ports(ei_pipeline_config *pipe)
 {
@@ -290,6 +309,8 @@ static int pipeline_option(core_options *o, int c, const char *arg)
         return parse_ports(arg, o->pipe) ? 1 : 0;
     case OPT_COVERAGE:
         return parse_coverage(arg, o->pipe) ? 1 : 0;
+    case OPT_QUIC:
+        return parse_quic(arg, o->pipe) ? 1 : 0;
     case OPT_UNDECIDED_TIMEOUT:
         if (!parse_number("--undecided-timeout", arg, 1, 3600, &n))
             return 0;
@@ -676,6 +697,7 @@ static int cmd_iptables(int argc, char **argv)
         { "hook", required_argument, NULL, OPT_HOOK },
         { "ports", required_argument, NULL, OPT_PORTS },
         { "coverage", required_argument, NULL, OPT_COVERAGE },
+        { "quic", required_argument, NULL, OPT_QUIC },
         NODE_LONG_OPTIONS,
         { NULL, 0, NULL, 0 },
     };
@@ -742,6 +764,10 @@ static int cmd_iptables(int argc, char **argv)
             if (!parse_coverage(optarg, &ports))
                 return 2;
             break;
+        case OPT_QUIC:
+            if (!parse_quic(optarg, &ports))
+                return 2;
+            break;
         case '?':
             print_usage(stderr);
             return 2;
@@ -774,6 +800,7 @@ static int cmd_iptables(int argc, char **argv)
     o.dns_queue = n.dns_queue;
     o.ports = format_ports(&ports, ports_text, sizeof ports_text);
     o.coverage_inspected = ports.coverage == EI_COVERAGE_INSPECTED;
+    o.quic_inspect = ports.quic == EI_QUIC_INSPECT;
     if (action == OPT_REMOVE)
         return ei_iptables_remove();
     if (action == OPT_PRINT) {

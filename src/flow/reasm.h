@@ -5,11 +5,13 @@
  * placed by its offset and remembered in a bitmap until the gap fills. Bytes that arrive
  * twice must be equal: a retransmission that differs is the classic way to show an
  * inspector one name and the server another, so it is reported, never overwritten.
- * The same object holds the ids of the packets held while the flow is undecided. */
+ * The same object holds the ids of the packets held while the flow is undecided. For
+ * QUIC the stream is the client's CRYPTO data, placed by its frames' offsets. */
 #ifndef EI_FLOW_REASM_H
 #define EI_FLOW_REASM_H
 
 #include "egress_inspector/common.h"
+#include "egress_inspector/quic.h"
 
 typedef struct {
     uint8_t *buf;       /* stream bytes [0, alloc) */
@@ -19,6 +21,7 @@ typedef struct {
     uint16_t nheld;
     uint16_t held_cap;
     uint64_t held_since_ns; /* when the first packet was held: the latency the flow paid */
+    ei_quic_conn quic;  /* a QUIC flow's first Initial: its keys (version 0: none yet) */
     uint64_t held[];    /* ids of packets waiting for the flow's verdict */
 } ei_reasm;
 

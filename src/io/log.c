@@ -67,6 +67,20 @@ const char *ei_log_proto_name(uint8_t proto, char number[4])
     }
 }
 
+/* "1", "2", "draft-29", or the number in hex. */
+static const char *quic_version_name(uint32_t v, char buf[16])
+{
+    if (v == 1)
+        return "1";
+    if (v == 0x6b3343cf)
+        return "2";
+    if (v >> 8 == 0xff0000)
+        snprintf(buf, 16, "draft-%u", v & 0xff);
+    else
+        snprintf(buf, 16, "0x%08x", v);
+    return buf;
+}
+
 void ei_log_format_event(ei_jsonw *w, const ei_flow_event *ev)
 {
     char number[4];
@@ -95,7 +109,11 @@ void ei_log_format_event(ei_jsonw *w, const ei_flow_event *ev)
         ei_jsonw_lit(w, "host", ev->host);
     else
         ei_jsonw_raw_name(w, "host", ev->host, ev->host_len);
-    if (ev->l7 == EI_L7_TLS) {
+    if (ev->l7 == EI_L7_QUIC) {
+        char v[16];
+        ei_jsonw_lit(w, "quic_version", quic_version_name(ev->quic_version, v));
+    }
+    if (ev->l7 == EI_L7_TLS || ev->l7 == EI_L7_QUIC) {
         ei_jsonw_lit(w, "tls_version", tls_version_name(ev->tls_version));
         ei_jsonw_strn(w, "alpn", ev->alpn.len ? (const char *)ev->alpn.ptr : NULL,
                       ev->alpn.len, false); /* at most 255 bytes (one protocol name) */

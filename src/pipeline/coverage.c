@@ -8,6 +8,7 @@
 #include <netinet/in.h>
 #include <string.h>
 
+#include "egress_inspector/quic.h"
 #include "pipeline/internal.h"
 
 bool pl_port_inspected(const ei_pipeline_config *cfg, uint16_t port)
@@ -65,7 +66,7 @@ static bool icmp_reply(uint8_t proto, uint8_t type)
     return type == 129 || type == 140;
 }
 
-ei_action pl_judge_uncovered(ei_pipeline *p, const ei_packet *pkt, uint64_t now_ns)
+ei_action pl_judge_uncovered(ei_pipeline *p, const ei_packet *pkt, uint64_t now_ns, uint64_t packet_id)
 {
     bool icmp = pkt->l4 == IPPROTO_ICMP || pkt->l4 == IPPROTO_ICMPV6;
     bool query = !icmp || icmp_query(pkt->l4, pkt->icmp_type);
@@ -77,6 +78,18 @@ ei_action pl_judge_uncovered(ei_pipeline *p, const ei_packet *pkt, uint64_t now_
     bool sender_is_a;
     ei_flow_key_make(pkt->l4, &pkt->src, sport, &pkt->dst, dport, &key, &sender_is_a);
     ei_flow *f = ei_flow_find(&p->table, &key);
+    if (f != NULL && (f->flags & EI_FLOW_F_DECIDED) && f->reason == EI_REASON_QUIC_VERSION_UNKNOWN &&
+        sender_is_a == ((f->flags & EI_FLOW_F_CLIENT_IS_A) != 0) &&
+        ei_quic_sniff(pkt->payload.ptr, pkt->payload.len)) {
+        /* After Version Negotiation a client starts over on the same tuple, in a version
+         * it shares with the server: a new exchange, judged afresh. */
+        ei_flow_remove(&p->table, f);
+        p->count.flows--;
+        f = NULL;
+    }
+    if (f != NULL && !(f->flags & EI_FLOW_F_DECIDED)) /* a QUIC flow, its ClientHello read */
+        return pl_quic_datagram(p, f, pkt, sender_is_a == ((f->flags & EI_FLOW_F_CLIENT_IS_A) != 0),
+                                now_ns, packet_id);
     if (f != NULL) {
         ei_flow_touch(&p->table, f, now_ns);
         return (ei_action)f->verdict;
@@ -88,12 +101,19 @@ ei_action pl_judge_uncovered(ei_pipeline *p, const ei_packet *pkt, uint64_t now_
     bool sender_is_client = p->cfg.live || icmp || !(pkt->sport < 1024 && pkt->dport >= 1024);
     const ei_addr *server = sender_is_client ? &pkt->dst : &pkt->src;
     uint16_t server_port = icmp ? 0 : sender_is_client ? pkt->dport : pkt->sport;
-    if (pl_coverage(p, pkt->l4, server, server_port) == PL_UNJUDGED)
+    /* QUIC: on UDP 443, and wherever a client's first datagram is a QUIC long header of a
+     * version we decrypt (the Initial proves it, or the flow is denied). */
+    bool quic = pkt->l4 == IPPROTO_UDP && p->cfg.quic == EI_QUIC_INSPECT && sender_is_client &&
+                server_port != DNS_PORT &&
+                (server_port == 443 || ei_quic_sniff(pkt->payload.ptr, pkt->payload.len));
+    if (!quic && pl_coverage(p, pkt->l4, server, server_port) == PL_UNJUDGED)
         return EI_ACTION_PASS;
     f = pl_insert_flow(p, &key, now_ns);
     if (f == NULL)
         return EI_ACTION_DROP; /* no memory for its decision: fail closed */
     f->flags = sender_is_client == sender_is_a ? EI_FLOW_F_CLIENT_IS_A : 0;
+    if (quic)
+        return pl_quic_datagram(p, f, pkt, true, now_ns, packet_id);
     ei_action action = pl_settle(p, f, now_ns, false, NULL, EI_REASON_NONE, EI_REASON_NONE);
     ei_flow_touch(&p->table, f, now_ns); /* onto the decided list */
     return action;

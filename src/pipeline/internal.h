@@ -9,6 +9,7 @@
 #define EI_PIPELINE_INTERNAL_H
 
 #include "egress_inspector/pipeline.h"
+#include "egress_inspector/tls.h"
 #include "flow/reasm.h"
 #include "flow/table.h"
 
@@ -52,6 +53,7 @@ struct ei_pipeline {
     struct pl_asked *asked; /* the workloads' questions, by hash (dns_asked.c) */
     uint32_t wait_head, nwaits;
     uint64_t expired_ns; /* when flows were last aged */
+    uint8_t *quic_plain; /* a datagram's decrypted Initials (cfg.quic inspect) */
 };
 
 /* What the client's first bytes say, before the policy is asked. */
@@ -67,6 +69,9 @@ typedef struct {
     bool in_preamble;  /* the bytes so far end inside (or right after) a preamble */
     uint64_t http_next;/* an HTTP request other than CONNECT: where the next one starts
                           (head and body), else 0 */
+    uint32_t quic_version; /* QUIC: the version the Initials spoke */
+    bool probe;        /* judged, but settles nothing: an allow is ACCEPT (no mark), so
+                          that the flow's next message is judged too */
 } pl_message;
 
 static inline bool pl_client_is_a(const ei_flow *f)
@@ -78,6 +83,9 @@ static inline uint16_t pl_server_port(const ei_flow *f)
 {
     return pl_client_is_a(f) ? f->key.pb : f->key.pa;
 }
+
+/* message.c: what a ClientHello says, as the message of a flow of kind l7 (TLS, QUIC). */
+void pl_message_from_hello(const ei_tls_hello *hello, ei_parse_status st, ei_l7 l7, pl_message *m);
 
 /* message.c: reads data as a first message to server port `port` into *m (status
  * NEED_MORE: not whole yet). scratch (cfg->reassembly_bytes) joins TLS records. */
@@ -117,7 +125,18 @@ EI_MUST_USE ei_reason pl_coverage(const ei_pipeline *p, uint8_t proto, const ei_
                                   uint16_t dport);
 /* A packet that is not TCP (UDP, ICMP, another protocol): its exchange is decided at its
  * first packet, and its later packets get the same action. */
-EI_MUST_USE ei_action pl_judge_uncovered(ei_pipeline *p, const ei_packet *pkt, uint64_t now_ns);
+EI_MUST_USE ei_action pl_judge_uncovered(ei_pipeline *p, const ei_packet *pkt, uint64_t now_ns,
+                                         uint64_t packet_id);
+
+/* quic.c: a datagram of a QUIC flow not decided yet (f: its entry, new or not). */
+EI_MUST_USE ei_action pl_quic_datagram(ei_pipeline *p, ei_flow *f, const ei_packet *pkt,
+                                       bool from_client, uint64_t now_ns, uint64_t packet_id);
+
+/* pipeline.c: the flow's buffer, made on first need (NULL, counted, when memory runs
+ * out); keeping a packet until the flow's verdict (or deciding the flow when it may hold
+ * no more): the packet's action. */
+EI_MUST_USE ei_reasm *pl_flow_reasm(ei_pipeline *p, ei_flow *f);
+EI_MUST_USE ei_action pl_hold(ei_pipeline *p, ei_flow *f, uint64_t packet_id, uint64_t now_ns);
 
 /* pipeline.c: a new flow table entry (flags clear), making room as the table's bound
  * says (an evicted undecided flow is decided flow_evicted); NULL when memory runs out

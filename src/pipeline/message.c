@@ -17,6 +17,19 @@ static uint16_t highest_version(const ei_tls_hello *h)
     return best ? best : h->legacy_version;
 }
 
+void pl_message_from_hello(const ei_tls_hello *hello, ei_parse_status st, ei_l7 l7, pl_message *m)
+{
+    m->l7 = l7;
+    m->status = st;
+    m->problem = hello->problem;
+    if (hello->sni_count > 0)
+        m->host = hello->sni;
+    m->ech = hello->ech;
+    m->tls_version = highest_version(hello);
+    if (hello->alpn_count > 0)
+        m->alpn = hello->alpn[0];
+}
+
 /* Reads the client's first bytes as a ClientHello or an HTTP request head, after a
  * preamble (SOCKS, STARTTLS, PROXY) if there is one. A SOCKS preamble that names its
  * target is itself the message: the proxy connects to that name. */
@@ -59,16 +72,9 @@ void pl_read_message(const ei_pipeline_config *cfg, uint16_t port, uint8_t *scra
     }
     if (ei_tls_sniff(data, len)) {
         ei_tls_hello hello;
-        m->l7 = EI_L7_TLS;
-        m->status = ei_tls_parse_client_hello(data, len, scratch, cfg->reassembly_bytes,
-                                              &hello);
-        m->problem = hello.problem;
-        if (hello.sni_count > 0)
-            m->host = hello.sni;
-        m->ech = hello.ech;
-        m->tls_version = highest_version(&hello);
-        if (hello.alpn_count > 0)
-            m->alpn = hello.alpn[0];
+        ei_parse_status st = ei_tls_parse_client_hello(data, len, scratch, cfg->reassembly_bytes,
+                                                       &hello);
+        pl_message_from_hello(&hello, st, EI_L7_TLS, m);
     } else if (ei_http_sniff(data, len)) {
         ei_http_request req;
         m->l7 = EI_L7_HTTP;

@@ -75,12 +75,16 @@ ei_pipeline *ei_pipeline_new(const ei_pipeline_config *cfg, const ei_policy_set 
     p->on_event = on_event;
     p->on_release = on_release;
     p->ctx = ctx;
+    if (p->cfg.quic == EI_QUIC_INSPECT && !p->cfg.dns_answers)
+        p->quic_plain = malloc(65536); /* a datagram's decrypted Initials: the largest datagram */
+    bool quic = p->quic_plain != NULL || p->cfg.quic != EI_QUIC_INSPECT || p->cfg.dns_answers;
     p->scratch = malloc(p->cfg.reassembly_bytes);
     p->waits = calloc(p->cfg.max_dns_waits, sizeof *p->waits);
     bool asked = !p->cfg.dns_asked_only || (!p->cfg.live || p->cfg.dns_answers ? pl_asked_init(p) : true);
-    if (p->scratch == NULL || p->waits == NULL || !asked ||
+    if (p->scratch == NULL || p->waits == NULL || !asked || !quic ||
         !ei_flow_table_init(&p->table, cfg->max_flows, cfg->hash_seed)) {
         pl_asked_free(p);
+        free(p->quic_plain);
         free(p->waits);
         free(p->scratch);
         free(p);
@@ -189,6 +193,7 @@ void ei_pipeline_free(ei_pipeline *p, uint64_t now_ns)
         ei_reasm_free(p->table.flows[i].reasm);
     ei_flow_table_destroy(&p->table);
     pl_asked_free(p);
+    free(p->quic_plain);
     free(p->waits);
     free(p->scratch);
     free(p);
@@ -299,8 +304,8 @@ static void note_passed(ei_flow *f, const ei_packet *pkt)
         f->passed = end;
 }
 
-/* The flow's buffer, made on first need. NULL (counted) when memory runs out. */
-static ei_reasm *flow_reasm(ei_pipeline *p, ei_flow *f)
+/* See internal.h. */
+ei_reasm *pl_flow_reasm(ei_pipeline *p, ei_flow *f)
 {
     if (f->reasm == NULL) {
         f->reasm = ei_reasm_new(p->cfg.max_held_packets);
@@ -320,7 +325,7 @@ static bool http_next_message(ei_pipeline *p, ei_flow *f, const uint8_t *src, si
 {
     ei_reasm *old = f->reasm;
     f->reasm = NULL;
-    ei_reasm *r = flow_reasm(p, f);
+    ei_reasm *r = pl_flow_reasm(p, f);
     if (r == NULL) {
         f->reasm = old;
         return false;
@@ -391,7 +396,7 @@ static ei_action take_client_data(ei_pipeline *p, ei_flow *f, const ei_packet *p
         }
         *in_preamble = m.in_preamble;
     }
-    ei_reasm *r = flow_reasm(p, f);
+    ei_reasm *r = pl_flow_reasm(p, f);
     if (r == NULL)
         return pl_settle(p, f, now_ns, true, NULL, EI_REASON_REASSEMBLY_LIMIT, EI_REASON_REASSEMBLY_LIMIT);
     uint32_t before = r->contig;
@@ -423,11 +428,10 @@ static ei_action take_client_data(ei_pipeline *p, ei_flow *f, const ei_packet *p
     return EI_ACTION_PASS;
 }
 
-/* Keeps the packet until the flow's verdict, or decides the flow when it may hold no
- * more. Returns the packet's action. */
-static ei_action hold(ei_pipeline *p, ei_flow *f, uint64_t packet_id, uint64_t now_ns)
+/* See internal.h. */
+ei_action pl_hold(ei_pipeline *p, ei_flow *f, uint64_t packet_id, uint64_t now_ns)
 {
-    if (flow_reasm(p, f) == NULL) {
+    if (pl_flow_reasm(p, f) == NULL) {
         ei_action action = pl_settle(p, f, now_ns, true, NULL, EI_REASON_REASSEMBLY_LIMIT,
                                      EI_REASON_REASSEMBLY_LIMIT);
         ei_flow_touch(&p->table, f, now_ns);
@@ -627,7 +631,7 @@ static ei_action judge_tcp(ei_pipeline *p, const ei_packet *pkt, uint64_t now_ns
          * could open the connection or carry bytes passes before the verdict. */
         if (pkt->payload.len == 0 && !(pkt->tcp_flags & EI_TCP_SYN))
             return EI_ACTION_PASS;
-        return hold(p, f, packet_id, now_ns);
+        return pl_hold(p, f, packet_id, now_ns);
     }
 
     ei_action action = EI_ACTION_PASS;
@@ -646,7 +650,7 @@ static ei_action judge_tcp(ei_pipeline *p, const ei_packet *pkt, uint64_t now_ns
         }
     }
     if (action == EI_ACTION_HOLD)
-        return hold(p, f, packet_id, now_ns); /* the flow now waits for a lookup */
+        return pl_hold(p, f, packet_id, now_ns); /* the flow now waits for a lookup */
     if (action == EI_ACTION_PASS) {
         if (f->packets > p->cfg.max_packets_before_name)
             action = pl_settle_unread(p, f, now_ns, EI_REASON_NO_NAME_WITHIN_LIMIT);
@@ -671,7 +675,7 @@ static ei_action judge_tcp(ei_pipeline *p, const ei_packet *pkt, uint64_t now_ns
      * their grammar is exact and their length bounded.) */
     if (f->reasm == NULL)
         return EI_ACTION_PASS;
-    return hold(p, f, packet_id, now_ns);
+    return pl_hold(p, f, packet_id, now_ns);
 }
 
 ei_action ei_pipeline_packet(ei_pipeline *p, int linktype, const uint8_t *data, size_t len,
@@ -694,7 +698,7 @@ ei_action ei_pipeline_packet(ei_pipeline *p, int linktype, const uint8_t *data, 
          * IP or TCP, or a fragment whose ports cannot be trusted: dropped, never guessed
          * at. */
         if (err == EI_PKT_OTHER_L4 && !p->cfg.dns_answers)
-            action = pl_judge_uncovered(p, &pkt, now_ns);
+            action = pl_judge_uncovered(p, &pkt, now_ns, packet_id);
         else
             action = err == EI_PKT_NOT_IP || err == EI_PKT_OTHER_L4 ? EI_ACTION_PASS : EI_ACTION_DROP;
     } else if ((pkt.dport == DNS_PORT || pkt.sport == DNS_PORT) && pkt.payload.len > 0 &&
@@ -717,11 +721,11 @@ ei_action ei_pipeline_packet(ei_pipeline *p, int linktype, const uint8_t *data, 
                                    info | PL_CSUM_TAKEN | (bad ? PL_CSUM_WAS_BAD : 0));
         }
         if (pkt.l4 == IPPROTO_UDP && !p->cfg.dns_answers && action == EI_ACTION_PASS)
-            action = pl_judge_uncovered(p, &pkt, now_ns); /* a resolver not named? */
+            action = pl_judge_uncovered(p, &pkt, now_ns, packet_id); /* a resolver not named? */
     } else if (pkt.l4 == IPPROTO_TCP && !p->cfg.dns_answers) {
         action = judge_tcp(p, &pkt, now_ns, packet_id, info);
     } else if (!p->cfg.dns_answers) {
-        action = pl_judge_uncovered(p, &pkt, now_ns);
+        action = pl_judge_uncovered(p, &pkt, now_ns, packet_id);
     }
     if (action != EI_ACTION_HOLD)
         p->count.actions[action]++;

@@ -122,6 +122,7 @@ ei_action pl_settle(ei_pipeline *p, ei_flow *f, uint64_t now_ns, bool have_messa
         ev.l7 = facts.l7 = m->l7;
         ev.ech = m->ech;
         ev.tls_version = m->tls_version;
+        ev.quic_version = m->quic_version;
         ev.alpn = m->alpn;
         if (m->port != 0)
             facts.dport = m->port;
@@ -182,6 +183,8 @@ ei_action pl_settle(ei_pipeline *p, ei_flow *f, uint64_t now_ns, bool have_messa
     /* Allowed by what its bytes say: those bytes must be what the server reads. Until
      * the server acknowledges them the flow stays queued (ACCEPT) and they are kept. */
     ei_action release = action;
+    if (m != NULL && m->probe && release == EI_ACTION_ALLOW)
+        release = EI_ACTION_ACCEPT;
     if (action == EI_ACTION_ALLOW && m != NULL && m->l7 == EI_L7_HTTP && m->http_next > 0 &&
         m->http_next <= UINT32_MAX - f->msg_base) {
         /* Plain HTTP: the next request on the connection is judged too. The client's
@@ -194,7 +197,7 @@ ei_action pl_settle(ei_pipeline *p, ei_flow *f, uint64_t now_ns, bool have_messa
             f->judged_len = (uint32_t)m->http_next;
         release = EI_ACTION_INSPECT;
     } else if (d.verdict == EI_VERDICT_ALLOW && p->cfg.confirm && p->mode == EI_MODE_ENFORCE &&
-               f->reasm != NULL && f->reasm->contig > 0) {
+               f->key.proto == IPPROTO_TCP && f->reasm != NULL && f->reasm->contig > 0) {
         f->flags |= EI_FLOW_F_CONFIRMING;
         f->judged_len = f->reasm->contig;
         p->count.confirming++;
@@ -232,7 +235,7 @@ ei_action pl_settle(ei_pipeline *p, ei_flow *f, uint64_t now_ns, bool have_messa
     bool more = release == EI_ACTION_INSPECT && f->reasm != NULL && f->reasm->contig > f->judged_len;
     if (!more)
         pl_release_held(p, f->reasm, release);
-    if (release != EI_ACTION_ACCEPT && release != EI_ACTION_INSPECT)
+    if ((release != EI_ACTION_ACCEPT && release != EI_ACTION_INSPECT) || (m != NULL && m->probe))
         pl_drop_reasm(p, f);
     return release;
 }
@@ -261,7 +264,10 @@ ei_action pl_settle_unread(ei_pipeline *p, ei_flow *f, uint64_t now_ns, ei_reaso
 {
     pl_message m;
     memset(&m, 0, sizeof m);
-    if (f->reasm != NULL && f->reasm->contig > 0) {
+    if (f->key.proto == IPPROTO_UDP) {
+        m.l7 = EI_L7_QUIC; /* the only UDP flows read */
+        m.quic_version = f->reasm != NULL ? f->reasm->quic.version : 0;
+    } else if (f->reasm != NULL && f->reasm->contig > 0) {
         if (ei_tls_sniff(f->reasm->buf, f->reasm->contig))
             m.l7 = EI_L7_TLS;
         else if (ei_http_sniff(f->reasm->buf, f->reasm->contig))

@@ -7,6 +7,7 @@ const char *ei_l7_name(ei_l7 l7)
     case EI_L7_TLS: return "tls";
     case EI_L7_HTTP: return "http";
     case EI_L7_SOCKS: return "socks";
+    case EI_L7_QUIC: return "quic";
     case EI_L7_NONE: break;
     }
     return "none";
@@ -67,7 +68,8 @@ ei_decision ei_bind_destination(ei_decision d, const ei_flow_facts *facts, const
         return d;
     case EI_BIND_NO:
         d.verdict = EI_VERDICT_DENY;
-        d.reason = facts->l7 == EI_L7_TLS ? EI_REASON_SNI_IP_MISMATCH : EI_REASON_HOST_IP_MISMATCH;
+        d.reason = facts->l7 == EI_L7_TLS || facts->l7 == EI_L7_QUIC ? EI_REASON_SNI_IP_MISMATCH
+                                                                     : EI_REASON_HOST_IP_MISMATCH;
         return d;
     case EI_BIND_UNKNOWN:
     default:

@@ -154,7 +154,7 @@ check("--coverage all: DNS to the named resolver leaves, then the rest the workl
 check("... untracked non-TCP is dropped, denied UDP answered with port unreachable",
       any("! -p tcp -m conntrack --ctstate INVALID -j DROP" in l for l in chain)
       and "icmp-port-unreachable" in r.stdout and "icmp6-port-unreachable" in r.stdout, r.stdout)
-r = run("iptables", "--print", "--queue", "0", "--coverage", "inspected")
+r = run("iptables", "--print", "--queue", "0", "--coverage", "inspected", "--quic", "block")
 queued = [l for l in r.stdout.splitlines() if l.startswith("-A EGRESS-INSPECTOR ") and "NFQUEUE" in l]
 check("--coverage inspected: only TCP to the ports is queued",
       r.returncode == 0 and len(queued) == 2 and all("-p tcp -m multiport --dports 80,443 " in l for l in queued)
@@ -165,6 +165,11 @@ check("--hook output, coverage all, no --source: refused (it would judge the nod
 r = run("iptables", "--print", "--queue", "0", "--hook", "output", "--source", "10.88.0.0/16")
 check("... with --source it is written", r.returncode == 0 and "--src-type LOCAL -s 10.88.0.0/16" in r.stdout,
       r.stderr)
+r = run("iptables", "--print", "--queue", "0", "--coverage", "inspected")
+check("--coverage inspected --quic inspect (the default): UDP 443 is queued too",
+      "-p udp --dport 443 -m conntrack --ctdir ORIGINAL -j NFQUEUE" in r.stdout, r.stdout)
+r = run("iptables", "--print", "--queue", "0", "--quic", "sometimes")
+check("--quic sometimes is refused", r.returncode == 2 and "--quic" in r.stderr, r.stderr)
 r = run("iptables", "--print", "--queue", "0", "--coverage", "some")
 check("--coverage some is refused", r.returncode == 2 and "--coverage" in r.stderr, r.stderr)
 r = run("replay", *args, "--coverage", "inspected")

@@ -46,6 +46,7 @@ static void rig_config(ei_pipeline_config *cfg)
     cfg->ports[0].first = cfg->ports[0].last = 80;
     cfg->ports[1].first = cfg->ports[1].last = 443;
     cfg->nports = 2;
+    cfg->quic = EI_QUIC_BLOCK; /* test_quic_pipeline.c reads QUIC */
     CU_ASSERT(ei_addr_parse("10.96.0.10", &cfg->dns_from[0]));
     cfg->dns_from_bits[0] = 32;
     cfg->ndns_from = 1;
