@@ -13,7 +13,7 @@ import argparse, json, os, subprocess, sys
 HERE = os.path.dirname(os.path.abspath(__file__))
 FIELDS = ["frame.number", "ip.src", "ipv6.src", "tcp.srcport", "ip.dst", "ipv6.dst",
           "tcp.dstport", "tls.handshake.type", "tls.handshake.extensions_server_name",
-          "http.request", "http.host"]
+          "http.request", "http.host", "udp.srcport", "udp.dstport"]  # udp: QUIC Initials
 
 
 def norm(name, kind):
@@ -34,8 +34,8 @@ def tshark_names(pcap):
     flows = {}
     for line in r.stdout.splitlines():
         p = (line.split("\t") + [""] * len(FIELDS))[:len(FIELDS)]
-        _, s4, s6, sp, d4, d6, dp, hs, sni, req, host = p
-        key = (s4 or s6, sp, d4 or d6, dp)
+        _, s4, s6, sp, d4, d6, dp, hs, sni, req, host, usp, udp = p
+        key = (s4 or s6, sp or usp, d4 or d6, dp or udp)
         kind = "tls" if hs else "http"
         flows.setdefault(key, norm(sni if kind == "tls" else host, kind))
     return flows

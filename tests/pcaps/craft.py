@@ -163,6 +163,26 @@ tcp_answer              the answer over TCP, with its 2-byte length     allow
 tcp_rule                tcp://db.allowed.example:5432: bytes to its address allow
                         allowed_tcp_name; to another address: deny (no name)
 tcp_rule_wildcard       tcp://*.cache.allowed.example:6379, learned r1.cache...  allow
+
+quic/: QUIC client Initials over UDP (RFC 9001 protection, built here with python3-
+cryptography: keys from the Destination Connection ID, AES-128-GCM, header protection),
+each datagram padded to 1200 bytes unless the case says otherwise; client port 40000 to
+203.0.113.10:443, dest-check off:
+quic_ok                 one Initial, the ClientHello for allowed.example  allow
+quic_denied             the same for denied.example                     deny name_not_allowed
+quic_v2                 a QUIC version 2 Initial (RFC 9369)             allow
+quic_pq_two_datagrams   a 1,800-byte post-quantum hello over two datagrams, the name
+                        in the second                                   allow
+quic_three_out_of_order one hello in three CRYPTO pieces, datagrams sent 3, 1, 2  allow
+quic_crypto_conflict    two datagrams whose CRYPTO frames overlap with different bytes
+                                                                        deny quic_crypto_conflict
+quic_two_hellos         two Initials coalesced in one datagram, each a whole hello at
+                        offset 0, for two names                         deny quic_crypto_conflict
+quic_truncated          a ClientHello that announces more than ever comes  deny incomplete
+quic_unknown_version    version 0x1a2b3c4d                              deny quic_version_unknown
+quic_short_datagram     a whole Initial in a 1,000-byte datagram (a server drops it)
+                                                                        deny quic_malformed
+quic_other_port         allowed.example on UDP 4433: its entry covers 443 and 80  deny name_not_allowed
 """
 import argparse
 import hashlib
@@ -176,7 +196,7 @@ from scapy.all import (DNS, DNSQR, DNSRR, IP, TCP, UDP, CookedLinux, Dot1AD, Dot
                        IPv6ExtHdrRouting, PadN, Raw, conf)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-OWNED_DIRS = ("crafted", "evasion", "dns")
+OWNED_DIRS = ("crafted", "evasion", "dns", "quic")
 DNS4, DNS6 = "10.96.0.10", "fd00:10:96::a"
 CLIENT4, SERVER4 = "10.244.0.10", "203.0.113.10"
 CLIENT6, SERVER6 = "fd00:10:244::10", "2001:db8::10"
@@ -975,6 +995,104 @@ TSHARK_FIELDS = ["ip.src", "ipv6.src", "tcp.srcport", "tls.handshake.type",
                  "tls.handshake.extensions_server_name", "http.request", "http.host"]
 
 
+def quic_initial(dcid, pn, frames, *, version=1, pad_to=1200):
+    """One protected client Initial carrying the frames (bytes), padded with PADDING frames
+    so that the datagram it starts is pad_to bytes (RFC 9000 14.1)."""
+    import hashlib, hmac
+    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+    v2 = version == 0x6b3343cf
+    salt = bytes.fromhex("0dede3def700a6db819381be6e269dcbf9bd2ed9" if v2 else
+                         "38762cf7f55934b34d179ae6a4c80cadccbb7f0a")
+
+    def label(secret, name, n):
+        info = struct.pack("!HB", n, 6 + len(name)) + b"tls13 " + name + b"\x00"
+        return hmac.new(secret, info + b"\x01", hashlib.sha256).digest()[:n]
+
+    secret = label(hmac.new(salt, dcid, hashlib.sha256).digest(), b"client in", 32)
+    pre = b"quicv2 " if v2 else b"quic "
+    key, iv, hp = label(secret, pre + b"key", 16), label(secret, pre + b"iv", 12), label(secret, pre + b"hp", 16)
+    first = 0xc0 | ((1 if v2 else 0) << 4) | 0x03  # long header, Initial, 4-byte packet number
+    head = bytes([first]) + struct.pack("!I", version) + bytes([len(dcid)]) + dcid + b"\x00" + b"\x00"
+    pad = max(0, pad_to - (len(head) + 2 + 4 + len(frames) + 16))
+    payload = frames + b"\x00" * pad
+    length = 4 + len(payload) + 16
+    head += struct.pack("!H", 0x4000 | length)
+    pn_bytes = struct.pack("!I", pn)
+    nonce = bytes(a ^ b for a, b in zip(iv, pn.to_bytes(12, "big")))
+    sealed = AESGCM(key).encrypt(nonce, payload, head + pn_bytes)
+    packet = bytearray(head + pn_bytes + sealed)
+    off = len(head)
+    mask = Cipher(algorithms.AES(hp), modes.ECB()).encryptor().update(bytes(packet[off + 4:off + 20]))
+    packet[0] ^= mask[0] & 0x0f
+    for i in range(4):
+        packet[off + i] ^= mask[1 + i]
+    return bytes(packet)
+
+
+def quic_varint(n):
+    if n < 0x40:
+        return bytes([n])
+    if n < 0x4000:
+        return struct.pack("!H", 0x4000 | n)
+    return struct.pack("!I", 0x80000000 | n)
+
+
+def crypto_frame(offset, data):
+    return b"\x06" + quic_varint(offset) + quic_varint(len(data)) + data
+
+
+def quic_captures():
+    caps = []
+    dcid = det("quic dcid", 8)
+
+    def cap(name, why, datagrams, expect, dport=443, oracle=False):
+        c = Capture(f"quic/{name}.pcap", why, oracle, options="--dest-check off")
+        for d in datagrams:
+            c.frame(IP(src=CLIENT4, dst=SERVER4, ttl=64, id=0) / UDP(sport=40000, dport=dport) / Raw(d), True)
+        c.expect.append((CLIENT4, 40000, SERVER4, dport) + expect)
+        caps.append(c)
+
+    ALLOW_Q = ("quic", "allowed.example", "allow", "allowed_name")
+    hello = client_hello()
+    cap("quic_ok", "one Initial, the ClientHello for allowed.example", [quic_initial(dcid, 0, crypto_frame(0, hello))],
+        ALLOW_Q, oracle=True)
+    cap("quic_denied", "the same for denied.example",
+        [quic_initial(dcid, 0, crypto_frame(0, client_hello(names=(b"denied.example",))))],
+        ("quic", "denied.example", "deny", "name_not_allowed"), oracle=True)
+    cap("quic_v2", "a QUIC version 2 Initial (RFC 9369)",
+        [quic_initial(dcid, 0, crypto_frame(0, hello), version=0x6b3343cf)], ALLOW_Q)
+    pq = client_hello(pq=True)
+    cut = 1100
+    assert sni_offset(pq, b"allowed.example") > cut
+    cap("quic_pq_two_datagrams", "a 1,800-byte post-quantum hello over two datagrams, the name in the second",
+        [quic_initial(dcid, 0, crypto_frame(0, pq[:cut])), quic_initial(dcid, 1, crypto_frame(cut, pq[cut:]))],
+        ALLOW_Q, oracle=True)
+    a, b = len(hello) // 3, 2 * len(hello) // 3
+    pieces = [quic_initial(dcid, 0, crypto_frame(0, hello[:a])), quic_initial(dcid, 1, crypto_frame(a, hello[a:b])),
+              quic_initial(dcid, 2, crypto_frame(b, hello[b:]))]
+    cap("quic_three_out_of_order", "one hello in three CRYPTO pieces, datagrams sent 3, 1, 2",
+        [pieces[2], pieces[0], pieces[1]], ALLOW_Q)
+    other = client_hello(names=(b"denied.example",))
+    cap("quic_crypto_conflict", "two datagrams whose CRYPTO frames overlap with different bytes",
+        [quic_initial(dcid, 0, crypto_frame(0, hello[:200])), quic_initial(dcid, 1, crypto_frame(100, other[100:]))],
+        ("quic", "-", "deny", "quic_crypto_conflict"))
+    two = quic_initial(dcid, 0, crypto_frame(0, hello), pad_to=0) + \
+        quic_initial(dcid, 1, crypto_frame(0, client_hello(names=(b"denied.example",))), pad_to=0)
+    cap("quic_two_hellos", "two Initials coalesced in one datagram, each a whole hello at offset 0, for two names",
+        [two + b"\x00" * max(0, 1200 - len(two))], ("quic", "-", "deny", "quic_crypto_conflict"))
+    cap("quic_truncated", "a ClientHello that announces more than ever comes",
+        [quic_initial(dcid, 0, crypto_frame(0, hello[:-20]))], ("quic", "-", "deny", "incomplete"))
+    cap("quic_unknown_version", "version 0x1a2b3c4d",
+        [quic_initial(dcid, 0, crypto_frame(0, hello), version=0x1a2b3c4d)], ("quic", "-", "deny", "quic_version_unknown"))
+    cap("quic_short_datagram", "a whole Initial in a 1,000-byte datagram (a server drops it)",
+        [quic_initial(dcid, 0, crypto_frame(0, hello), pad_to=1000)], ("quic", "-", "deny", "quic_malformed"))
+    cap("quic_other_port", "allowed.example on UDP 4433: its entry covers 443 and 80",
+        [quic_initial(dcid, 0, crypto_frame(0, hello))], ("quic", "allowed.example", "deny", "name_not_allowed"),
+        dport=4433)
+    return caps
+
+
 def tshark_view(pcap, out_of_order=False):
     """{(src, sport): (l7, name or None)} for the first ClientHello / request tshark finds in
     each connection, read the way tests/tshark_oracle.py reads it (out_of_order: also
@@ -1034,7 +1152,7 @@ def main():
     ap.add_argument("--example", action="store_true", help="also rewrite tests/pcaps/example.pcap")
     a = ap.parse_args()
     conf.verb = 0
-    caps = crafted() + evasion() + dns_binding()
+    caps = crafted() + evasion() + dns_binding() + quic_captures()
     written = set()
     for cap in caps:
         stem = os.path.basename(cap.path)[:-5]
