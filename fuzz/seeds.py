@@ -46,7 +46,7 @@ except ImportError as e:  # pragma: no cover
     sys.exit(f"seeds.py: scapy is needed (apt-get install python3-scapy): {e}")
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TARGETS = ("packet", "tls", "http", "preamble", "rules", "pipeline", "dns")
+TARGETS = ("packet", "tls", "http", "preamble", "rules", "pipeline", "dns", "quic")
 
 
 def header_define(header, name, default):
@@ -71,6 +71,7 @@ CAPS = {
     # record's payload is at most 255 bytes (1-byte length).
     "pipeline": 4096,
     "dns": 65535,  # a TCP-carried message; UDP ones are smaller
+    "quic": 4096,  # a mode byte and a datagram (fuzz_quic reads no more)
 }
 
 # fuzz_packet.c: links[data[0] % 12]
@@ -778,6 +779,28 @@ def find_inputs():
     return sorted(caps), sorted(rules)
 
 
+def quic_seeds(corpus):
+    """fuzz_quic's seeds beyond tests/pcaps: the public corpus's QUIC datagrams, when it
+    sits beside the repository (read, never copied into the tree), and mode 1 inputs, the
+    plaintext frames of Initials (tests/pcaps/craft.py's hellos; the harness protects them)."""
+    shared = os.path.join(ROOT, "..", "shared", "corpus")
+    for path in sorted(glob.glob(os.path.join(shared, "**", "*quic*.pcap*"), recursive=True)):
+        try:
+            packets = read_capture(path)
+        except (OSError, ValueError, struct.error):
+            continue
+        for p in udp_packets(packets):
+            if len(p.payload) >= 7 and p.payload[0] & 0xc0 == 0xc0:
+                corpus.add("corpus/" + os.path.basename(path), "datagram", b"\x00" + p.payload)
+    sys.path.insert(0, os.path.join(ROOT, "tests", "pcaps"))
+    import craft  # noqa: E402
+    pq = craft.client_hello(pq=True)
+    for kind, frames in (("hello", craft.crypto_frame(0, craft.client_hello())),
+                         ("pq-first", craft.crypto_frame(0, pq[:1100])),
+                         ("ack-ping-crypto", b"\x02\x00\x00\x00\x00\x01" + craft.crypto_frame(0, craft.client_hello()))):
+        corpus.add("crafted", kind, b"\x01" + frames + b"\x00" * max(0, 1160 - len(frames)), True)
+
+
 def build(max_files):
     captures, rules_files = find_inputs()
     if not captures:
@@ -789,6 +812,7 @@ def build(max_files):
     tcp_v4 = None  # an IPv4 TCP packet with payload, for extra_ip_packets
     allowed_hello = None  # a ClientHello for allowed.example, behind the built-in preambles
 
+    quic_seeds(corpora["quic"])
     for path in captures:
         g = rel(path)
         packets = read_capture(path)
@@ -810,10 +834,12 @@ def build(max_files):
                         if p.ver == 4:
                             tcp_v4 = p.ip
 
-        # dns over UDP
+        # dns over UDP; QUIC datagrams (mode byte 0: as the wire gave them)
         for p in udp_packets(packets):
             if p.sport == 53:
                 corpora["dns"].add(g, "udp", p.payload)
+            if len(p.payload) >= 7 and p.payload[0] & 0xc0 == 0xc0:
+                corpora["quic"].add(g, "datagram", b"\x00" + p.payload)
 
         conns = connections(packets)
         for c in conns:

@@ -4,8 +4,9 @@
 # --coverage all (the default) decides every flow a workload begins at its first packet
 # by the address entries, and denies the rest with a reason of its own (TCP to another
 # port, UDP, QUIC, ICMP, other IP protocols, DNS to a resolver not named by --dns-from);
-# --mode monitor logs those denies and lets the traffic go; --coverage inspected judges
-# only TCP to --ports. The ground truth is what the servers' applications received
+# --mode monitor logs those denies and lets the traffic go; --coverage inspected --quic
+# block judges only TCP to --ports. (UDP 443 here carries no QUIC: with --quic inspect,
+# the default, it is quic_not_initial; tests/e2e/quic_test.sh speaks real QUIC.) The ground truth is what the servers' applications received
 # (tests/e2e/coverage_servers.py records it); each case checks that, what the client saw
 # (a reset or ICMP port unreachable within 1 s for denied TCP and UDP), and the daemon's
 # decision line (reason, proto, enforced). The table at the end is the README's.
@@ -208,8 +209,8 @@ try $E pod  tcp    203.0.113.10  8443 deny:port_not_inspected
 try $E pod  tcp    203.0.113.250 22   allow:allowed_address "address entry"
 try $E pod  tcp    203.0.113.250 8443 allow:allowed_address "address entry"
 try $E pod  tcp    203.0.113.20  5000 allow:allowed_address "port entry"
-try $E pod  udp    203.0.113.10  443  deny:quic_not_inspected
-try $E pod  udp    2001:db8::10  443  deny:quic_not_inspected
+try $E pod  udp    203.0.113.10  443  deny:quic_not_initial
+try $E pod  udp    2001:db8::10  443  deny:quic_not_initial
 try $E pod  udp    203.0.113.10  5000 deny:udp_not_inspected
 try $E pod  udp    203.0.113.20  5000 allow:allowed_address "port entry"
 try $E pod  udp    203.0.113.20  5001 deny:udp_not_inspected "port entry is :5000"
@@ -234,8 +235,8 @@ for _ in $(seq 20); do grep -q '"event":"mode","from":"enforce","to":"monitor"' 
 check "the mode change is logged" grep -q '"event":"mode","from":"enforce","to":"monitor"' "$DAEMON_LOG"
 M=monitor
 try $M pod  tcp    203.0.113.10  8443 deny:port_not_inspected
-try $M pod  udp    203.0.113.10  443  deny:quic_not_inspected
-try $M pod  udp    2001:db8::10  443  deny:quic_not_inspected
+try $M pod  udp    203.0.113.10  443  deny:quic_not_initial
+try $M pod  udp    2001:db8::10  443  deny:quic_not_initial
 try $M pod  udp    203.0.113.10  5000 deny:udp_not_inspected
 try $M pod  udp    203.0.113.20  5001 deny:udp_not_inspected "port entry is :5000"
 # the very exchange denied in enforce (the same echo identifier): nothing of it stayed
@@ -256,11 +257,11 @@ for _ in $(seq 20); do grep -q '"event":"mode","from":"monitor","to":"enforce"' 
 try $E pod2 udp    203.0.113.10  5000 deny:udp_not_inspected "enforce again"
 stop_daemon
 
-echo "== 3. enforce, --coverage inspected (node rules and daemon)"
-node_rules --coverage inspected
+echo "== 3. enforce, --coverage inspected --quic block (node rules and daemon): the old behaviour"
+node_rules --coverage inspected --quic block
 check "the node rules queue only TCP to the inspected ports" bash -c \
     "! ip netns exec $NS_NODE iptables-save | grep -q -- '-m conntrack --ctdir ORIGINAL -j NFQUEUE'"
-start_daemon --coverage inspected
+start_daemon --coverage inspected --quic block
 I=inspected
 try $I pod  tcp    203.0.113.10  8443 none
 try $I pod  udp    203.0.113.10  443  none
