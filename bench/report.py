@@ -519,6 +519,13 @@ if flood.strip():
 else:
     w("Not run, or failed (see the stages above).\n")
 
+# ---------------------------------------------------------------- QUIC
+quic = text("quic.md")
+if quic.strip():
+    w(quic.strip() + "\n")
+else:
+    w("## 5. QUIC\n\nNot run, or failed (see the stages above).\n")
+
 # ---------------------------------------------------------------- summary
 summary = ["## Targets (issue 7)\n", "| target | this run | |", "|---|---|---|"]
 summary += [f"| {t} | {m} | {v} |" for t, m, v in targets]

@@ -27,6 +27,8 @@ void pl_start_wait(ei_pipeline *p, ei_flow *f, uint64_t now_ns, bool have_messag
         w->port = m->port;
         w->ech = m->ech;
         w->tls_version = m->tls_version;
+        w->quic_version = m->quic_version;
+        w->probe = m->probe;
         w->alpn_len = (uint8_t)(m->alpn.len < sizeof w->alpn ? m->alpn.len : sizeof w->alpn);
         if (w->alpn_len > 0)
             memcpy(w->alpn, m->alpn.ptr, w->alpn_len);
@@ -56,6 +58,8 @@ static void finish_wait(ei_pipeline *p, pl_wait *w, uint64_t now_ns, ei_reason u
     m.port = w->port;
     m.ech = w->ech;
     m.tls_version = w->tls_version;
+    m.quic_version = w->quic_version;
+    m.probe = w->probe;
     m.alpn.ptr = w->alpn;
     m.alpn.len = w->alpn_len;
     m.host.ptr = (const uint8_t *)w->host;

@@ -31,6 +31,8 @@ typedef struct {
     uint16_t port;
     bool ech;
     uint16_t tls_version;
+    uint32_t quic_version;
+    bool probe;
     uint8_t alpn_len;
     uint8_t alpn[32];
     char host[EI_NAME_MAX + 1]; /* the flow's name (have_message) */
