@@ -22,7 +22,7 @@ static uint8_t dgram[MAX_DGRAM + 64];
 static size_t protect(const ei_quic_conn *conn, const uint8_t *payload, size_t n)
 {
     ei_quic_keys k;
-    CHECK(ei_quic_initial_keys(conn, &k));
+    CHECK(ei_quic_initial_keys(NULL, conn, &k));
     size_t head = 1 + 4 + 1 + conn->dcid_len + 1 + 1 + 2, total = head + 4 + n + 16;
     if (n < 4 + 16 - 4 || total > MAX_DGRAM) /* the sample needs 16 bytes past pn + 4 */
         return 0;
@@ -72,7 +72,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         conn = &fixed;
     }
     ei_quic_datagram d;
-    ei_parse_status st = ei_quic_read_datagram(in, n, conn, plain, &d);
+    ei_parse_status st = ei_quic_read_datagram(NULL, in, n, conn, plain, &d);
     if (st != EI_PARSE_OK) {
         CHECK(d.problem != EI_REASON_NONE);
         return 0;

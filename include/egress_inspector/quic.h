@@ -42,6 +42,13 @@ typedef struct {
     ei_reason problem;
 } ei_quic_datagram;
 
+/* libcrypto's algorithms and contexts, fetched once (OpenSSL 3 looks an algorithm up on
+ * every use otherwise, which is most of what an Initial costs). One per thread; NULL
+ * wherever one is taken means "made for this call". */
+typedef struct ei_quic_ctx ei_quic_ctx;
+EI_MUST_USE ei_quic_ctx *ei_quic_ctx_new(void); /* NULL when memory runs out */
+void ei_quic_ctx_free(ei_quic_ctx *cx);
+
 /* Whether a datagram could be a QUIC long-header packet of a version we decrypt (cheap:
  * no crypto). */
 EI_MUST_USE bool ei_quic_sniff(const uint8_t *data, size_t len);
@@ -54,14 +61,14 @@ EI_MUST_USE bool ei_quic_version_forces_negotiation(uint32_t version);
 EI_MUST_USE bool ei_quic_version_known(uint32_t version);
 
 /* Derives the client's Initial keys for conn. False when the version is not known. */
-EI_MUST_USE bool ei_quic_initial_keys(const ei_quic_conn *conn, ei_quic_keys *keys);
+EI_MUST_USE bool ei_quic_initial_keys(ei_quic_ctx *cx, const ei_quic_conn *conn, ei_quic_keys *keys);
 
 /* Reads the client Initials of one datagram. conn: the flow's (its first Initial's), or
  * NULL for a flow's first datagram, whose first packet must then be an Initial that sets
  * it (out->conn). plain must hold len bytes: the decrypted payloads, which out->crypto
  * points into. Returns EI_PARSE_OK, or EI_PARSE_MALFORMED with out->problem. Packets
  * other than Initials are stepped over by their lengths (out->other). */
-EI_MUST_USE ei_parse_status ei_quic_read_datagram(const uint8_t *data, size_t len,
+EI_MUST_USE ei_parse_status ei_quic_read_datagram(ei_quic_ctx *cx, const uint8_t *data, size_t len,
                                                   const ei_quic_conn *conn, uint8_t *plain,
                                                   ei_quic_datagram *out);
 

@@ -5,8 +5,10 @@
  * (RFC 9000 17.2.2), anything else is refused, as a server would. */
 #include "egress_inspector/quic.h"
 
+#include <openssl/core_names.h>
 #include <openssl/evp.h>
-#include <openssl/hmac.h>
+#include <openssl/params.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "parse/cursor.h"
@@ -85,9 +87,60 @@ bool ei_quic_sniff(const uint8_t *data, size_t len)
     return ei_quic_version_known(version);
 }
 
+struct ei_quic_ctx {
+    EVP_MAC *hmac;
+    EVP_MAC_CTX *mac;      /* HMAC-SHA256, keyed anew for each use */
+    EVP_CIPHER *ecb, *gcm; /* AES-128-ECB (header protection), AES-128-GCM */
+    EVP_CIPHER_CTX *ecb_ctx, *gcm_ctx;
+};
+
+void ei_quic_ctx_free(ei_quic_ctx *cx)
+{
+    if (cx == NULL)
+        return;
+    EVP_CIPHER_CTX_free(cx->ecb_ctx);
+    EVP_CIPHER_CTX_free(cx->gcm_ctx);
+    EVP_CIPHER_free(cx->ecb);
+    EVP_CIPHER_free(cx->gcm);
+    EVP_MAC_CTX_free(cx->mac);
+    EVP_MAC_free(cx->hmac);
+    free(cx);
+}
+
+ei_quic_ctx *ei_quic_ctx_new(void)
+{
+    ei_quic_ctx *cx = calloc(1, sizeof *cx);
+    if (cx == NULL)
+        return NULL;
+    char digest[] = "SHA256";
+    OSSL_PARAM params[] = { OSSL_PARAM_construct_utf8_string("digest", digest, 0), OSSL_PARAM_construct_end() };
+    cx->hmac = EVP_MAC_fetch(NULL, "HMAC", NULL);
+    cx->mac = cx->hmac != NULL ? EVP_MAC_CTX_new(cx->hmac) : NULL;
+    cx->ecb = EVP_CIPHER_fetch(NULL, "AES-128-ECB", NULL);
+    cx->gcm = EVP_CIPHER_fetch(NULL, "AES-128-GCM", NULL);
+    cx->ecb_ctx = EVP_CIPHER_CTX_new();
+    cx->gcm_ctx = EVP_CIPHER_CTX_new();
+    if (cx->mac == NULL || cx->ecb == NULL || cx->gcm == NULL || cx->ecb_ctx == NULL ||
+        cx->gcm_ctx == NULL || EVP_MAC_CTX_set_params(cx->mac, params) != 1) {
+        ei_quic_ctx_free(cx);
+        return NULL;
+    }
+    return cx;
+}
+
+/* HMAC-SHA256(key, data) into out (32 bytes). */
+static bool hmac(ei_quic_ctx *cx, const uint8_t *key, size_t klen, const uint8_t *data, size_t n,
+                 uint8_t out[32])
+{
+    size_t got = 0;
+    return EVP_MAC_init(cx->mac, key, klen, NULL) == 1 && EVP_MAC_update(cx->mac, data, n) == 1 &&
+           EVP_MAC_final(cx->mac, out, &got, 32) == 1 && got == 32;
+}
+
 /* HKDF-Expand-Label (RFC 8446 7.1) for outputs of at most one SHA-256 block, which is
  * all QUIC's Initial keys need: HMAC(secret, HkdfLabel | 0x01) cut to len. */
-static bool expand_label(const uint8_t secret[32], const char *label, uint8_t *out, size_t len)
+static bool expand_label(ei_quic_ctx *cx, const uint8_t secret[32], const char *label,
+                         uint8_t *out, size_t len)
 {
     uint8_t info[2 + 1 + 6 + 32 + 1 + 1];
     size_t llen = strlen(label), n = 0;
@@ -101,28 +154,32 @@ static bool expand_label(const uint8_t secret[32], const char *label, uint8_t *o
     info[n++] = 0; /* no context */
     info[n++] = 1; /* the first (and only) block */
     uint8_t block[32];
-    unsigned got = 0;
-    if (HMAC(EVP_sha256(), secret, 32, info, n, block, &got) == NULL || got != 32)
+    if (!hmac(cx, secret, 32, info, n, block))
         return false;
     memcpy(out, block, len);
     return true;
 }
 
-bool ei_quic_initial_keys(const ei_quic_conn *conn, ei_quic_keys *keys)
+static bool derive(ei_quic_ctx *cx, const version_info *v, const ei_quic_conn *conn, ei_quic_keys *keys)
+{
+    uint8_t initial[32], client[32];
+    /* HKDF-Extract (RFC 5869 2.2): HMAC with the salt as the key */
+    return hmac(cx, v->salt, sizeof v->salt, conn->dcid, conn->dcid_len, initial) &&
+           expand_label(cx, initial, "client in", client, 32) &&
+           expand_label(cx, client, v->v2 ? "quicv2 key" : "quic key", keys->key, sizeof keys->key) &&
+           expand_label(cx, client, v->v2 ? "quicv2 iv" : "quic iv", keys->iv, sizeof keys->iv) &&
+           expand_label(cx, client, v->v2 ? "quicv2 hp" : "quic hp", keys->hp, sizeof keys->hp);
+}
+
+bool ei_quic_initial_keys(ei_quic_ctx *cx, const ei_quic_conn *conn, ei_quic_keys *keys)
 {
     const version_info *v = version_of(conn->version);
     if (v == NULL)
         return false;
-    uint8_t initial[32], client[32];
-    unsigned got = 0;
-    /* HKDF-Extract (RFC 5869 2.2): HMAC with the salt as the key */
-    if (HMAC(EVP_sha256(), v->salt, sizeof v->salt, conn->dcid, conn->dcid_len, initial, &got) == NULL ||
-        got != 32)
-        return false;
-    return expand_label(initial, "client in", client, 32) &&
-           expand_label(client, v->v2 ? "quicv2 key" : "quic key", keys->key, sizeof keys->key) &&
-           expand_label(client, v->v2 ? "quicv2 iv" : "quic iv", keys->iv, sizeof keys->iv) &&
-           expand_label(client, v->v2 ? "quicv2 hp" : "quic hp", keys->hp, sizeof keys->hp);
+    ei_quic_ctx *own = cx != NULL ? NULL : ei_quic_ctx_new();
+    bool ok = (cx != NULL || own != NULL) && derive(cx != NULL ? cx : own, v, conn, keys);
+    ei_quic_ctx_free(own);
+    return ok;
 }
 
 static ei_parse_status refuse(ei_quic_datagram *out, ei_reason why)
@@ -176,14 +233,15 @@ static bool read_frames(ei_cursor c, ei_quic_datagram *out)
 /* Removes header protection (RFC 9001 5.4) and the AEAD (5.3) of one Initial. header:
  * the packet from its first byte to the packet number; the unprotected header is written
  * at plain, the payload right after it. Returns the payload's length, or -1. */
-static long open_initial(EVP_CIPHER_CTX *ecb, EVP_CIPHER_CTX *gcm, const ei_quic_keys *k,
-                         ei_view packet, size_t pn_offset, uint8_t *plain)
+static long open_initial(const ei_quic_ctx *cx, const ei_quic_keys *k, ei_view packet,
+                         size_t pn_offset, uint8_t *plain)
 {
+    EVP_CIPHER_CTX *ecb = cx->ecb_ctx, *gcm = cx->gcm_ctx;
     if (packet.len < pn_offset + 4 + SAMPLE_LEN)
         return -1;
     uint8_t mask[32];
     int n = 0;
-    if (EVP_EncryptInit_ex(ecb, EVP_aes_128_ecb(), NULL, k->hp, NULL) != 1 ||
+    if (EVP_EncryptInit_ex(ecb, cx->ecb, NULL, k->hp, NULL) != 1 ||
         EVP_EncryptUpdate(ecb, mask, &n, packet.ptr + pn_offset + 4, SAMPLE_LEN) != 1 || n != SAMPLE_LEN)
         return -1;
     uint8_t first = packet.ptr[0] ^ (mask[0] & 0x0f);
@@ -205,7 +263,7 @@ static long open_initial(EVP_CIPHER_CTX *ecb, EVP_CIPHER_CTX *gcm, const ei_quic
     uint8_t tag[TAG_LEN];
     memcpy(tag, packet.ptr + header + ct, TAG_LEN);
     int out = 0, fin = 0;
-    if (EVP_DecryptInit_ex(gcm, EVP_aes_128_gcm(), NULL, k->key, nonce) != 1 ||
+    if (EVP_DecryptInit_ex(gcm, cx->gcm, NULL, k->key, nonce) != 1 ||
         EVP_DecryptUpdate(gcm, NULL, &n, plain, (int)header) != 1 ||
         EVP_DecryptUpdate(gcm, plain + header, &out, packet.ptr + header, (int)ct) != 1 ||
         EVP_CIPHER_CTX_ctrl(gcm, EVP_CTRL_GCM_SET_TAG, TAG_LEN, tag) != 1 ||
@@ -215,8 +273,8 @@ static long open_initial(EVP_CIPHER_CTX *ecb, EVP_CIPHER_CTX *gcm, const ei_quic
 }
 
 /* One datagram's packets, with the contexts made once for it. */
-static ei_parse_status read_packets(ei_cursor c, const ei_quic_conn *conn, uint8_t *plain,
-                                    EVP_CIPHER_CTX *ecb, EVP_CIPHER_CTX *gcm, ei_quic_datagram *out)
+static ei_parse_status read_packets(ei_quic_ctx *cx, ei_cursor c, const ei_quic_conn *conn,
+                                    uint8_t *plain, ei_quic_datagram *out)
 {
     ei_quic_keys keys;
     bool have_keys = false;
@@ -269,10 +327,11 @@ static ei_parse_status read_packets(ei_cursor c, const ei_quic_conn *conn, uint8
         }
         if (version != conn->version)
             return refuse(out, EI_REASON_QUIC_MALFORMED);
-        if (!have_keys && !(have_keys = ei_quic_initial_keys(conn, &keys)))
+        const version_info *kv = version_of(conn->version);
+        if (!have_keys && !(have_keys = kv != NULL && derive(cx, kv, conn, &keys)))
             return refuse(out, EI_REASON_QUIC_VERSION_UNKNOWN);
         ei_view packet = ei_cursor_bytes(&at, pn_offset + (size_t)length);
-        long payload = open_initial(ecb, gcm, &keys, packet, pn_offset, plain + used);
+        long payload = open_initial(cx, &keys, packet, pn_offset, plain + used);
         if (payload < 0)
             return refuse(out, EI_REASON_QUIC_MALFORMED);
         size_t header = packet.len - (size_t)payload - TAG_LEN;
@@ -284,18 +343,17 @@ static ei_parse_status read_packets(ei_cursor c, const ei_quic_conn *conn, uint8
     return EI_PARSE_OK;
 }
 
-ei_parse_status ei_quic_read_datagram(const uint8_t *data, size_t len, const ei_quic_conn *conn,
-                                      uint8_t *plain, ei_quic_datagram *out)
+ei_parse_status ei_quic_read_datagram(ei_quic_ctx *cx, const uint8_t *data, size_t len,
+                                      const ei_quic_conn *conn, uint8_t *plain, ei_quic_datagram *out)
 {
     memset(out, 0, sizeof *out);
     if (len == 0 || !(data[0] & 0x80))
         return refuse(out, EI_REASON_QUIC_NOT_INITIAL);
-    EVP_CIPHER_CTX *ecb = EVP_CIPHER_CTX_new(), *gcm = EVP_CIPHER_CTX_new();
-    ei_parse_status st = ecb != NULL && gcm != NULL
-                             ? read_packets(ei_cursor_make(data, len), conn, plain, ecb, gcm, out)
+    ei_quic_ctx *own = cx != NULL ? NULL : ei_quic_ctx_new();
+    ei_parse_status st = cx != NULL || own != NULL
+                             ? read_packets(cx != NULL ? cx : own, ei_cursor_make(data, len), conn, plain, out)
                              : refuse(out, EI_REASON_QUIC_MALFORMED);
-    EVP_CIPHER_CTX_free(ecb);
-    EVP_CIPHER_CTX_free(gcm);
+    ei_quic_ctx_free(own);
     if (st != EI_PARSE_OK)
         return st;
     if (out->initials == 0)

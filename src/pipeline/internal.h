@@ -9,6 +9,7 @@
 #define EI_PIPELINE_INTERNAL_H
 
 #include "egress_inspector/pipeline.h"
+#include "egress_inspector/quic.h"
 #include "egress_inspector/tls.h"
 #include "flow/reasm.h"
 #include "flow/table.h"
@@ -56,6 +57,7 @@ struct ei_pipeline {
     uint32_t wait_head, nwaits;
     uint64_t expired_ns; /* when flows were last aged */
     uint8_t *quic_plain; /* a datagram's decrypted Initials (cfg.quic inspect) */
+    ei_quic_ctx *quic_crypto; /* libcrypto's algorithms, fetched once */
 };
 
 /* What the client's first bytes say, before the policy is asked. */

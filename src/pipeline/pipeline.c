@@ -75,15 +75,19 @@ ei_pipeline *ei_pipeline_new(const ei_pipeline_config *cfg, const ei_policy_set 
     p->on_event = on_event;
     p->on_release = on_release;
     p->ctx = ctx;
-    if (p->cfg.quic == EI_QUIC_INSPECT && !p->cfg.dns_answers)
+    if (p->cfg.quic == EI_QUIC_INSPECT && !p->cfg.dns_answers) {
         p->quic_plain = malloc(65536); /* a datagram's decrypted Initials: the largest datagram */
-    bool quic = p->quic_plain != NULL || p->cfg.quic != EI_QUIC_INSPECT || p->cfg.dns_answers;
+        p->quic_crypto = ei_quic_ctx_new();
+    }
+    bool quic = (p->quic_plain != NULL && p->quic_crypto != NULL) || p->cfg.quic != EI_QUIC_INSPECT ||
+                p->cfg.dns_answers;
     p->scratch = malloc(p->cfg.reassembly_bytes);
     p->waits = calloc(p->cfg.max_dns_waits, sizeof *p->waits);
     bool asked = !p->cfg.dns_asked_only || (!p->cfg.live || p->cfg.dns_answers ? pl_asked_init(p) : true);
     if (p->scratch == NULL || p->waits == NULL || !asked || !quic ||
         !ei_flow_table_init(&p->table, cfg->max_flows, cfg->hash_seed)) {
         pl_asked_free(p);
+        ei_quic_ctx_free(p->quic_crypto);
         free(p->quic_plain);
         free(p->waits);
         free(p->scratch);
@@ -193,6 +197,7 @@ void ei_pipeline_free(ei_pipeline *p, uint64_t now_ns)
         ei_reasm_free(p->table.flows[i].reasm);
     ei_flow_table_destroy(&p->table);
     pl_asked_free(p);
+    ei_quic_ctx_free(p->quic_crypto);
     free(p->quic_plain);
     free(p->waits);
     free(p->scratch);

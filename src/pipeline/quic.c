@@ -46,7 +46,7 @@ ei_action pl_quic_datagram(ei_pipeline *p, ei_flow *f, const ei_packet *pkt, boo
         return pl_settle(p, f, now_ns, true, NULL, EI_REASON_REASSEMBLY_LIMIT, EI_REASON_REASSEMBLY_LIMIT);
     const ei_quic_conn *conn = r->quic.version != 0 ? &r->quic : NULL;
     ei_quic_datagram d;
-    if (ei_quic_read_datagram(pkt->payload.ptr, pkt->payload.len, conn, p->quic_plain, &d) != EI_PARSE_OK) {
+    if (ei_quic_read_datagram(p->quic_crypto, pkt->payload.ptr, pkt->payload.len, conn, p->quic_plain, &d) != EI_PARSE_OK) {
         /* 0-RTT packets may arrive before their Initial (reordered, or sent so): they are
          * held with the flow, unread, until the Initial decides it. */
         if (d.problem == EI_REASON_QUIC_NOT_INITIAL && conn == NULL &&

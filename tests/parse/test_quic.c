@@ -12,15 +12,15 @@ static void test_initial_keys(void)
     ei_quic_conn conn = { .version = 1, .dcid_len = sizeof RFC_DCID };
     memcpy(conn.dcid, RFC_DCID, sizeof RFC_DCID);
     ei_quic_keys k;
-    CU_ASSERT_FATAL(ei_quic_initial_keys(&conn, &k));
+    CU_ASSERT_FATAL(ei_quic_initial_keys(NULL, &conn, &k));
     CU_ASSERT(memcmp(k.key, RFC9001_KEY, 16) == 0);
     CU_ASSERT(memcmp(k.iv, RFC9001_IV, 12) == 0);
     CU_ASSERT(memcmp(k.hp, RFC9001_HP, 16) == 0);
     conn.version = 0x6b3343cf;
-    CU_ASSERT_FATAL(ei_quic_initial_keys(&conn, &k));
+    CU_ASSERT_FATAL(ei_quic_initial_keys(NULL, &conn, &k));
     CU_ASSERT(memcmp(k.key, RFC9369_KEY, 16) == 0);
     conn.version = 0x51303530; /* Q050: Google's own crypto */
-    CU_ASSERT_FALSE(ei_quic_initial_keys(&conn, &k));
+    CU_ASSERT_FALSE(ei_quic_initial_keys(NULL, &conn, &k));
 }
 
 /* The vector's datagram decrypts to one CRYPTO frame at offset 0 holding the ClientHello,
@@ -30,7 +30,7 @@ static void check_vector(const uint8_t *pkt, size_t len, uint32_t version)
     static uint8_t plain[2400];
     ei_quic_datagram d;
     CU_ASSERT_TRUE(ei_quic_sniff(pkt, len));
-    CU_ASSERT_EQUAL_FATAL(ei_quic_read_datagram(pkt, len, NULL, plain, &d), EI_PARSE_OK);
+    CU_ASSERT_EQUAL_FATAL(ei_quic_read_datagram(NULL, pkt, len, NULL, plain, &d), EI_PARSE_OK);
     CU_ASSERT_EQUAL(d.conn.version, version);
     CU_ASSERT_EQUAL(d.conn.dcid_len, sizeof RFC_DCID);
     CU_ASSERT(memcmp(d.conn.dcid, RFC_DCID, sizeof RFC_DCID) == 0);
@@ -48,10 +48,10 @@ static void check_vector(const uint8_t *pkt, size_t len, uint32_t version)
     CU_ASSERT_EQUAL(h.alpn_count, 1);
     /* the flow's later datagrams are read with the keys of its first */
     ei_quic_datagram again;
-    CU_ASSERT_EQUAL(ei_quic_read_datagram(pkt, len, &d.conn, plain, &again), EI_PARSE_OK);
+    CU_ASSERT_EQUAL(ei_quic_read_datagram(NULL, pkt, len, &d.conn, plain, &again), EI_PARSE_OK);
     ei_quic_conn other = d.conn;
     other.dcid[0] ^= 1;
-    CU_ASSERT_EQUAL(ei_quic_read_datagram(pkt, len, &other, plain, &again), EI_PARSE_MALFORMED);
+    CU_ASSERT_EQUAL(ei_quic_read_datagram(NULL, pkt, len, &other, plain, &again), EI_PARSE_MALFORMED);
     CU_ASSERT_EQUAL(again.problem, EI_REASON_QUIC_MALFORMED);
 }
 
@@ -65,7 +65,7 @@ static ei_reason refused(const uint8_t *pkt, size_t len)
 {
     static uint8_t plain[4096];
     ei_quic_datagram d;
-    if (ei_quic_read_datagram(pkt, len, NULL, plain, &d) != EI_PARSE_MALFORMED)
+    if (ei_quic_read_datagram(NULL, pkt, len, NULL, plain, &d) != EI_PARSE_MALFORMED)
         return EI_REASON_NONE;
     return d.problem;
 }
@@ -115,20 +115,20 @@ static void test_coalesced_and_padding(void)
     /* two Initials in one datagram: both read */
     memcpy(p, RFC9001_INITIAL, n);
     memcpy(p + n, RFC9001_INITIAL, n);
-    CU_ASSERT_EQUAL(ei_quic_read_datagram(p, 2 * n, NULL, plain, &d), EI_PARSE_OK);
+    CU_ASSERT_EQUAL(ei_quic_read_datagram(NULL, p, 2 * n, NULL, plain, &d), EI_PARSE_OK);
     CU_ASSERT_EQUAL(d.initials, 2);
     CU_ASSERT_EQUAL(d.ncrypto, 2);
     /* zeros after the packet: the datagram's padding */
     memset(p + n, 0, 100);
-    CU_ASSERT_EQUAL(ei_quic_read_datagram(p, n + 100, NULL, plain, &d), EI_PARSE_OK);
+    CU_ASSERT_EQUAL(ei_quic_read_datagram(NULL, p, n + 100, NULL, plain, &d), EI_PARSE_OK);
     CU_ASSERT_EQUAL(d.initials, 1);
     /* a second packet of another connection in the same datagram */
     memcpy(p + n, RFC9001_INITIAL, n);
     p[n + 6] ^= 1;
-    CU_ASSERT_EQUAL(ei_quic_read_datagram(p, 2 * n, NULL, plain, &d), EI_PARSE_MALFORMED);
+    CU_ASSERT_EQUAL(ei_quic_read_datagram(NULL, p, 2 * n, NULL, plain, &d), EI_PARSE_MALFORMED);
     /* a version 1 and a version 2 packet together: one connection, one version */
     memcpy(p + n, RFC9369_INITIAL, sizeof RFC9369_INITIAL);
-    CU_ASSERT_EQUAL(ei_quic_read_datagram(p, 2 * n, NULL, plain, &d), EI_PARSE_MALFORMED);
+    CU_ASSERT_EQUAL(ei_quic_read_datagram(NULL, p, 2 * n, NULL, plain, &d), EI_PARSE_MALFORMED);
 }
 
 static void test_bare_handshake(void)
