@@ -27,7 +27,8 @@
  *   settled yet (its SYN-ACK, its acknowledgements, its first bytes; pure ACKs too, since
  *   one of them may be the acknowledgement that settles the flow): NFQUEUE. The daemon
  *   reads the ISN the server took and what it acknowledged: the stream judged must be
- *   the one the server reads.
+ *   the one the server reads. With --quic inspect, the first answer of a QUIC server
+ *   (UDP, not DNS's port) to an allowed flow that is not settled yet: NFQUEUE.
  * mangle EGRESS-INSPECTOR-SAVE (jumped to from POSTROUTING): copy the allow mark (or both
  *   bits) of a packet to its connection, which makes rule 4 match from the next packet on.
  * filter EGRESS-INSPECTOR-DNS (jumped to from FORWARD, and INPUT and OUTPUT for the
@@ -192,6 +193,13 @@ static void reply_rules(FILE *f, const ei_iptables_options *o, bool v6, bool for
     queue_target(target, sizeof target, o);
     ports_match(ports, sizeof ports, "sports", o);
     snprintf(what, sizeof what, "-p tcp%s -m conntrack --ctdir REPLY %s", ports, target);
+    workload_rules(f, o, v6, forward, TO_WORKLOAD, REPLY_CHAIN, what);
+    if (!o->quic_inspect)
+        return;
+    /* An allowed QUIC flow stays unmarked until its server answers: that answer. (The
+     * only other unmarked UDP exchanges are DNS to the named resolvers.) */
+    snprintf(what, sizeof what, "-p udp %s -m conntrack --ctdir REPLY %s",
+             o->coverage_inspected ? "--sport 443" : "! --sport 53", target);
     workload_rules(f, o, v6, forward, TO_WORKLOAD, REPLY_CHAIN, what);
 }
 

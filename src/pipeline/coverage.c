@@ -87,9 +87,11 @@ ei_action pl_judge_uncovered(ei_pipeline *p, const ei_packet *pkt, uint64_t now_
         p->count.flows--;
         f = NULL;
     }
+    bool from_client = f != NULL && sender_is_a == ((f->flags & EI_FLOW_F_CLIENT_IS_A) != 0);
     if (f != NULL && !(f->flags & EI_FLOW_F_DECIDED)) /* a QUIC flow, its ClientHello read */
-        return pl_quic_datagram(p, f, pkt, sender_is_a == ((f->flags & EI_FLOW_F_CLIENT_IS_A) != 0),
-                                now_ns, packet_id);
+        return pl_quic_datagram(p, f, pkt, from_client, now_ns, packet_id);
+    if (f != NULL && (f->flags & EI_FLOW_F_CONFIRMING))
+        return pl_quic_confirming(p, f, pkt, from_client, now_ns);
     if (f != NULL) {
         ei_flow_touch(&p->table, f, now_ns);
         return (ei_action)f->verdict;

@@ -132,6 +132,10 @@ EI_MUST_USE ei_reason pl_coverage(const ei_pipeline *p, uint8_t proto, const ei_
 EI_MUST_USE ei_action pl_judge_uncovered(ei_pipeline *p, const ei_packet *pkt, uint64_t now_ns,
                                          uint64_t packet_id);
 
+/* quic.c: a datagram of an allowed QUIC flow the server has not answered yet: the
+ * server's answer settles it; the client's Initials must agree with the bytes judged. */
+EI_MUST_USE ei_action pl_quic_confirming(ei_pipeline *p, ei_flow *f, const ei_packet *pkt,
+                                         bool from_client, uint64_t now_ns);
 /* quic.c: a datagram of a QUIC flow not decided yet (f: its entry, new or not). */
 EI_MUST_USE ei_action pl_quic_datagram(ei_pipeline *p, ei_flow *f, const ei_packet *pkt,
                                        bool from_client, uint64_t now_ns, uint64_t packet_id);

@@ -35,6 +35,38 @@ static ei_reason add_crypto(ei_pipeline *p, ei_reasm *r, const ei_quic_datagram 
     return EI_REASON_NONE;
 }
 
+ei_action pl_quic_confirming(ei_pipeline *p, ei_flow *f, const ei_packet *pkt, bool from_client,
+                             uint64_t now_ns)
+{
+    ei_flow_touch(&p->table, f, now_ns);
+    if (!from_client) {
+        /* The server answered: what it read of the client came through here, and every
+         * client datagram since the verdict was held to the bytes judged. */
+        if (!ei_quic_sniff(pkt->payload.ptr, pkt->payload.len))
+            return EI_ACTION_ACCEPT; /* not a QUIC long header: no answer to an Initial */
+        pl_confirm(p, f);
+        return EI_ACTION_ALLOW;
+    }
+    ei_quic_datagram d;
+    if (ei_quic_read_datagram(p->quic_crypto, pkt->payload.ptr, pkt->payload.len, &f->reasm->quic,
+                              p->quic_plain, &d) != EI_PARSE_OK) {
+        /* 0-RTT alone may follow the Initial; an Initial that does not read under the
+         * flow's keys (another connection ID, a lie) is how a server could be shown
+         * another ClientHello than the one judged */
+        if (d.problem == EI_REASON_QUIC_NOT_INITIAL && ei_quic_sniff(pkt->payload.ptr, pkt->payload.len))
+            return EI_ACTION_ACCEPT;
+        return pl_revoke(p, f, now_ns, d.problem);
+    }
+    for (uint8_t i = 0; i < d.ncrypto; i++) {
+        const ei_quic_crypto *c = &d.crypto[i];
+        if (c->offset < f->judged_len &&
+            ei_reasm_add(f->reasm, (uint32_t)c->offset, c->data.ptr, c->data.len, f->judged_len) ==
+                EI_REASM_CONFLICT)
+            return pl_revoke(p, f, now_ns, EI_REASON_QUIC_CRYPTO_CONFLICT);
+    }
+    return EI_ACTION_ACCEPT;
+}
+
 ei_action pl_quic_datagram(ei_pipeline *p, ei_flow *f, const ei_packet *pkt, bool from_client,
                            uint64_t now_ns, uint64_t packet_id)
 {

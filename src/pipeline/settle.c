@@ -197,7 +197,10 @@ ei_action pl_settle(ei_pipeline *p, ei_flow *f, uint64_t now_ns, bool have_messa
             f->judged_len = (uint32_t)m->http_next;
         release = EI_ACTION_INSPECT;
     } else if (d.verdict == EI_VERDICT_ALLOW && p->cfg.confirm && p->mode == EI_MODE_ENFORCE &&
-               f->key.proto == IPPROTO_TCP && f->reasm != NULL && f->reasm->contig > 0) {
+               (f->key.proto == IPPROTO_TCP || (m != NULL && m->l7 == EI_L7_QUIC && !m->probe)) &&
+               f->reasm != NULL && f->reasm->contig > 0) {
+        /* (QUIC: until the server answers; the client's Initials meanwhile must carry the
+         * CRYPTO bytes judged, under the same keys) */
         f->flags |= EI_FLOW_F_CONFIRMING;
         f->judged_len = f->reasm->contig;
         p->count.confirming++;

@@ -5,8 +5,9 @@
 # (":path: /MARKER"), not the daemon's. Checked: an allowed name over QUIC works and is
 # logged l7 quic; a denied name never reaches the server and the client fails at once
 # (ICMP port unreachable), so that a browser falls back to TCP; the same over IPv6;
-# monitor mode logs the deny and lets it through; --quic block denies every QUIC flow
-# (quic_not_inspected). Needs root. Traffic stays inside the namespaces this script
+# monitor mode logs the deny and lets it through; an allowed Initial lost after the node
+# cannot let another on the same tuple through before the server answers; --quic block
+# denies every QUIC flow (quic_not_inspected). Needs root. Traffic stays inside the namespaces this script
 # creates; they are removed on exit, also on failure.
 # Usage: quic_test.sh path/to/egress-inspector     Ends with 'N passed, N failed'.
 set -euo pipefail
@@ -57,7 +58,7 @@ pod_hosts 203.0.113.10
 RULES=$WORK/rules
 echo "allow allowed.example" > "$RULES"
 HOSTS=$WORK/hosts
-printf '203.0.113.10 allowed.example denied.example\n2001:db8::10 allowed.example denied.example\n' > "$HOSTS"
+printf '203.0.113.10 allowed.example denied.example\n203.0.113.20 allowed.example denied.example\n2001:db8::10 allowed.example denied.example\n' > "$HOSTS"
 DAEMON_LOG=$WORK/daemon.log
 node_rules() { in_node "$BIN" iptables --apply --in-iface veth-pod+ --hook forward --queue 0 "$@"; }
 start_daemon() { # start_daemon [extra args]
@@ -140,6 +141,20 @@ check "... refused at once (port unreachable: $ms ms)" fast "$ms"
 
 pod_hosts 203.0.113.10
 
+echo "== attack: the judged Initial lost after the node, another one on the same tuple"
+# A rule in the internet drops datagrams carrying connection ID A (as a loss past the node
+# would); the recorder at 203.0.113.20:443 writes every connection ID it receives.
+in_net iptables -A INPUT -p udp --dport 443 -m string --hex-string "|4141414141414141|" --algo bm -j DROP
+LOST_LOG=$WORK/lost.log
+in_net /usr/bin/python3 "$HERE/quic_lost.py" record 203.0.113.20 "$LOST_LOG" &
+EI_PIDS+=($!)
+for _ in $(seq 30); do grep -q ready "$LOST_LOG" 2>/dev/null && break; sleep 0.1; done
+lost_attack() { in_pod /usr/bin/python3 "$HERE/quic_lost.py" send "$HERE/../pcaps" 203.0.113.20 allowed.example denied.example; }
+lost_attack
+sleep 0.3
+check "the server never received the second Initial (connection ID B)" not grep -q 4242424242424242 "$LOST_LOG"
+check "... the allow was revoked when it came" bash -c "grep '\"revoked\":true' '$DAEMON_LOG' | grep -q '\"dst\":\"203.0.113.20\"'"
+
 echo "== monitor (SIGUSR2)"
 kill -USR2 "$DAEMON"
 for _ in $(seq 20); do grep -q '"to":"monitor"' "$DAEMON_LOG" && break; sleep 0.1; done
@@ -147,6 +162,10 @@ h3 denied.example q06
 check "monitor: a denied name goes through: the server served it" served q06
 got=$(wait_decision 10.244.0.10 denied.example "deny name_not_allowed false quic 1")
 check "... logged deny, enforced false (got: $got)" [ "$got" = "deny name_not_allowed false quic 1" ]
+lost_attack
+sleep 0.3
+check "monitor (nothing enforced): the same attack reaches the server, so the case is live" \
+    grep -q 4242424242424242 "$LOST_LOG"
 stop_daemon
 
 echo "== --quic block"

@@ -91,7 +91,8 @@ static void test_decided_as_tls_is(void)
 {
     rig r;
     rig_open(&r, "allow example.com\n", false, EI_QUIC_INSPECT);
-    CU_ASSERT_EQUAL(datagram(&r, true, RFC9001_INITIAL, sizeof RFC9001_INITIAL), EI_ACTION_ALLOW);
+    /* allowed, but kept in the queue (no mark) until the server answers */
+    CU_ASSERT_EQUAL(datagram(&r, true, RFC9001_INITIAL, sizeof RFC9001_INITIAL), EI_ACTION_ACCEPT);
     CU_ASSERT_EQUAL(r.last.decision.reason, EI_REASON_ALLOWED_NAME);
     CU_ASSERT_EQUAL(r.last.l7, EI_L7_QUIC);
     CU_ASSERT_EQUAL(r.last.proto, IPPROTO_UDP);
@@ -99,8 +100,29 @@ static void test_decided_as_tls_is(void)
     CU_ASSERT_EQUAL(r.last.host_len, 11);
     CU_ASSERT(memcmp(r.last.host, "example.com", 11) == 0);
     CU_ASSERT_EQUAL(r.last.alpn.len, 4);
+    CU_ASSERT_EQUAL(datagram(&r, true, RFC9001_INITIAL, sizeof RFC9001_INITIAL), EI_ACTION_ACCEPT);
+    CU_ASSERT_EQUAL(datagram(&r, false, RFC9369_INITIAL, 40), EI_ACTION_ALLOW); /* the server's answer */
     CU_ASSERT_EQUAL(datagram(&r, true, RFC9001_INITIAL, sizeof RFC9001_INITIAL), EI_ACTION_ALLOW);
     CU_ASSERT_EQUAL(r.events, 1); /* one exchange, one decision */
+    CU_ASSERT_EQUAL(ei_pipeline_counters(r.p)->flows_confirmed, 1);
+    rig_close(&r);
+
+    /* Before the server answers, an Initial under other keys (another connection ID, or
+     * another version) could show it another ClientHello: the allow is revoked. */
+    static uint8_t other[sizeof RFC9001_INITIAL];
+    memcpy(other, RFC9001_INITIAL, sizeof other);
+    other[6] ^= 1; /* a byte of the Destination Connection ID */
+    rig_open(&r, "allow example.com\n", false, EI_QUIC_INSPECT);
+    CU_ASSERT_EQUAL(datagram(&r, true, RFC9001_INITIAL, sizeof RFC9001_INITIAL), EI_ACTION_ACCEPT);
+    CU_ASSERT_EQUAL(datagram(&r, true, other, sizeof other), EI_ACTION_DENY);
+    CU_ASSERT(r.last.revoked);
+    CU_ASSERT_EQUAL(r.last.decision.reason, EI_REASON_QUIC_MALFORMED);
+    CU_ASSERT_EQUAL(datagram(&r, true, RFC9001_INITIAL, sizeof RFC9001_INITIAL), EI_ACTION_DENY);
+    rig_close(&r);
+    rig_open(&r, "allow example.com\n", false, EI_QUIC_INSPECT);
+    CU_ASSERT_EQUAL(datagram(&r, true, RFC9001_INITIAL, sizeof RFC9001_INITIAL), EI_ACTION_ACCEPT);
+    CU_ASSERT_EQUAL(datagram(&r, true, RFC9369_INITIAL, sizeof RFC9369_INITIAL), EI_ACTION_DENY);
+    CU_ASSERT(r.last.revoked);
     rig_close(&r);
 
     rig_open(&r, "allow other.example\n", false, EI_QUIC_INSPECT);
@@ -129,7 +151,7 @@ static void test_held_for_a_lookup(void)
     CU_ASSERT_EQUAL(r.last.decision.reason, EI_REASON_ALLOWED_NAME);
     CU_ASSERT_EQUAL(r.last.l7, EI_L7_QUIC);
     CU_ASSERT_EQUAL(r.last.quic_version, 1);
-    CU_ASSERT_EQUAL(r.released[EI_ACTION_ALLOW], 1);
+    CU_ASSERT_EQUAL(r.released[EI_ACTION_ACCEPT], 1); /* allowed; confirmed by the server's answer */
     rig_close(&r);
 }
 
