@@ -50,7 +50,7 @@ EI_MUST_USE ei_quic_ctx *ei_quic_ctx_new(void); /* NULL when memory runs out */
 void ei_quic_ctx_free(ei_quic_ctx *cx);
 
 /* Whether a datagram could be a QUIC long-header packet of a version we decrypt (cheap:
- * no crypto). */
+ * no crypto; the fixed bit is not looked at, since RFC 9287 lets peers grease it). */
 EI_MUST_USE bool ei_quic_sniff(const uint8_t *data, size_t len);
 
 /* Whether the version is one of those reserved to force Version Negotiation (0x?a?a?a?a):

@@ -81,7 +81,7 @@ bool ei_quic_version_known(uint32_t version)
 
 bool ei_quic_sniff(const uint8_t *data, size_t len)
 {
-    if (len < 7 || (data[0] & 0xc0) != 0xc0)
+    if (len < 7 || !(data[0] & 0x80)) /* (the fixed bit may be greased: RFC 9287) */
         return false;
     uint32_t version = (uint32_t)data[1] << 24 | (uint32_t)data[2] << 16 | (uint32_t)data[3] << 8 | data[4];
     return ei_quic_version_known(version);
@@ -298,7 +298,9 @@ static ei_parse_status read_packets(ei_quic_ctx *cx, ei_cursor c, const ei_quic_
         const version_info *v = version_of(version);
         if (v == NULL)
             return refuse(out, EI_REASON_QUIC_VERSION_UNKNOWN); /* Version Negotiation too */
-        if (dcid.len > EI_QUIC_MAX_CID || scid.len > EI_QUIC_MAX_CID || !(first & 0x40))
+        /* (the fixed bit 0x40 may be 0: a client that remembers the server's
+         * grease_quic_bit transport parameter may clear it from the start, RFC 9287 3.1) */
+        if (dcid.len > EI_QUIC_MAX_CID || scid.len > EI_QUIC_MAX_CID)
             return refuse(out, EI_REASON_QUIC_MALFORMED);
         if (dcid0.ptr == NULL)
             dcid0 = dcid;
