@@ -9,7 +9,8 @@
 # signals (TERM, INT, HUP, USR1, USR2) are passed on, and its exit status is ours.
 # Every setting comes from the environment the DaemonSet sets.
 set -eu
-: "${EI_QUEUES:=0-1}" "${EI_PORTS:=80,443}" "${EI_COVERAGE:=all}" "${EI_FAIL:=closed}" "${EI_MODE:=monitor}"
+: "${EI_QUEUES:=0-1}" "${EI_PORTS:=80,443}" "${EI_COVERAGE:=all}" "${EI_QUIC:=inspect}"
+: "${EI_FAIL:=closed}" "${EI_MODE:=monitor}"
 : "${EI_RULES:=/etc/egress-inspector/rules}" "${EI_METRICS:=0.0.0.0:9153}"
 : "${EI_LOG_FORMAT:=json}" "${EI_DEST_CHECK:=strict}" "${EI_IPTABLES:=auto}"
 : "${EI_START_TIMEOUT:=30}"
@@ -23,8 +24,9 @@ case "$EI_QUEUES" in
     *) QFIRST=$EI_QUEUES QLAST=$EI_QUEUES ;;
 esac
 # EI_PORTS: the TCP ports whose TLS or HTTP is read; EI_COVERAGE=all decides the rest of
-# a workload's egress by address entries (inspected: leaves it to a NetworkPolicy).
-SHARED="--queues $QFIRST-$QLAST --fail $EI_FAIL --ports $EI_PORTS --coverage $EI_COVERAGE"
+# a workload's egress by address entries (inspected: leaves it to a NetworkPolicy);
+# EI_QUIC=inspect reads QUIC Initials (block: UDP 443 refused, clients use TCP).
+SHARED="--queues $QFIRST-$QLAST --fail $EI_FAIL --ports $EI_PORTS --coverage $EI_COVERAGE --quic $EI_QUIC"
 SELECT="--hook forward"
 for iface in ${EI_IN_IFACES:-}; do SELECT="$SELECT --in-iface $iface"; done
 for cidr in ${EI_SOURCES:-}; do SELECT="$SELECT --source $cidr"; done
