@@ -267,9 +267,10 @@ ei_parse_status ei_tls_parse_handshake(const uint8_t *data, size_t len, ei_tls_h
 {
     memset(hello, 0, sizeof *hello);
     ei_cursor c = ei_cursor_make(data, len);
-    if (len == 0)
+    int type = ei_cursor_peek(&c);
+    if (type < 0)
         return EI_PARSE_NEED_MORE;
-    if (data[0] != TLS_HANDSHAKE_CLIENT_HELLO)
+    if (type != TLS_HANDSHAKE_CLIENT_HELLO)
         return malformed(hello, EI_REASON_TLS_MALFORMED);
     if (len < TLS_HANDSHAKE_HEADER)
         return EI_PARSE_NEED_MORE;
