@@ -237,7 +237,7 @@ static long open_initial(const ei_quic_ctx *cx, const ei_quic_keys *k, ei_view p
                          size_t pn_offset, uint8_t *plain)
 {
     EVP_CIPHER_CTX *ecb = cx->ecb_ctx, *gcm = cx->gcm_ctx;
-    if (packet.len < pn_offset + 4 + SAMPLE_LEN)
+    if (packet.ptr == NULL || packet.len < pn_offset + 4 + SAMPLE_LEN)
         return -1;
     uint8_t mask[32];
     int n = 0;

@@ -96,7 +96,8 @@ ei_action pl_quic_datagram(ei_pipeline *p, ei_flow *f, const ei_packet *pkt, boo
     ei_tls_hello hello;
     pl_message m;
     memset(&m, 0, sizeof m);
-    pl_message_from_hello(&hello, ei_tls_parse_handshake(r->buf, r->contig, &hello), EI_L7_QUIC, &m);
+    ei_parse_status st = ei_tls_parse_handshake(r->buf, r->contig, &hello);
+    pl_message_from_hello(&hello, st, EI_L7_QUIC, &m);
     m.quic_version = r->quic.version;
     /* An Initial in a version that forces negotiation is judged (a denied name is denied
      * in it too), but the server reads nothing of it: the flow's next Initial, in the
