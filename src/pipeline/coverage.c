@@ -78,16 +78,15 @@ ei_action pl_judge_uncovered(ei_pipeline *p, const ei_packet *pkt, uint64_t now_
     bool sender_is_a;
     ei_flow_key_make(pkt->l4, &pkt->src, sport, &pkt->dst, dport, &key, &sender_is_a);
     ei_flow *f = ei_flow_find(&p->table, &key);
+    bool from_client = f != NULL && sender_is_a == pl_client_is_a(f);
     if (f != NULL && (f->flags & EI_FLOW_F_DECIDED) && f->reason == EI_REASON_QUIC_VERSION_UNKNOWN &&
-        sender_is_a == ((f->flags & EI_FLOW_F_CLIENT_IS_A) != 0) &&
-        ei_quic_sniff(pkt->payload.ptr, pkt->payload.len)) {
+        from_client && ei_quic_sniff(pkt->payload.ptr, pkt->payload.len)) {
         /* After Version Negotiation a client starts over on the same tuple, in a version
          * it shares with the server: a new exchange, judged afresh. */
         ei_flow_remove(&p->table, f);
         p->count.flows--;
         f = NULL;
     }
-    bool from_client = f != NULL && sender_is_a == ((f->flags & EI_FLOW_F_CLIENT_IS_A) != 0);
     if (f != NULL && !(f->flags & EI_FLOW_F_DECIDED)) /* a QUIC flow, its ClientHello read */
         return pl_quic_datagram(p, f, pkt, from_client, now_ns, packet_id);
     if (f != NULL && (f->flags & EI_FLOW_F_CONFIRMING))

@@ -144,6 +144,12 @@ EI_MUST_USE ei_action pl_quic_datagram(ei_pipeline *p, ei_flow *f, const ei_pack
  * out); keeping a packet until the flow's verdict (or deciding the flow when it may hold
  * no more): the packet's action. */
 EI_MUST_USE ei_reasm *pl_flow_reasm(ei_pipeline *p, ei_flow *f);
+/* pipeline.c: puts a client's stream bytes (TCP data, QUIC CRYPTO data) at off in its
+ * buffer, counting the growth against the budget of all buffers. EI_REASON_NONE, else
+ * `conflict` when they differ from bytes already there, or reassembly_limit when memory or
+ * the budget runs out (counted). */
+EI_MUST_USE ei_reason pl_stream_add(ei_pipeline *p, ei_reasm *r, uint32_t off, const uint8_t *data,
+                                    size_t len, ei_reason conflict);
 EI_MUST_USE ei_action pl_hold(ei_pipeline *p, ei_flow *f, uint64_t packet_id, uint64_t now_ns);
 
 /* pipeline.c: a new flow table entry (flags clear), making room as the table's bound

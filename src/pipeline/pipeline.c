@@ -310,6 +310,26 @@ static void note_passed(ei_flow *f, const ei_packet *pkt)
 }
 
 /* See internal.h. */
+ei_reason pl_stream_add(ei_pipeline *p, ei_reasm *r, uint32_t off, const uint8_t *data, size_t len,
+                        ei_reason conflict)
+{
+    size_t footprint = ei_reasm_footprint(r);
+    ei_reasm_status st = ei_reasm_add(r, off, data, len, p->cfg.reassembly_bytes);
+    p->count.buffered_bytes += ei_reasm_footprint(r) - footprint;
+    if (st == EI_REASM_CONFLICT)
+        return conflict;
+    if (st == EI_REASM_NOMEM) {
+        p->count.out_of_memory++;
+        return EI_REASON_REASSEMBLY_LIMIT;
+    }
+    if (p->count.buffered_bytes > p->cfg.max_buffered_bytes) {
+        p->count.buffer_budget_exhausted++;
+        return EI_REASON_REASSEMBLY_LIMIT;
+    }
+    return EI_REASON_NONE;
+}
+
+/* See internal.h. */
 ei_reasm *pl_flow_reasm(ei_pipeline *p, ei_flow *f)
 {
     if (f->reasm == NULL) {
@@ -405,18 +425,9 @@ static ei_action take_client_data(ei_pipeline *p, ei_flow *f, const ei_packet *p
     if (r == NULL)
         return pl_settle(p, f, now_ns, true, NULL, EI_REASON_REASSEMBLY_LIMIT, EI_REASON_REASSEMBLY_LIMIT);
     uint32_t before = r->contig;
-    size_t footprint = ei_reasm_footprint(r);
-    ei_reasm_status st = ei_reasm_add(r, rel, data, len, p->cfg.reassembly_bytes);
-    p->count.buffered_bytes += ei_reasm_footprint(r) - footprint;
-    if (st == EI_REASM_CONFLICT)
-        return pl_settle_unread(p, f, now_ns, EI_REASON_TCP_OVERLAP_CONFLICT);
-    if (st == EI_REASM_NOMEM || p->count.buffered_bytes > p->cfg.max_buffered_bytes) {
-        if (st == EI_REASM_NOMEM)
-            p->count.out_of_memory++;
-        else
-            p->count.buffer_budget_exhausted++;
-        return pl_settle_unread(p, f, now_ns, EI_REASON_REASSEMBLY_LIMIT);
-    }
+    ei_reason bad = pl_stream_add(p, r, rel, data, len, EI_REASON_TCP_OVERLAP_CONFLICT);
+    if (bad != EI_REASON_NONE)
+        return pl_settle_unread(p, f, now_ns, bad);
     if (!whole && r->contig == before)
         return EI_ACTION_PASS;
     if (!whole) /* (when whole, m's views are into the packet, which is still at hand) */

@@ -17,20 +17,10 @@ static ei_reason add_crypto(ei_pipeline *p, ei_reasm *r, const ei_quic_datagram 
         const ei_quic_crypto *c = &d->crypto[i];
         if (c->offset >= p->cfg.reassembly_bytes)
             return EI_REASON_REASSEMBLY_LIMIT; /* nothing a ClientHello needs lies there */
-        size_t footprint = ei_reasm_footprint(r);
-        ei_reasm_status st = ei_reasm_add(r, (uint32_t)c->offset, c->data.ptr, c->data.len,
-                                          p->cfg.reassembly_bytes);
-        p->count.buffered_bytes += ei_reasm_footprint(r) - footprint;
-        if (st == EI_REASM_CONFLICT)
-            return EI_REASON_QUIC_CRYPTO_CONFLICT;
-        if (st == EI_REASM_NOMEM) {
-            p->count.out_of_memory++;
-            return EI_REASON_REASSEMBLY_LIMIT;
-        }
-    }
-    if (p->count.buffered_bytes > p->cfg.max_buffered_bytes) {
-        p->count.buffer_budget_exhausted++;
-        return EI_REASON_REASSEMBLY_LIMIT;
+        ei_reason bad = pl_stream_add(p, r, (uint32_t)c->offset, c->data.ptr, c->data.len,
+                                      EI_REASON_QUIC_CRYPTO_CONFLICT);
+        if (bad != EI_REASON_NONE)
+            return bad;
     }
     return EI_REASON_NONE;
 }
