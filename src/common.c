@@ -101,6 +101,7 @@ static const char *const reason_names[EI_REASON_COUNT] = {
     [EI_REASON_ICMP_NOT_INSPECTED] = "icmp_not_inspected",
     [EI_REASON_PROTO_NOT_INSPECTED] = "proto_not_inspected",
     [EI_REASON_DNS_RESOLVER_NOT_NAMED] = "dns_resolver_not_named",
+    [EI_REASON_WORKLOAD_UNKNOWN] = "workload_unknown",
     [EI_REASON_NAME_NOT_ALLOWED] = "name_not_allowed",
     [EI_REASON_NO_HOSTNAME] = "no_hostname",
     [EI_REASON_NOT_TLS_OR_HTTP] = "not_tls_or_http",

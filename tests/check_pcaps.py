@@ -19,8 +19,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 def read_options(path):
     with open(path) as f:
         for line in f:
-            if line.startswith("# options:"):
-                return line.split(":", 1)[1].split()
+            if line.startswith("# options:"):  # {dir}: the directory of the .expect
+                return line.split(":", 1)[1].replace("{dir}", os.path.dirname(os.path.abspath(path))).split()
     return ["--dest-check", "off"]
 
 

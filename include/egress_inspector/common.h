@@ -105,6 +105,9 @@ typedef enum {
     EI_REASON_ICMP_NOT_INSPECTED,  /* an ICMP or ICMPv6 request (echo, timestamp, ...) */
     EI_REASON_PROTO_NOT_INSPECTED, /* another IP protocol (SCTP, GRE, ESP, IP in IP, ...) */
     EI_REASON_DNS_RESOLVER_NOT_NAMED, /* DNS (port 53) to a server not named by --dns-from */
+    /* deny: the sender is no workload the pod view knows (after a bounded wait, live), and
+     * no `source` CIDR covers it */
+    EI_REASON_WORKLOAD_UNKNOWN,
     /* deny: transport */
     EI_REASON_TCP_OVERLAP_CONFLICT,/* retransmitted bytes differ from what was seen */
     /* client segments that carry data the server would not read as the inspector does */

@@ -12,6 +12,7 @@
 #include "egress_inspector/dns_cache.h"
 #include "egress_inspector/packet.h"
 #include "egress_inspector/policy.h"
+#include "egress_inspector/workload.h"
 
 /* What to do with one packet. */
 typedef enum {
@@ -104,6 +105,11 @@ typedef struct {
      * unless it goes to a named resolver (dns_from), which is not judged. INSPECTED:
      * none of it is judged (a NetworkPolicy is left to do it). */
     enum { EI_COVERAGE_ALL = 0, EI_COVERAGE_INSPECTED } coverage;
+    /* A flow from an address the pod view (ei_pipeline_set_workloads) does not know,
+     * and no `source` CIDR covers, waits up to this long for the view to learn it (a pod
+     * that connects before its watch event arrives), then is denied workload_unknown.
+     * 0: denied at once (replay, whose view does not change). */
+    uint64_t workload_wait_ns;
     uint64_t hash_seed;
 } ei_pipeline_config;
 
@@ -131,6 +137,7 @@ typedef struct {
     const char *host;
     size_t host_len;
     bool host_valid;
+    const ei_workload *workload; /* the pod that sent it (NULL: no view, or none known) */
     ei_decision decision; /* what the policy says, whatever the mode */
     ei_mode mode;
     bool enforced;        /* false in monitor mode, and for allows */
@@ -202,6 +209,12 @@ typedef struct {
                                               acknowledged */
     uint64_t flows_revoked;                /* allowed flows denied after their verdict */
     uint64_t confirming;                   /* gauge: allowed flows awaiting that ack */
+    /* the pod view */
+    uint64_t workload_waiting;             /* gauge: flows held until the view knows their pod */
+    uint64_t workload_waits;               /* flows that waited */
+    uint64_t workload_wait_found;          /* ... and whose pod the view then knew */
+    uint64_t workload_wait_timeout;        /* ... and whose pod it still did not know */
+    uint64_t workload_wait_limit;          /* denied at once: too many waited already */
 } ei_counters;
 
 /* Adds every counter (and gauge) of c to sum: the node's totals from its queues'. */
@@ -224,6 +237,11 @@ void ei_pipeline_free(ei_pipeline *p, uint64_t now_ns);
  * afresh at their next packet. The caller keeps the old set alive until this returns. */
 void ei_pipeline_set_policy(ei_pipeline *p, const ei_policy_set *policy);
 void ei_pipeline_set_mode(ei_pipeline *p, ei_mode mode);
+
+/* The pod view flows are judged with from now on (NULL: none; policies that select by
+ * labels then select nothing). The caller keeps it alive until the next call returns.
+ * Flows that waited for their pod and the view now knows are judged at once. */
+void ei_pipeline_set_workloads(ei_pipeline *p, const ei_workloads *view, uint64_t now_ns);
 
 /* Asks the caller to look name up; the answer goes into the cache, then the caller calls
  * ei_pipeline_dns_done. Called at most once per waiting flow, never re-entrantly. */

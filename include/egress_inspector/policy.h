@@ -8,6 +8,7 @@
 
 #include "egress_inspector/common.h"
 #include "egress_inspector/name.h"
+#include "egress_inspector/workload.h"
 
 typedef struct ei_policy_set ei_policy_set;
 typedef struct ei_policy ei_policy;
@@ -29,10 +30,35 @@ void ei_policy_set_free(ei_policy_set *set);
 size_t ei_policy_set_policies(const ei_policy_set *set);
 size_t ei_policy_set_entries(const ei_policy_set *set);
 
-/* The policy for a workload: the one whose `source` CIDR is the longest prefix match for
- * src, else the policy named "default" (which always exists: an empty one denies all).
- * Never returns NULL. */
+/* The policies that govern a workload, one at a time. First the policy whose `source`
+ * CIDR is the longest prefix match for src, if any; then, in file order, every policy
+ * whose selectors match wl (`namespaces` and `pods`, both when both are given; wl NULL:
+ * no selector matches). When none governs it, the policy named "default" (which always
+ * exists: an empty one denies all). What they allow adds up, as NetworkPolicies do. */
+typedef struct {
+    const ei_policy_set *set;
+    const ei_workload *wl;
+    const ei_policy *owner; /* by source CIDR, or NULL */
+    size_t next;            /* into the set's selecting policies */
+    bool started, any;
+} ei_policy_iter;
+
+void ei_policy_iter_init(ei_policy_iter *it, const ei_policy_set *set, const ei_addr *src,
+                         const ei_workload *wl);
+/* The next policy that governs the workload, NULL after the last. */
+EI_MUST_USE const ei_policy *ei_policy_iter_next(ei_policy_iter *it);
+
+/* The policy by source address alone: the longest `source` prefix match, else
+ * "default". Never returns NULL. */
 EI_MUST_USE const ei_policy *ei_policy_for_source(const ei_policy_set *set, const ei_addr *src);
+
+/* Whether some `source` CIDR covers src (a workload the view does not know may still
+ * be governed by one). */
+EI_MUST_USE bool ei_policy_set_covers_source(const ei_policy_set *set, const ei_addr *src);
+/* Whether any policy selects workloads by labels: the set then needs a workload view. */
+EI_MUST_USE bool ei_policy_set_selects(const ei_policy_set *set);
+/* The first policy that selects by labels, for messages (NULL: none). */
+const char *ei_policy_set_first_selecting(const ei_policy_set *set);
 
 const char *ei_policy_name(const ei_policy *policy);
 
@@ -96,6 +122,11 @@ typedef struct {
      * read, else the reason to deny it when no address entry allows it (the coverage
      * reasons: a port, a protocol or a resolver the inspector does not read). */
     ei_reason uncovered;
+    /* The pod that sent the flow, as the workload view knows it (NULL: no view, or the
+     * address is not a pod's). workload_unknown: a view is in use, it does not know the
+     * address, and no `source` CIDR covers it; the flow is denied (workload_unknown). */
+    const ei_workload *workload;
+    bool workload_unknown;
 } ei_flow_facts;
 
 typedef struct {
@@ -115,7 +146,8 @@ typedef enum {
 } ei_bind;
 
 /* The one decision function every mode shares. Pure: same facts and set, same answer.
- * Order: an address entry for (dst, dport) allows whatever the message; then, at first
+ * Order: a workload the view does not know is denied; then an address entry for
+ * (dst, dport) of any policy that governs the workload allows whatever the message; then, at first
  * sight, a flow whose message is never read is denied (`uncovered`); then a problem
  * denies with its own reason; then a missing name denies (no_hostname); then the name
  * is looked up. */

@@ -12,6 +12,7 @@
 #include "egress_inspector/pipeline.h"
 #include "io/daemon.h"
 #include "io/replay.h"
+#include "kube/view.h"
 
 #ifndef EI_VERSION
 #define EI_VERSION "0.1.0"
@@ -90,7 +91,13 @@ static const char usage_pipeline[] =
     "                         drafts) on UDP 443, and wherever a client's first\n"
     "                         datagram decrypts as one, are read and judged as TLS\n"
     "                         (l7 quic); block: UDP 443 is quic_not_inspected, and\n"
-    "                         clients fall back to TCP\n";
+    "                         clients fall back to TCP\n"
+    "  --pods FILE, --namespaces FILE  the pod view (what kubectl get pods -A -o json and\n"
+    "                         kubectl get namespaces -o json print): policies select pods\n"
+    "                         by their labels and their namespace's (namespaces, pods\n"
+    "                         lines; ClusterNetworkPolicy subjects); a flow from an\n"
+    "                         address no pod has, and no source CIDR covers, is denied\n"
+    "                         workload_unknown\n";
 
 static void print_usage(FILE *f)
 {
@@ -131,7 +138,7 @@ static bool parse_mode(const char *text, ei_mode *mode)
  * policy with the very settings the daemon uses. */
 enum { OPT_REASM = 400, OPT_FLOWS, OPT_DEST_CHECK, OPT_HOSTS, OPT_DNS_TIMEOUT, OPT_DNS_MIN_TTL,
        OPT_DNS_MAX_TTL, OPT_DNS_CACHE, OPT_DNS_PER_WORKLOAD, OPT_CHECKSUMS, OPT_PREAMBLE_PORTS,
-       OPT_UNDECIDED_TIMEOUT, OPT_PORTS, OPT_COVERAGE, OPT_QUIC };
+       OPT_UNDECIDED_TIMEOUT, OPT_PORTS, OPT_COVERAGE, OPT_QUIC, OPT_PODS, OPT_NAMESPACES };
 
 #define PIPELINE_LONG_OPTIONS                                               \
     { "reassembly-bytes", required_argument, NULL, OPT_REASM },             \
@@ -148,12 +155,16 @@ enum { OPT_REASM = 400, OPT_FLOWS, OPT_DEST_CHECK, OPT_HOSTS, OPT_DNS_TIMEOUT, O
     { "undecided-timeout", required_argument, NULL, OPT_UNDECIDED_TIMEOUT }, \
     { "ports", required_argument, NULL, OPT_PORTS },                        \
     { "coverage", required_argument, NULL, OPT_COVERAGE },                  \
-    { "quic", required_argument, NULL, OPT_QUIC }
+    { "quic", required_argument, NULL, OPT_QUIC },                          \
+    { "pods", required_argument, NULL, OPT_PODS },                          \
+    { "namespaces", required_argument, NULL, OPT_NAMESPACES }
 
 typedef struct {
     ei_pipeline_config *pipe;
     ei_dns_cache_config cache;
     const char *hosts;
+    const char *pods;       /* --pods, --namespaces: a fixed pod view */
+    const char *namespaces;
 } core_options;
 
 static void default_ports(ei_pipeline_config *pipe);
@@ -165,6 +176,7 @@ static void core_defaults(core_options *o, ei_pipeline_config *pipe)
     default_ports(pipe);
     ei_dns_cache_config_default(&o->cache);
     o->hosts = NULL;
+    o->pods = o->namespaces = NULL;
 }
 
 /* One port (1-65535) at *tok, which moves past it; 0 when there is none. */
@@ -336,6 +348,12 @@ static int pipeline_option(core_options *o, int c, const char *arg)
     case OPT_HOSTS:
         o->hosts = arg;
         return 1;
+    case OPT_PODS:
+        o->pods = arg;
+        return 1;
+    case OPT_NAMESPACES:
+        o->namespaces = arg;
+        return 1;
     case OPT_DNS_TIMEOUT:
         if (!parse_number("--dns-timeout", arg, 10, 60000, &n))
             return 0;
@@ -387,6 +405,30 @@ static ei_dns_cache *core_cache(const core_options *o)
         return NULL;
     }
     return c;
+}
+
+/* The fixed pod view of --pods and --namespaces, into *view (NULL when none is given).
+ * false (reported) when a file is bad, or the rules select pods by labels with no view
+ * to select them from (watching: the caller has one coming from the API server). */
+static bool core_view(const core_options *o, const ei_policy_set *set, bool watching,
+                      ei_workloads **view)
+{
+    *view = NULL;
+    if (o->namespaces != NULL && o->pods == NULL) {
+        fprintf(stderr, "egress-inspector: --namespaces needs --pods\n");
+        return false;
+    }
+    if (o->pods == NULL) {
+        if (ei_policy_set_selects(set) && !watching) {
+            fprintf(stderr, "egress-inspector: policy '%s' selects pods by labels: give --pods FILE "
+                    "(kubectl get pods -A -o json) and --namespaces FILE, or --kube\n",
+                    ei_policy_set_first_selecting(set));
+            return false;
+        }
+        return true;
+    }
+    *view = ei_workloads_load(o->pods, o->namespaces, stderr);
+    return *view != NULL;
 }
 
 /* A CIDR option (--source, --dns-from): the rules file's grammar; what goes on is the
@@ -463,14 +505,22 @@ static int cmd_replay(int argc, char **argv)
     ei_policy_set *set = ei_rules_load(rules, stderr, NULL);
     if (set == NULL)
         return 2;
+    ei_workloads *view = NULL;
+    if (!core_view(&core, set, false, &view)) {
+        ei_policy_set_free(set);
+        return 2;
+    }
     ro.dns = core_cache(&core);
     if (ro.dns == NULL) {
+        ei_workloads_free(view);
         ei_policy_set_free(set);
         return 2;
     }
     ro.policy = set;
+    ro.workloads = view;
     int status = ei_replay_run(&ro);
     ei_dns_cache_free(ro.dns);
+    ei_workloads_free(view);
     ei_policy_set_free(set);
     return status;
 }

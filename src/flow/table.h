@@ -18,9 +18,11 @@
 enum {
     EI_FLOW_F_CLIENT_IS_A = 0x01, /* endpoint a (the lower one) is the client */
     EI_FLOW_F_SYN = 0x04,         /* the client's SYN was seen: base_seq is exact */
+    EI_FLOW_F_WAITED_WORKLOAD = 0x08, /* waited once for the pod view to know its sender */
     EI_FLOW_F_DECIDED = 0x10,
     EI_FLOW_F_ON_DECIDED_LIST = 0x20, /* the table's own: which LRU list holds the entry */
-    EI_FLOW_F_WAIT_DNS = 0x40,    /* undecided: its packets are held until a lookup ends */
+    EI_FLOW_F_WAIT_DNS = 0x40,    /* undecided: its packets are held until a wait ends (a
+                                     lookup, or the pod view learning its sender) */
     EI_FLOW_F_SYNACK = 0x80,      /* the server's SYN-ACK was seen: server_isn is exact,
                                      and it acknowledged base_seq */
     EI_FLOW_F_TS = 0x100,         /* the client's SYN carried a timestamp: ts_recent */

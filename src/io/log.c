@@ -100,6 +100,10 @@ void ei_log_format_event(ei_jsonw *w, const ei_flow_event *ev)
     ei_jsonw_lit(w, "mode", ei_mode_name(ev->mode));
     ei_jsonw_bool(w, "enforced", ev->enforced);
     ei_jsonw_lit(w, "src", ei_addr_format(&ev->src, src));
+    if (ev->workload != NULL) { /* from the API server: escaped */
+        ei_jsonw_str(w, "namespace", ev->workload->namespace_name);
+        ei_jsonw_str(w, "pod", ev->workload->name);
+    }
     ei_jsonw_uint(w, "sport", ev->sport);
     ei_jsonw_lit(w, "dst", ei_addr_format(&ev->dst, dst));
     ei_jsonw_uint(w, "dport", ev->dport);

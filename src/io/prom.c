@@ -166,11 +166,57 @@ static void render_dns(const ei_prom_snapshot *s, FILE *out)
               rs->latency_buckets, ei_resolver_bounds_ns, EI_RESOLVER_BUCKETS, rs->latency_sum_ns);
 }
 
+static void render_workloads(const ei_prom_snapshot *s, FILE *out)
+{
+    const ei_counters *sum = &s->sum;
+    single(out, "workload_waiting_flows", "gauge",
+           "Flows held until the pod view knows the address that sent them.", sum->workload_waiting);
+    help(out, "workload_waits_total", "counter", "Flows that waited for their pod, by outcome.");
+    fprintf(out, "egress_inspector_workload_waits_total{outcome=\"found\"} %llu\n",
+            (unsigned long long)sum->workload_wait_found);
+    fprintf(out, "egress_inspector_workload_waits_total{outcome=\"timeout\"} %llu\n",
+            (unsigned long long)sum->workload_wait_timeout);
+    single(out, "workload_wait_limit_total", "counter", NULL, sum->workload_wait_limit);
+    if (!s->has_view)
+        return;
+    const ei_workloads_stats *v = &s->view;
+    single(out, "workloads", "gauge", "Pods the view knows by address.", v->pods);
+    single(out, "workload_addresses", "gauge", NULL, v->addresses);
+    single(out, "workload_address_conflicts", "gauge",
+           "Addresses two running pods claim: no pod is known there.", v->address_conflicts);
+    help(out, "pods_not_workloads", "gauge", "Pods the view leaves out, by why.");
+    const struct { const char *why; uint64_t n; } out_of_view[] = {
+        { "host_network", v->host_network }, { "finished", v->finished },
+        { "no_address", v->no_address }, { "no_namespace", v->no_namespace },
+        { "malformed", v->malformed },
+    };
+    for (size_t i = 0; i < sizeof out_of_view / sizeof out_of_view[0]; i++)
+        fprintf(out, "egress_inspector_pods_not_workloads{why=\"%s\"} %llu\n", out_of_view[i].why,
+                (unsigned long long)out_of_view[i].n);
+    single(out, "namespaces", "gauge", "Namespaces the view knows.", v->namespaces);
+    if (!s->has_watch)
+        return;
+    const ei_kube_stats *w = &s->watch;
+    single(out, "kube_synced", "gauge", "1 once pods and namespaces were listed.", w->synced);
+    single(out, "kube_pods", "gauge", "The node's pods the watch knows.", w->pods);
+    single(out, "kube_lists_total", "counter", NULL, w->lists);
+    single(out, "kube_relists_total", "counter", "Lists after 410 Gone.", w->relists);
+    single(out, "kube_watches_total", "counter", NULL, w->watches);
+    single(out, "kube_watch_restarts_total", "counter", NULL, w->watch_restarts);
+    single(out, "kube_events_total", "counter", NULL, w->events);
+    single(out, "kube_bookmarks_total", "counter", NULL, w->bookmarks);
+    single(out, "kube_errors_total", "counter", "Failed API requests.", w->errors);
+    single(out, "kube_unauthorized_total", "counter", NULL, w->unauthorized);
+    single(out, "kube_token_changes_total", "counter", NULL, w->token_changes);
+    single(out, "kube_views_total", "counter", "Pod views built.", w->views);
+}
+
 void ei_prom_render(const ei_prom_snapshot *s, FILE *out)
 {
     render_queues(s, out);
     render_flows(&s->sum, out);
     render_dns(s, out);
+    render_workloads(s, out);
     help(out, "mode", "gauge", NULL);
     fprintf(out, "egress_inspector_mode{mode=\"enforce\"} %d\negress_inspector_mode{mode=\"monitor\"} %d\n",
             s->mode == EI_MODE_ENFORCE, s->mode == EI_MODE_MONITOR);

@@ -13,6 +13,8 @@
 #include "io/nfq.h"
 #include "io/reset.h"
 #include "io/resolver.h"
+#include "kube/view.h"
+#include "kube/watch.h"
 
 typedef struct {
     uint16_t queue;
@@ -33,6 +35,10 @@ typedef struct {
     ei_mode mode;
     uint64_t generation;
     uint64_t reload_failures;
+    bool has_view;          /* a pod view is in use (--pods or --kube) */
+    ei_workloads_stats view;
+    bool has_watch;         /* --kube */
+    ei_kube_stats watch;
 } ei_prom_snapshot;
 
 /* Writes the whole /metrics body. */

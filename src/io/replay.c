@@ -154,6 +154,8 @@ int ei_replay_run(const ei_replay_options *opt)
         return 1;
     }
     ei_pipeline_set_dns(p, opt->dns, NULL); /* no lookups: the result is the capture's */
+    if (opt->workloads != NULL)
+        ei_pipeline_set_workloads(p, opt->workloads, 0);
     struct pcap_pkthdr *hdr;
     const u_char *data;
     uint64_t frames = 0, now = 0;

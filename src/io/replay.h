@@ -12,6 +12,7 @@ typedef struct {
     ei_mode mode;
     ei_pipeline_config pipeline;
     ei_dns_cache *dns;  /* learned into from the capture's DNS answers, and --hosts */
+    const ei_workloads *workloads; /* --pods, --namespaces (NULL: none) */
     FILE *out;      /* decision lines */
     FILE *err;      /* errors and the closing summary */
     bool summary;   /* print counters as a JSON line on err at the end */

@@ -4,9 +4,12 @@
  *   pipeline.c   the flow life cycle and the packet entry: flows opened, fed, held, aged
  *   message.c    reading the client's first message
  *   settle.c     settling a flow: facts, ei_decide, the binding step, the event, release
- *   dns_wait.c   flows waiting for a lookup, and the DNS answers snooped on the way */
+ *   wait.c       flows waiting for a lookup or for their pod, and the DNS answers
+ *                snooped on the way */
 #ifndef EI_PIPELINE_INTERNAL_H
 #define EI_PIPELINE_INTERNAL_H
+
+#include <string.h>
 
 #include "egress_inspector/pipeline.h"
 #include "egress_inspector/quic.h"
@@ -40,6 +43,12 @@ typedef struct {
     char name[EI_NAME_MAX + 1]; /* the name looked up */
 } pl_wait;
 
+typedef struct {
+    pl_wait *items;  /* a ring, oldest first: every wait in it has the same timeout */
+    uint32_t head, n, cap;
+    uint64_t timeout_ns;
+} pl_wait_ring;
+
 struct ei_pipeline {
     ei_pipeline_config cfg;
     const ei_policy_set *policy;
@@ -52,9 +61,10 @@ struct ei_pipeline {
     uint8_t *scratch; /* TLS records joined into one handshake pl_message */
     ei_dns_cache *dns;
     ei_lookup_fn on_lookup;
-    pl_wait *waits;  /* a ring, oldest first: every wait has the same timeout */
+    pl_wait_ring lookups;   /* flows waiting for a lookup */
+    pl_wait_ring pod_waits; /* flows waiting for the pod view to know their sender */
+    const ei_workloads *workloads; /* the pod view (NULL: none) */
     struct pl_asked *asked; /* the workloads' questions, by hash (dns_asked.c) */
-    uint32_t wait_head, nwaits;
     uint64_t expired_ns; /* when flows were last aged */
     uint8_t *quic_plain; /* a datagram's decrypted Initials (cfg.quic inspect) */
     ei_quic_ctx *quic_crypto; /* libcrypto's algorithms, fetched once */
@@ -81,6 +91,13 @@ typedef struct {
 static inline bool pl_client_is_a(const ei_flow *f)
 {
     return (f->flags & EI_FLOW_F_CLIENT_IS_A) != 0;
+}
+
+static inline void pl_flow_client(const ei_flow *f, ei_addr *a)
+{
+    memset(a, 0, sizeof *a);
+    a->family = f->key.family;
+    memcpy(a->bytes, pl_client_is_a(f) ? f->key.a : f->key.b, 16);
 }
 
 static inline uint16_t pl_server_port(const ei_flow *f)
@@ -157,11 +174,12 @@ EI_MUST_USE ei_action pl_hold(ei_pipeline *p, ei_flow *f, uint64_t packet_id, ui
  * (counted). */
 EI_MUST_USE ei_flow *pl_insert_flow(ei_pipeline *p, const ei_flow_key *key, uint64_t now_ns);
 
-/* dns_wait.c */
-EI_MUST_USE bool pl_wait_room(const ei_pipeline *p);
-void pl_start_wait(ei_pipeline *p, ei_flow *f, uint64_t now_ns, bool have_message,
+/* wait.c */
+EI_MUST_USE bool pl_wait_room(const pl_wait_ring *r);
+void pl_start_wait(ei_pipeline *p, pl_wait_ring *r, ei_flow *f, uint64_t now_ns, bool have_message,
                    const pl_message *m, const char *host, const char *name);
-void pl_expire_waits(ei_pipeline *p, uint64_t now_ns, ei_reason why);
+void pl_expire_waits(ei_pipeline *p, pl_wait_ring *r, uint64_t now_ns, ei_reason why);
+void pl_workloads_changed(ei_pipeline *p, uint64_t now_ns);
 void pl_snoop_dns(ei_pipeline *p, const ei_packet *pkt, uint64_t now_ns);
 
 /* dns_asked.c: the questions workloads asked, which an answer must match to teach. */

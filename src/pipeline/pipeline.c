@@ -81,15 +81,20 @@ ei_pipeline *ei_pipeline_new(const ei_pipeline_config *cfg, const ei_policy_set 
     }
     bool quic = (p->quic_plain != NULL && p->quic_crypto != NULL) || p->cfg.quic != EI_QUIC_INSPECT ||
                 p->cfg.dns_answers;
+    p->lookups = (pl_wait_ring){ .cap = p->cfg.max_dns_waits, .timeout_ns = p->cfg.dns_timeout_ns };
+    p->pod_waits = (pl_wait_ring){ .cap = p->cfg.max_dns_waits, .timeout_ns = p->cfg.workload_wait_ns };
+    p->lookups.items = calloc(p->lookups.cap, sizeof(pl_wait));
+    p->pod_waits.items = p->cfg.workload_wait_ns > 0 ? calloc(p->pod_waits.cap, sizeof(pl_wait)) : NULL;
+    bool pod_waits = p->cfg.workload_wait_ns == 0 || p->pod_waits.items != NULL;
     p->scratch = malloc(p->cfg.reassembly_bytes);
-    p->waits = calloc(p->cfg.max_dns_waits, sizeof *p->waits);
     bool asked = !p->cfg.dns_asked_only || (!p->cfg.live || p->cfg.dns_answers ? pl_asked_init(p) : true);
-    if (p->scratch == NULL || p->waits == NULL || !asked || !quic ||
+    if (p->scratch == NULL || p->lookups.items == NULL || !pod_waits || !asked || !quic ||
         !ei_flow_table_init(&p->table, cfg->max_flows, cfg->hash_seed)) {
         pl_asked_free(p);
         ei_quic_ctx_free(p->quic_crypto);
         free(p->quic_plain);
-        free(p->waits);
+        free(p->lookups.items);
+        free(p->pod_waits.items);
         free(p->scratch);
         free(p);
         return NULL;
@@ -129,6 +134,16 @@ void ei_pipeline_set_mode(ei_pipeline *p, ei_mode mode)
     p->mode = mode;
 }
 
+void ei_pipeline_set_workloads(ei_pipeline *p, const ei_workloads *view, uint64_t now_ns)
+{
+    if (view == p->workloads)
+        return;
+    if (p->workloads != NULL)
+        forget_connectionless(p); /* a pod's labels, so its policies, may have changed */
+    p->workloads = view;
+    pl_workloads_changed(p, now_ns);
+}
+
 void ei_pipeline_set_dns(ei_pipeline *p, ei_dns_cache *cache, ei_lookup_fn on_lookup)
 {
     p->dns = cache;
@@ -164,7 +179,8 @@ void ei_pipeline_expire(ei_pipeline *p, uint64_t now_ns)
     static const ei_reason why[2] = { EI_REASON_INCOMPLETE, EI_REASON_NONE };
     const uint64_t timeout[2] = { p->cfg.undecided_timeout_ns, p->cfg.decided_timeout_ns };
     int budget = EXPIRE_BATCH;
-    pl_expire_waits(p, now_ns, EI_REASON_DNS_TIMEOUT);
+    pl_expire_waits(p, &p->lookups, now_ns, EI_REASON_DNS_TIMEOUT);
+    pl_expire_waits(p, &p->pod_waits, now_ns, EI_REASON_DNS_TIMEOUT);
     for (int list = 0; list < 2; list++) {
         ei_flow *f;
         while (budget-- > 0 && (f = ei_flow_oldest(&p->table, list)) != NULL &&
@@ -177,7 +193,8 @@ void ei_pipeline_expire(ei_pipeline *p, uint64_t now_ns)
 
 void ei_pipeline_flush(ei_pipeline *p, uint64_t now_ns, ei_reason reason)
 {
-    pl_expire_waits(p, now_ns, reason);
+    pl_expire_waits(p, &p->pod_waits, now_ns, reason);
+    pl_expire_waits(p, &p->lookups, now_ns, reason);
     ei_flow_table *t = &p->table;
     for (int list = 0; list < 2; list++)
         for (uint32_t i = t->lists[list].head; i != EI_FLOW_NONE; i = t->flows[i].lru.next) {
@@ -199,7 +216,8 @@ void ei_pipeline_free(ei_pipeline *p, uint64_t now_ns)
     pl_asked_free(p);
     ei_quic_ctx_free(p->quic_crypto);
     free(p->quic_plain);
-    free(p->waits);
+    free(p->lookups.items);
+    free(p->pod_waits.items);
     free(p->scratch);
     free(p);
 }

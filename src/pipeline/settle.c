@@ -63,13 +63,13 @@ static bool tcp_name_matches(void *ctx, const char *name, size_t len)
     return t->match.rule == NULL;
 }
 
-/* Does a tcp:// entry allow the flow's destination? EI_BIND_UNKNOWN (with the name to
- * look up in *unknown) when an entry's name for this port is not known yet. */
-static ei_bind tcp_check(ei_pipeline *p, const ei_flow_facts *facts, const ei_policy *policy,
-                         uint64_t now_ns, ei_match *match, const char **unknown)
+/* Does a tcp:// entry of policy allow the flow's destination? EI_BIND_UNKNOWN (with the
+ * name to look up in *unknown) when an entry's name for this port is not known yet. */
+static ei_bind tcp_check_one(ei_pipeline *p, const ei_flow_facts *facts, const ei_policy *policy,
+                             uint64_t now_ns, ei_match *match, const char **unknown)
 {
     *unknown = NULL;
-    if (p->dns == NULL || !ei_policy_has_tcp_entries(policy))
+    if (!ei_policy_has_tcp_entries(policy))
         return EI_BIND_NO;
     const char *names[MAX_TCP_NAMES_PER_PORT];
     size_t n = ei_policy_tcp_names(policy, facts->dport, names, MAX_TCP_NAMES_PER_PORT);
@@ -89,6 +89,52 @@ static ei_bind tcp_check(ei_pipeline *p, const ei_flow_facts *facts, const ei_po
         return EI_BIND_YES;
     }
     return *unknown != NULL ? EI_BIND_UNKNOWN : EI_BIND_NO;
+}
+
+/* The same, over every policy that governs the workload: the first that allows decides
+ * (its policy in *policy); else UNKNOWN when one entry's name is not known yet. */
+static ei_bind tcp_check(ei_pipeline *p, const ei_flow_facts *facts, uint64_t now_ns,
+                         ei_decision *d, const char **unknown)
+{
+    *unknown = NULL;
+    if (p->dns == NULL)
+        return EI_BIND_NO;
+    ei_policy_iter it;
+    ei_policy_iter_init(&it, p->policy, &facts->src, facts->workload);
+    for (const ei_policy *policy; (policy = ei_policy_iter_next(&it)) != NULL;) {
+        const char *name = NULL;
+        ei_match match = { NULL, 0 };
+        ei_bind b = tcp_check_one(p, facts, policy, now_ns, &match, &name);
+        if (b == EI_BIND_YES) {
+            d->policy = policy;
+            d->match = match;
+            return EI_BIND_YES;
+        }
+        if (b == EI_BIND_UNKNOWN && *unknown == NULL)
+            *unknown = name;
+    }
+    return *unknown != NULL ? EI_BIND_UNKNOWN : EI_BIND_NO;
+}
+
+/* The pod that sent the flow, from the view. false when the flow now waits for the
+ * view to learn it (the caller holds it): once, only live (workload_wait_ns), and only a
+ * flow that nothing else denies already. */
+static bool find_workload(ei_pipeline *p, ei_flow *f, ei_flow_facts *facts, uint64_t now_ns,
+                          bool have_message, const pl_message *m)
+{
+    if (p->workloads == NULL)
+        return true;
+    facts->workload = ei_workloads_find(p->workloads, &facts->src);
+    facts->workload_unknown = facts->workload == NULL && !ei_policy_set_covers_source(p->policy, &facts->src);
+    if (!facts->workload_unknown || facts->problem != EI_REASON_NONE || p->cfg.workload_wait_ns == 0 ||
+        (f->flags & EI_FLOW_F_WAITED_WORKLOAD))
+        return true;
+    if (!pl_wait_room(&p->pod_waits)) {
+        p->count.workload_wait_limit++;
+        return true;
+    }
+    pl_start_wait(p, &p->pod_waits, f, now_ns, have_message, m, facts->host, NULL);
+    return false;
 }
 
 /* Settles flow f, from its message m (NULL when it has none) or from `forced`, the
@@ -144,14 +190,22 @@ ei_action pl_settle(ei_pipeline *p, ei_flow *f, uint64_t now_ns, bool have_messa
         }
     }
 
+    if (!find_workload(p, f, &facts, now_ns, have_message, m))
+        return EI_ACTION_HOLD;
     ei_decision d = ei_decide(&facts, p->policy);
     ei_bind_facts bf = { .dest_check = p->cfg.dest_check, .dest = EI_BIND_UNKNOWN, .tcp = EI_BIND_NO,
-                         .lookups = p->on_lookup != NULL, .wait_room = pl_wait_room(p),
+                         .lookups = p->on_lookup != NULL, .wait_room = pl_wait_room(&p->lookups),
                          .unknown = unknown };
     const char *tcp_lookup = NULL;
-    if (d.verdict != EI_VERDICT_ALLOW && facts.problem == EI_REASON_NONE && f->key.proto == IPPROTO_TCP &&
-        (!have_message || !(f->flags & EI_FLOW_F_SYN))) /* at SYN time, or first sight */
-        bf.tcp = tcp_check(p, &facts, d.policy, now_ns, &bf.tcp_match, &tcp_lookup);
+    ei_decision tcp_d = d;
+    if (d.verdict != EI_VERDICT_ALLOW && facts.problem == EI_REASON_NONE && !facts.workload_unknown &&
+        f->key.proto == IPPROTO_TCP &&
+        (!have_message || !(f->flags & EI_FLOW_F_SYN))) { /* at SYN time, or first sight */
+        bf.tcp = tcp_check(p, &facts, now_ns, &tcp_d, &tcp_lookup);
+        bf.tcp_match = tcp_d.match;
+        if (bf.tcp == EI_BIND_YES)
+            d.policy = tcp_d.policy;
+    }
     bool dest_checked = d.verdict == EI_VERDICT_ALLOW && d.reason == EI_REASON_ALLOWED_NAME && bf.dest_check;
     if (dest_checked && p->dns != NULL)
         bf.dest = ei_dns_cache_check(p->dns, &facts.src, facts.host, &facts.dst, now_ns);
@@ -163,11 +217,11 @@ ei_action pl_settle(ei_pipeline *p, ei_flow *f, uint64_t now_ns, bool have_messa
     if (wait_refused)
         p->count.dns_wait_limit++;
     if (wait == EI_WAIT_TCP_NAME) {
-        pl_start_wait(p, f, now_ns, false, NULL, NULL, tcp_lookup);
+        pl_start_wait(p, &p->lookups, f, now_ns, false, NULL, NULL, tcp_lookup);
         return EI_ACTION_HOLD;
     }
     if (wait == EI_WAIT_NAME) {
-        pl_start_wait(p, f, now_ns, true, m, facts.host, facts.host);
+        pl_start_wait(p, &p->lookups, f, now_ns, true, m, facts.host, facts.host);
         return EI_ACTION_HOLD;
     }
     if (d.verdict == EI_VERDICT_PENDING)
@@ -211,6 +265,7 @@ ei_action pl_settle(ei_pipeline *p, ei_flow *f, uint64_t now_ns, bool have_messa
     if (f->reasm != NULL && f->reasm->held_since_ns != 0 && now_ns > f->reasm->held_since_ns)
         ev.held_ns = now_ns - f->reasm->held_since_ns;
     ev.decision = d;
+    ev.workload = facts.workload;
     int bucket = 0;
     while (ev.held_ns > ei_latency_bounds_ns[bucket])
         bucket++;

@@ -15,13 +15,27 @@ const char *ei_l7_name(ei_l7 l7)
 
 ei_decision ei_decide(const ei_flow_facts *facts, const ei_policy_set *set)
 {
-    ei_decision d = { EI_VERDICT_DENY, EI_REASON_NONE, ei_policy_for_source(set, &facts->src),
-                      { NULL, 0 } };
-    d.match = ei_policy_match_address(d.policy, &facts->dst, facts->dport);
-    if (d.match.rule != NULL) {
-        d.verdict = EI_VERDICT_ALLOW;
-        d.reason = EI_REASON_ALLOWED_ADDRESS;
-    } else if (!facts->have_message) {
+    ei_policy_iter it;
+    ei_policy_iter_init(&it, set, &facts->src, facts->workload);
+    const ei_policy *first = ei_policy_iter_next(&it); /* never NULL: default at least */
+    ei_decision d = { EI_VERDICT_DENY, EI_REASON_NONE, first, { NULL, 0 } };
+    if (facts->workload_unknown) {
+        d.policy = ei_policy_for_source(set, &facts->src); /* "default": no source covers it */
+        d.reason = EI_REASON_WORKLOAD_UNKNOWN;
+        return d;
+    }
+    /* What the governing policies allow adds up: the first entry that allows names its
+     * policy; a deny names the first policy. */
+    for (const ei_policy *p = first; p != NULL; p = ei_policy_iter_next(&it)) {
+        d.match = ei_policy_match_address(p, &facts->dst, facts->dport);
+        if (d.match.rule != NULL) {
+            d.verdict = EI_VERDICT_ALLOW;
+            d.reason = EI_REASON_ALLOWED_ADDRESS;
+            d.policy = p;
+            return d;
+        }
+    }
+    if (!facts->have_message) {
         d.verdict = facts->uncovered != EI_REASON_NONE ? EI_VERDICT_DENY : EI_VERDICT_PENDING;
         d.reason = facts->uncovered;
     } else if (facts->problem != EI_REASON_NONE) {
@@ -29,12 +43,16 @@ ei_decision ei_decide(const ei_flow_facts *facts, const ei_policy_set *set)
     } else if (facts->host == NULL) {
         d.reason = facts->l7 == EI_L7_NONE ? EI_REASON_NOT_TLS_OR_HTTP : EI_REASON_NO_HOSTNAME;
     } else {
-        d.match = ei_policy_match_name(d.policy, facts->host, facts->host_len, facts->dport);
-        if (d.match.rule != NULL) {
-            d.verdict = EI_VERDICT_ALLOW;
-            d.reason = EI_REASON_ALLOWED_NAME;
-        } else {
-            d.reason = EI_REASON_NAME_NOT_ALLOWED;
+        d.reason = EI_REASON_NAME_NOT_ALLOWED;
+        ei_policy_iter_init(&it, set, &facts->src, facts->workload);
+        for (const ei_policy *p; (p = ei_policy_iter_next(&it)) != NULL;) {
+            d.match = ei_policy_match_name(p, facts->host, facts->host_len, facts->dport);
+            if (d.match.rule != NULL) {
+                d.verdict = EI_VERDICT_ALLOW;
+                d.reason = EI_REASON_ALLOWED_NAME;
+                d.policy = p;
+                break;
+            }
         }
     }
     return d;

@@ -307,8 +307,11 @@ void ei_policy_set_free(ei_policy_set *set)
         for (uint32_t j = 0; j < p->nports; j++)
             free(p->ports[j].items);
         free(p->ports);
+        ei_selector_free(p->namespaces);
+        ei_selector_free(p->pods);
     }
     free(set->policies);
+    free(set->selecting);
     map_free(&set->sources[0].map);
     map_free(&set->sources[1].map);
     for (size_t i = 0; i < set->nrules; i++)
@@ -344,6 +347,74 @@ const ei_policy *ei_policy_for_source(const ei_policy_set *set, const ei_addr *s
             return &set->policies[s->value];
     }
     return &set->policies[0];
+}
+
+bool ei_policy_set_covers_source(const ei_policy_set *set, const ei_addr *src)
+{
+    return ei_policy_for_source(set, src) != &set->policies[0];
+}
+
+bool ei_policy_set_selects(const ei_policy_set *set)
+{
+    return set->nselecting > 0;
+}
+
+const char *ei_policy_set_first_selecting(const ei_policy_set *set)
+{
+    return set->nselecting > 0 ? set->policies[set->selecting[0]].name : NULL;
+}
+
+static bool selects(const ei_policy *p, const ei_workload *wl)
+{
+    return (p->namespaces == NULL || ei_selector_matches(p->namespaces, wl->ns_labels, wl->nns_labels)) &&
+           (p->pods == NULL || ei_selector_matches(p->pods, wl->labels, wl->nlabels));
+}
+
+void ei_policy_iter_init(ei_policy_iter *it, const ei_policy_set *set, const ei_addr *src,
+                         const ei_workload *wl)
+{
+    const ei_policy *owner = ei_policy_for_source(set, src);
+    *it = (ei_policy_iter){ .set = set, .wl = wl, .owner = owner != &set->policies[0] ? owner : NULL };
+}
+
+const ei_policy *ei_policy_iter_next(ei_policy_iter *it)
+{
+    if (!it->started) {
+        it->started = true;
+        if (it->owner != NULL) {
+            it->any = true;
+            return it->owner;
+        }
+    }
+    while (it->wl != NULL && it->next < it->set->nselecting) {
+        const ei_policy *p = &it->set->policies[it->set->selecting[it->next++]];
+        if (p != it->owner && selects(p, it->wl)) {
+            it->any = true;
+            return p;
+        }
+    }
+    if (!it->any) { /* governed by nothing: the default policy, once */
+        it->any = true;
+        return &it->set->policies[0];
+    }
+    return NULL;
+}
+
+bool ei_policy_set_label_rules(ei_policy_set *set, ei_rule_label_fn fn, void *ctx)
+{
+    for (size_t i = 0; i < set->nrules; i++) {
+        unsigned line = set->rules[i].line;
+        const char *text = fn(ctx, set->rules[i].line, &line);
+        set->rules[i].line = line;
+        if (text == NULL)
+            continue;
+        char *copy = strdup(text);
+        if (copy == NULL)
+            return false;
+        free(set->rules[i].text);
+        set->rules[i].text = copy;
+    }
+    return true;
 }
 
 static ei_match match_of(const ei_policy *policy, uint32_t rule)

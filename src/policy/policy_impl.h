@@ -4,6 +4,7 @@
 #define EI_POLICY_IMPL_H
 
 #include "egress_inspector/policy.h"
+#include "egress_inspector/selector.h"
 
 /* An entry written without a port: for a name, ports 443 and 80; for an address, any. */
 #define EI_PORT_UNSET 0
@@ -58,6 +59,11 @@ typedef struct {
 struct ei_policy {
     char *name;
     const ei_policy_set *set; /* whose rules the ports index */
+    /* Workloads selected by labels (`namespaces`, `pods`): selects is set when either
+     * line is given; a selector left NULL matches everything. */
+    bool selects;
+    ei_selector *namespaces;
+    ei_selector *pods;
     ei_map exact;             /* normalized name -> index into ports */
     ei_map wildcard;          /* the suffix after "*." -> index into ports */
     ei_prefixes cidr[2];      /* [0] IPv4, [1] IPv6 -> index into ports */
@@ -81,6 +87,9 @@ struct ei_policy_set {
     size_t npolicies;
     size_t cappolicies;
     ei_prefixes sources[2]; /* -> index into policies */
+    uint32_t *selecting;    /* the policies that select by labels, in file order */
+    size_t nselecting;
+    size_t capselecting;
     ei_rule *rules;
     size_t nrules;
     size_t caprules;
@@ -107,6 +116,13 @@ EI_MUST_USE bool ei_policy_add_prefix(ei_policy *policy, const ei_addr *addr, un
  * them already: *owner receives the policy that holds the prefix after the call. */
 EI_MUST_USE bool ei_policy_set_add_source(ei_policy_set *set, const ei_addr *addr,
                                           unsigned bits, uint32_t policy, uint32_t *owner);
+
+/* Gives each rule a new text and line: documents translated into rules lines
+ * (portarium.c, cnp.c) name their rules their own way. fn receives the generated line a
+ * rule came from and returns the text to show (copied; NULL keeps it), and may set
+ * *line. false when memory runs out. */
+typedef const char *(*ei_rule_label_fn)(void *ctx, unsigned generated_line, unsigned *line);
+EI_MUST_USE bool ei_policy_set_label_rules(ei_policy_set *set, ei_rule_label_fn fn, void *ctx);
 
 /* Sorts every port list for binary search; the set is read-only afterwards. */
 void ei_policy_set_seal(ei_policy_set *set);

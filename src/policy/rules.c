@@ -2,6 +2,9 @@
  *
  *   policy NAME     starts a policy; lines before the first one belong to "default"
  *   source CIDR     workloads (by source address) the current policy applies to
+ *   namespaces SEL  workloads in the namespaces whose labels match SEL (a label selector
+ *                   as kubectl -l takes it, to the end of the line; '*': every one)
+ *   pods SEL        workloads whose pod labels match SEL; with `namespaces`, both must
  *   allow ENTRY     one allowlist entry of the current policy
  *
  * '#' starts a comment anywhere on a line. Every line is checked and every error reported
@@ -407,6 +410,52 @@ static void add_source(builder *b, const char *cidr)
               quote(strlen(b->set->policies[owner].name)), b->set->policies[owner].name);
 }
 
+/* `namespaces SEL` and `pods SEL`: the selector is the rest of the line. */
+static void add_selector(builder *b, const char *keyword, const char *text)
+{
+    if (b->current == 0) {
+        error(b, "'%s' outside a named policy (policy \"default\" selects no workloads)", keyword);
+        return;
+    }
+    bool ns = strcmp(keyword, "namespaces") == 0;
+    if (*text == '\0') {
+        error(b, "'%s' takes a label selector (or '*' for every %s)", keyword, ns ? "namespace" : "pod");
+        return;
+    }
+    char err[160];
+    ei_selector *sel = strcmp(text, "*") == 0 ? ei_selector_parse("", 0, err, sizeof err)
+                                               : ei_selector_parse(text, strlen(text), err, sizeof err);
+    if (sel == NULL) {
+        error(b, "bad %s selector: %s", keyword, err);
+        return;
+    }
+    if (b->current == NO_POLICY) {
+        ei_selector_free(sel);
+        return;
+    }
+    ei_policy_set *s = b->set;
+    ei_policy *p = &s->policies[b->current];
+    ei_selector **slot = ns ? &p->namespaces : &p->pods;
+    if (*slot != NULL) {
+        ei_selector_free(sel);
+        error(b, "a second '%s' line in policy '%.*s' (join the requirements with commas)",
+              keyword, quote(strlen(p->name)), p->name);
+        return;
+    }
+    if (!p->selects) {
+        uint32_t *list = ei_grow(s->selecting, sizeof *list, s->nselecting, &s->capselecting, 8);
+        if (list == NULL) {
+            ei_selector_free(sel);
+            out_of_memory(b);
+            return;
+        }
+        s->selecting = list;
+        s->selecting[s->nselecting++] = b->current;
+        p->selects = true;
+    }
+    *slot = sel;
+}
+
 static bool is_blank(char c)
 {
     return c == ' ' || c == '\t' || c == '\r';
@@ -438,6 +487,24 @@ static void parse_line(builder *b, char *line)
     char *hash = strchr(line, '#');
     if (hash != NULL)
         *hash = '\0';
+    char *start = line;
+    while (is_blank(*start))
+        start++;
+    static const char *const selector_keywords[] = { "namespaces", "pods" };
+    for (size_t i = 0; i < sizeof selector_keywords / sizeof selector_keywords[0]; i++) {
+        const char *kw = selector_keywords[i];
+        size_t kl = strlen(kw);
+        if (strncmp(start, kw, kl) == 0 && (start[kl] == '\0' || is_blank(start[kl]))) {
+            char *text = start + kl;
+            while (is_blank(*text))
+                text++;
+            size_t tl = strlen(text);
+            while (tl > 0 && is_blank(text[tl - 1]))
+                text[--tl] = '\0';
+            add_selector(b, kw, text);
+            return;
+        }
+    }
     char *w[3];
     unsigned n = split(line, w);
     if (n == 0)
@@ -450,7 +517,7 @@ static void parse_line(builder *b, char *line)
     } else if (strcmp(w[0], "allow") == 0) {
         handle = add_entry;
     } else {
-        error(b, "unknown keyword '%.*s' (policy, source, allow)", quote(strlen(w[0])), w[0]);
+        error(b, "unknown keyword '%.*s' (policy, source, namespaces, pods, allow)", quote(strlen(w[0])), w[0]);
         return;
     }
     if (n != 2) {

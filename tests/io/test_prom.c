@@ -2,6 +2,7 @@
  * exactly the golden file (tests/golden/metrics.prom), so a renamed metric, a lost label
  * or a counter wired to the wrong field fails here. EI_GOLDEN_UPDATE=1 rewrites the file
  * (then read the diff before committing it). */
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,6 +35,10 @@ static char *render(size_t *len)
     fill(&s.resolver, sizeof s.resolver, 6000);
     fill(&s.log, sizeof s.log, 7000);
     fill(&s.resets, sizeof s.resets, 8000);
+    s.has_view = s.has_watch = true;
+    fill(&s.view, sizeof s.view, 9000);
+    s.watch.synced = true;
+    fill(&s.watch.pods, sizeof s.watch - offsetof(ei_kube_stats, pods), 9100);
     char *text = NULL;
     FILE *out = open_memstream(&text, len);
     if (out == NULL)

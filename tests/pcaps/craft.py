@@ -54,6 +54,13 @@ oracle does and reports any name that differs from the .expect (for skipped capt
 prints tshark's reading, with out-of-order reassembly, for information).
 Connections listed in no .expect line must produce no decision at all.
 
+kube/: workloads by Kubernetes labels (tests/kube/replay_test.py)
+-----------------------------------------------------------------
+workloads               pods of three namespaces (kube/pods.json, kube/namespaces.json)
+                        judged by the policies of kube/kube.rules that select them
+workloads_cnp           the same flows, the policies as ClusterNetworkPolicy documents
+                        (kube/cnp.yaml)
+
 crafted/: one connection each unless said otherwise
 ---------------------------------------------------
 ok_tls13                basic hello, allowed.example                 allow allowed_name
@@ -501,7 +508,7 @@ class Capture:
             f.write(struct.pack("<IHHiIII", 0xa1b2c3d4, 2, 4, 0, 0, 262144, self.linktype()))
             for us, frame in self.packets:
                 f.write(struct.pack("<IIII", us // 10**6, us % 10**6, len(frame), len(frame)) + frame)
-        if not self.expect and not self.path.startswith(("crafted/", "evasion/", "dns/")):
+        if not self.expect and not self.path.startswith(("crafted/", "evasion/", "dns/", "kube/")):
             return path  # the bundled example has no expectations; an empty one means "no decision"
         with open(path.rsplit(".", 1)[0] + ".expect", "w") as f:
             f.write(f"# why: {self.why}\n")
@@ -908,6 +915,51 @@ def example():
     return cap
 
 
+# The flows of kube/: (client, name, expected l7 host verdict reason). See kube/pods.json.
+KUBE_FLOWS = [
+    ("10.244.1.10", "api.stripe.example", "allow", "allowed_name"),    # payments/api-1
+    ("10.244.1.10", "pypi.example", "deny", "name_not_allowed"),
+    ("fd00:10:244:1::10", "api.stripe.example", "allow", "allowed_name"),
+    ("10.244.1.10", "telemetry.example", "allow", "allowed_name"),     # namespaces env=prod
+    ("10.244.1.11", "api.stripe.example", "deny", "name_not_allowed"), # debug: !debug
+    ("10.244.2.10", "pypi.example", "allow", "allowed_name"),          # batch/runner-1
+    ("10.244.2.10", "telemetry.example", "allow", "allowed_name"),
+    ("10.244.3.10", "telemetry.example", "deny", "name_not_allowed"),  # sandbox: env=dev
+    ("10.244.9.9", "api.stripe.example", "deny", "workload_unknown"),  # no pod has it
+    ("10.244.2.50", "pypi.example", "deny", "workload_unknown"),       # two pods claim it
+    ("10.244.2.60", "pypi.example", "deny", "name_not_allowed"),       # handed to a new pod
+    ("10.244.2.99", "pypi.example", "deny", "workload_unknown"),       # a finished pod's
+    ("10.0.0.5", "pypi.example", "deny", "workload_unknown"),          # hostNetwork
+    ("10.250.0.5", "legacy.example", "allow", "allowed_name"),         # source 10.250.0.0/16
+]
+
+
+def kube():
+    """Workloads by labels: the same flows replayed with a rules file and with
+    ClusterNetworkPolicy documents (the .expect options name each)."""
+    caps = []
+    for stem, rules in (("workloads", "kube.rules"), ("workloads_cnp", "cnp.yaml")):
+        c = Capture(f"kube/{stem}.pcap", "pods judged by the policies that select them", oracle=True,
+                    options=f"--dest-check off --rules {{dir}}/{rules} --pods {{dir}}/pods.json "
+                            f"--namespaces {{dir}}/namespaces.json")
+        global CLIENT4, CLIENT6
+        saved = CLIENT4, CLIENT6
+        try:
+            for i, (client, name, verdict, reason) in enumerate(KUBE_FLOWS):
+                v6 = ":" in client
+                if v6:
+                    CLIENT6 = client
+                else:
+                    CLIENT4 = client
+                # a sender no pod has is denied at its SYN, before any name is read
+                seen = ("none", "-") if reason == "workload_unknown" else ("tls", name)
+                c.conn(41000 + i, whole(tls(name.encode())), seen + (verdict, reason), v6=v6)
+        finally:
+            CLIENT4, CLIENT6 = saved
+        caps.append(c)
+    return caps
+
+
 def dns_binding():
     """Destination binding: the capture's own DNS answers say where each name may go."""
     global SERVER4
@@ -1152,7 +1204,7 @@ def main():
     ap.add_argument("--example", action="store_true", help="also rewrite tests/pcaps/example.pcap")
     a = ap.parse_args()
     conf.verb = 0
-    caps = crafted() + evasion() + dns_binding() + quic_captures()
+    caps = crafted() + evasion() + dns_binding() + quic_captures() + kube()
     written = set()
     for cap in caps:
         stem = os.path.basename(cap.path)[:-5]

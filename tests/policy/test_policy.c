@@ -1008,6 +1008,142 @@ static void test_bind_destination_table(void)
 #undef HTTP
 }
 
+/* ---- workloads by labels ---- */
+
+#define LABEL(k, v) { { (const uint8_t *)(k), sizeof(k) - 1 }, { (const uint8_t *)(v), sizeof(v) - 1 } }
+
+static void test_selector_errors(void)
+{
+    static const struct {
+        const char *text;
+        unsigned line;
+        const char *message;
+    } cases[] = {
+        { "namespaces env=prod", 1, "'namespaces' outside a named policy" },
+        { "policy p\npods", 2, "'pods' takes a label selector (or '*' for every pod)" },
+        { "policy p\npods app=", 0, NULL }, /* an empty value is a value */
+        { "policy p\npods app==a,,b", 2, "bad pods selector: at" },
+        { "policy p\nnamespaces env in (a,b", 2, "bad namespaces selector" },
+        { "policy p\npods a=b\npods c=d", 3, "a second 'pods' line in policy 'p'" },
+        { "policy p\nnamespaces -bad=x", 2, "bad namespaces selector" },
+        { "policy p\npods app=api # the API pods\nallow a.example", 0, NULL },
+        { "policy p\n  pods   app in (a, b) ,  !debug  \nnamespaces *", 0, NULL },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        errors e;
+        ei_policy_set *set = load(cases[i].text, &e);
+        if (cases[i].message == NULL) {
+            if (e.n != 0)
+                print_errors(&e);
+            CU_ASSERT_EQUAL(e.n, 0);
+            CU_ASSERT_PTR_NOT_NULL(set);
+            CU_ASSERT(set == NULL || ei_policy_set_selects(set));
+        } else {
+            CU_ASSERT_EQUAL(e.n, 1);
+            CU_ASSERT_EQUAL(e.lines[0], cases[i].line);
+            if (e.n < 1 || strstr(e.messages[0], cases[i].message) == NULL)
+                printf("\n  case %zu: got '%s'", i, e.n ? e.messages[0] : "");
+            CU_ASSERT(e.n >= 1 && strstr(e.messages[0], cases[i].message) != NULL);
+        }
+        ei_policy_set_free(set);
+    }
+}
+
+static const char label_rules[] =
+    "allow status.example\n"                          /* 1: default */
+    "policy payments\n"
+    "namespaces kubernetes.io/metadata.name=payments\n"
+    "pods app=api,!debug\n"
+    "allow api.stripe.example\n"                      /* 5 */
+    "policy prod\n"
+    "namespaces env=prod\n"
+    "allow telemetry.example\n"                       /* 8 */
+    "allow 192.0.2.0/24:8443\n"                       /* 9 */
+    "policy runners\n"
+    "pods app in (runner)\n"
+    "source 10.250.0.0/16\n"
+    "allow pypi.example\n";                           /* 13 */
+
+static void test_label_selection(void)
+{
+    ei_policy_set *set = load_ok(label_rules);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(set);
+    CU_ASSERT(ei_policy_set_selects(set));
+    CU_ASSERT_STRING_EQUAL(ei_policy_set_first_selecting(set), "payments");
+    const ei_label api[] = { LABEL("app", "api") }, debug[] = { LABEL("app", "api"), LABEL("debug", "") },
+                   runner[] = { LABEL("app", "runner") };
+    const ei_label payments[] = { LABEL("kubernetes.io/metadata.name", "payments"), LABEL("env", "prod") },
+                   sandbox[] = { LABEL("kubernetes.io/metadata.name", "sandbox"), LABEL("env", "dev") };
+    const ei_workload pay_api = { "payments", "api-1", "u1", api, 1, payments, 2 };
+    const ei_workload pay_debug = { "payments", "debug-1", "u2", debug, 2, payments, 2 };
+    const ei_workload sand_runner = { "sandbox", "r-1", "u3", runner, 1, sandbox, 2 };
+    const ei_workload sand_api = { "sandbox", "a-1", "u4", api, 1, sandbox, 2 };
+    static const struct {
+        int wl; /* index into wls, -1: none */
+        const char *src, *host;
+        uint16_t port;
+        ei_verdict verdict;
+        ei_reason reason;
+        const char *policy;
+        unsigned line;
+    } rows[] = {
+        { 0, "10.244.1.10", "api.stripe.example", 443, EI_VERDICT_ALLOW, EI_REASON_ALLOWED_NAME, "payments", 5 },
+        /* the union: prod's entry allows it, and names its policy */
+        { 0, "10.244.1.10", "telemetry.example", 443, EI_VERDICT_ALLOW, EI_REASON_ALLOWED_NAME, "prod", 8 },
+        /* a deny names the first policy that governs it */
+        { 0, "10.244.1.10", "pypi.example", 443, EI_VERDICT_DENY, EI_REASON_NAME_NOT_ALLOWED, "payments", 0 },
+        /* governed by a policy: the default one no longer applies */
+        { 0, "10.244.1.10", "status.example", 443, EI_VERDICT_DENY, EI_REASON_NAME_NOT_ALLOWED, "payments", 0 },
+        { 1, "10.244.1.11", "api.stripe.example", 443, EI_VERDICT_DENY, EI_REASON_NAME_NOT_ALLOWED, "prod", 0 },
+        { 2, "10.244.3.10", "pypi.example", 443, EI_VERDICT_ALLOW, EI_REASON_ALLOWED_NAME, "runners", 13 },
+        { 3, "10.244.3.11", "api.stripe.example", 443, EI_VERDICT_DENY, EI_REASON_NAME_NOT_ALLOWED, "default", 0 },
+        { 3, "10.244.3.11", "status.example", 443, EI_VERDICT_ALLOW, EI_REASON_ALLOWED_NAME, "default", 1 },
+        /* no pod: only a source CIDR can govern it */
+        { -1, "10.250.0.5", "pypi.example", 443, EI_VERDICT_ALLOW, EI_REASON_ALLOWED_NAME, "runners", 13 },
+        { -1, "10.244.1.10", "api.stripe.example", 443, EI_VERDICT_DENY, EI_REASON_NAME_NOT_ALLOWED, "default", 0 },
+        /* a source CIDR and labels together: the policy comes once */
+        { 2, "10.250.0.6", "telemetry.example", 443, EI_VERDICT_DENY, EI_REASON_NAME_NOT_ALLOWED, "runners", 0 },
+    };
+    const ei_workload *wls[] = { &pay_api, &pay_debug, &sand_runner, &sand_api };
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+        ei_flow_facts f = facts(rows[i].src, "203.0.113.1", rows[i].port);
+        with_message(&f, EI_L7_TLS, rows[i].host);
+        f.workload = rows[i].wl >= 0 ? wls[rows[i].wl] : NULL;
+        ei_decision d = ei_decide(&f, set);
+        if (d.verdict != rows[i].verdict || d.reason != rows[i].reason ||
+            strcmp(ei_policy_name(d.policy), rows[i].policy) != 0)
+            printf("\n  row %zu: %s %s", i, ei_reason_name(d.reason), ei_policy_name(d.policy));
+        CU_ASSERT_EQUAL(d.verdict, rows[i].verdict);
+        CU_ASSERT_EQUAL(d.reason, rows[i].reason);
+        CU_ASSERT_STRING_EQUAL(ei_policy_name(d.policy), rows[i].policy);
+        CU_ASSERT_EQUAL(d.match.rule != NULL ? d.match.line : 0, rows[i].line);
+    }
+    /* an address entry of any governing policy, at SYN time */
+    ei_flow_facts f = facts("10.244.1.10", "192.0.2.7", 8443);
+    f.workload = &pay_api;
+    ei_decision d = ei_decide(&f, set);
+    CU_ASSERT_EQUAL(d.reason, EI_REASON_ALLOWED_ADDRESS);
+    CU_ASSERT_STRING_EQUAL(ei_policy_name(d.policy), "prod");
+    /* the view does not know the sender: denied, whatever the entries say */
+    f.workload = NULL;
+    f.workload_unknown = true;
+    d = ei_decide(&f, set);
+    CU_ASSERT_EQUAL(d.verdict, EI_VERDICT_DENY);
+    CU_ASSERT_EQUAL(d.reason, EI_REASON_WORKLOAD_UNKNOWN);
+    /* the iterator: each governing policy once, in order */
+    ei_policy_iter it;
+    ei_policy_iter_init(&it, set, &f.src, &pay_api);
+    const char *seen[4] = { NULL };
+    size_t n = 0;
+    for (const ei_policy *p; (p = ei_policy_iter_next(&it)) != NULL && n < 4;)
+        seen[n++] = ei_policy_name(p);
+    CU_ASSERT_EQUAL(n, 2);
+    CU_ASSERT_STRING_EQUAL(seen[0], "payments");
+    CU_ASSERT_STRING_EQUAL(seen[1], "prod");
+    ei_policy_set_free(set);
+}
+#undef LABEL
+
 int main(void)
 {
     static const ei_unit_case names[] = { EI_CASE(test_name_table), EI_CASE(test_name_bounds) };
@@ -1023,11 +1159,13 @@ int main(void)
     static const ei_unit_case scale[] = { EI_CASE(test_many_entries) };
     static const ei_unit_case decide[] = { EI_CASE(test_decide_order), EI_CASE(test_decide_names),
                                            EI_CASE(test_bind_destination_table) };
+    static const ei_unit_case labels[] = { EI_CASE(test_selector_errors), EI_CASE(test_label_selection) };
     EI_SUITE("names", names);
     EI_SUITE("rules file", parser);
     EI_SUITE("matching", match);
     EI_SUITE("source selection", sources);
     EI_SUITE("scale", scale);
     EI_SUITE("decide", decide);
+    EI_SUITE("workloads by labels", labels);
     return ei_unit_run();
 }

@@ -1,5 +1,8 @@
-/* Flows that wait for a lookup (a ring, oldest first: every wait has the same timeout),
- * and the DNS answers to workloads the pipeline learns from on their way. */
+/* Flows that wait: for a lookup of a name (the destination check, a tcp:// entry's
+ * name), or for the pod view to learn the address that sent them (a pod that connects
+ * before its watch event arrives). Each kind has a ring, oldest first, since every wait
+ * of a kind has the same timeout. And the DNS answers to workloads the pipeline learns
+ * from on their way. */
 #include <netinet/in.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -7,20 +10,21 @@
 
 #include "pipeline/internal.h"
 
-bool pl_wait_room(const ei_pipeline *p)
+bool pl_wait_room(const pl_wait_ring *r)
 {
-    return p->nwaits < p->cfg.max_dns_waits;
+    return r->n < r->cap;
 }
 
-/* Holds the flow until a lookup of name ends. The caller has checked pl_wait_room. */
-void pl_start_wait(ei_pipeline *p, ei_flow *f, uint64_t now_ns, bool have_message,
-                       const pl_message *m, const char *host, const char *name)
+/* Holds the flow until the wait ends: a lookup of `name`, or (name NULL) the pod view
+ * learning its source. The caller has checked pl_wait_room. */
+void pl_start_wait(ei_pipeline *p, pl_wait_ring *r, ei_flow *f, uint64_t now_ns, bool have_message,
+                   const pl_message *m, const char *host, const char *name)
 {
-    pl_wait *w = &p->waits[(p->wait_head + p->nwaits++) % p->cfg.max_dns_waits];
+    pl_wait *w = &r->items[(r->head + r->n++) % r->cap];
     memset(w, 0, offsetof(pl_wait, host));
     w->key = f->key;
     w->base_seq = f->base_seq;
-    w->deadline_ns = now_ns + p->cfg.dns_timeout_ns;
+    w->deadline_ns = now_ns + r->timeout_ns;
     w->have_message = have_message;
     if (m != NULL) {
         w->l7 = m->l7;
@@ -34,19 +38,28 @@ void pl_start_wait(ei_pipeline *p, ei_flow *f, uint64_t now_ns, bool have_messag
             memcpy(w->alpn, m->alpn.ptr, w->alpn_len);
     }
     snprintf(w->host, sizeof w->host, "%s", host != NULL ? host : "");
-    snprintf(w->name, sizeof w->name, "%s", name);
+    snprintf(w->name, sizeof w->name, "%s", name != NULL ? name : "");
     f->flags |= EI_FLOW_F_WAIT_DNS;
+    if (name == NULL) {
+        f->flags |= EI_FLOW_F_WAITED_WORKLOAD; /* once: its next judgement does not wait */
+        p->count.workload_waiting++;
+        p->count.workload_waits++;
+        return;
+    }
     p->count.dns_waiting++;
     p->count.dns_lookups++;
     p->on_lookup(p->ctx, name);
 }
 
-/* Decides the flow that waited, now that its lookup ended (or never will: `unknown` is
- * the reason to deny a name still bound to nothing). */
-static void finish_wait(ei_pipeline *p, pl_wait *w, uint64_t now_ns, ei_reason unknown)
+/* Decides the flow that waited, now that its wait ended (or never will: `unknown` is the
+ * reason to deny a name still bound to nothing). */
+static void finish_wait(ei_pipeline *p, pl_wait_ring *r, pl_wait *w, uint64_t now_ns, ei_reason unknown)
 {
     w->done = true;
-    p->count.dns_waiting--;
+    if (r == &p->pod_waits)
+        p->count.workload_waiting--;
+    else
+        p->count.dns_waiting--;
     ei_flow *f = ei_flow_find(&p->table, &w->key);
     if (f == NULL || !(f->flags & EI_FLOW_F_WAIT_DNS) || f->base_seq != w->base_seq)
         return; /* decided meanwhile (evicted, held limit, a new connection on the tuple) */
@@ -69,7 +82,8 @@ static void finish_wait(ei_pipeline *p, pl_wait *w, uint64_t now_ns, ei_reason u
     ei_action action = pl_settle(p, f, now_ns, w->have_message, w->have_message ? &m : NULL,
                               EI_REASON_NONE, unknown);
     if (action == EI_ACTION_PASS) {
-        /* A SYN whose tcp:// name turned out not to match: it goes on, undecided. */
+        /* A SYN that waited (for a tcp:// entry's name that turned out not to match, or
+         * for its pod): it goes on, undecided. */
         pl_release_held(p, f->reasm, EI_ACTION_PASS);
         pl_drop_reasm(p, f);
     } else if (action == EI_ACTION_INSPECT && f->reasm != NULL) {
@@ -84,25 +98,55 @@ void ei_pipeline_dns_done(ei_pipeline *p, const char *name, uint64_t now_ns)
 {
     /* Still bound to nothing after the lookup: it failed (or its answer was evicted
      * already, which only a cache far too small for the node could do). */
-    for (uint32_t i = 0; i < p->nwaits; i++) {
-        pl_wait *w = &p->waits[(p->wait_head + i) % p->cfg.max_dns_waits];
+    pl_wait_ring *r = &p->lookups;
+    for (uint32_t i = 0; i < r->n; i++) {
+        pl_wait *w = &r->items[(r->head + i) % r->cap];
         if (!w->done && strcmp(w->name, name) == 0)
-            finish_wait(p, w, now_ns, EI_REASON_DNS_FAILED);
+            finish_wait(p, r, w, now_ns, EI_REASON_DNS_FAILED);
     }
     ei_pipeline_expire(p, now_ns);
 }
 
-/* Pops finished waits, and decides those past their deadline. */
-void pl_expire_waits(ei_pipeline *p, uint64_t now_ns, ei_reason why)
+/* The pod view changed: the flows whose sender it now knows are judged. */
+void pl_workloads_changed(ei_pipeline *p, uint64_t now_ns)
 {
-    while (p->nwaits > 0) {
-        pl_wait *w = &p->waits[p->wait_head];
-        if (!w->done && why == EI_REASON_DNS_TIMEOUT && now_ns < w->deadline_ns)
+    pl_wait_ring *r = &p->pod_waits;
+    for (uint32_t i = 0; i < r->n; i++) {
+        pl_wait *w = &r->items[(r->head + i) % r->cap];
+        if (w->done)
+            continue;
+        ei_addr src;
+        ei_flow *f = ei_flow_find(&p->table, &w->key);
+        if (f == NULL) {
+            finish_wait(p, r, w, now_ns, EI_REASON_NONE); /* gone: only the count is left */
+            continue;
+        }
+        pl_flow_client(f, &src);
+        if (p->workloads != NULL && ei_workloads_find(p->workloads, &src) != NULL) {
+            p->count.workload_wait_found++;
+            finish_wait(p, r, w, now_ns, EI_REASON_NONE);
+        }
+    }
+    pl_expire_waits(p, &p->pod_waits, now_ns, EI_REASON_NONE);
+}
+
+/* Pops finished waits. why: EI_REASON_DNS_TIMEOUT decides those past their deadline,
+ * EI_REASON_NONE none, any other every one (a capture's end, shutdown). */
+void pl_expire_waits(ei_pipeline *p, pl_wait_ring *r, uint64_t now_ns, ei_reason why)
+{
+    while (r->n > 0) {
+        pl_wait *w = &r->items[r->head];
+        if (!w->done && (why == EI_REASON_NONE || (why == EI_REASON_DNS_TIMEOUT && now_ns < w->deadline_ns)))
             break;
-        if (!w->done)
-            finish_wait(p, w, now_ns, why);
-        p->wait_head = (p->wait_head + 1) % p->cfg.max_dns_waits;
-        p->nwaits--;
+        if (!w->done) {
+            if (r == &p->pod_waits)
+                p->count.workload_wait_timeout++;
+            /* a pod wait: the view still does not know the sender (workload_unknown);
+             * a lookup: the name is still bound to nothing */
+            finish_wait(p, r, w, now_ns, r == &p->pod_waits ? EI_REASON_NONE : why);
+        }
+        r->head = (r->head + 1) % r->cap;
+        r->n--;
     }
 }
 
