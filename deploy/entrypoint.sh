@@ -32,6 +32,15 @@ for iface in ${EI_IN_IFACES:-}; do SELECT="$SELECT --in-iface $iface"; done
 for cidr in ${EI_SOURCES:-}; do SELECT="$SELECT --source $cidr"; done
 RUN="--rules $EI_RULES --mode $EI_MODE --metrics $EI_METRICS --log-format $EI_LOG_FORMAT"
 RUN="$RUN --dest-check $EI_DEST_CHECK"
+# EI_KUBE: auto (the DaemonSet's: the service account's token, $NODE_NAME's pods), a
+# kubeconfig file, or off. While the pods are not listed yet /readyz fails, and a flow
+# waits up to EI_WORKLOAD_WAIT ms for its pod (then workload_unknown).
+case "${EI_KUBE:-off}" in
+    off) ;;
+    auto) RUN="$RUN --kube auto" ;;
+    *) RUN="$RUN --kubeconfig $EI_KUBE" ;;
+esac
+[ -n "${EI_WORKLOAD_WAIT:-}" ] && RUN="$RUN --workload-wait $EI_WORKLOAD_WAIT"
 # EI_RESOLVER: where the daemon's own lookups go (the cluster DNS service address);
 # unset, the node's resolv.conf (with dnsPolicy ClusterFirstWithHostNet, cluster DNS).
 [ -n "${EI_RESOLVER:-}" ] && RUN="$RUN --resolver $EI_RESOLVER"

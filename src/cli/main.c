@@ -13,6 +13,7 @@
 #include "io/daemon.h"
 #include "io/replay.h"
 #include "kube/view.h"
+#include "kube/watch.h"
 
 #ifndef EI_VERSION
 #define EI_VERSION "0.1.0"
@@ -32,8 +33,14 @@ static const char usage[] =
     "      [--fail closed|open] [--mark-allow HEX] [--mark-deny HEX] [--dns-queue N|off]\n"
     "      [--resolver IP[:PORT]] [--queue-maxlen N] [--metrics ADDR:PORT]\n"
     "      [--log-format json|cloudevents] [--log-interval SECONDS]\n"
-    "      [--log-buffer BYTES] [PIPELINE OPTIONS]\n"
+    "      [--log-buffer BYTES] [--kube auto | --kubeconfig FILE] [--node-name NAME]\n"
+    "      [--workload-wait MS] [PIPELINE OPTIONS]\n"
     "      The daemon: judge the packets iptables queues; JSON lines on stdout.\n"
+    "      --kube auto (in a pod: the service account) or --kubeconfig FILE: list and\n"
+    "      watch this node's pods ($NODE_NAME) and the namespaces, the pod view that\n"
+    "      namespaces and pods lines select from; /readyz fails until both are listed.\n"
+    "      A flow from an address no pod has yet waits --workload-wait MS (3000) for\n"
+    "      the pod's event, then is denied workload_unknown.\n"
     "      SIGUSR1: enforce, SIGUSR2: monitor, SIGHUP: reload rules, SIGTERM: stop.\n"
     "      Log lines wait in a buffer of --log-buffer bytes (8388608) for a slow reader;\n"
     "      when it is full they are dropped whole and counted, never waited for.\n"
@@ -419,7 +426,7 @@ static bool core_view(const core_options *o, const ei_policy_set *set, bool watc
         return false;
     }
     if (o->pods == NULL) {
-        if (ei_policy_set_selects(set) && !watching) {
+        if (set != NULL && ei_policy_set_selects(set) && !watching) {
             fprintf(stderr, "egress-inspector: policy '%s' selects pods by labels: give --pods FILE "
                     "(kubectl get pods -A -o json) and --namespaces FILE, or --kube\n",
                     ei_policy_set_first_selecting(set));
@@ -641,9 +648,14 @@ static bool node_check(node_options *n)
 
 static int cmd_run(int argc, char **argv)
 {
-    enum { OPT_MAXLEN = 256, OPT_METRICS, OPT_LOG_FORMAT, OPT_LOG_INTERVAL, OPT_RESOLVER, OPT_LOG_BUFFER };
+    enum { OPT_MAXLEN = 256, OPT_METRICS, OPT_LOG_FORMAT, OPT_LOG_INTERVAL, OPT_RESOLVER, OPT_LOG_BUFFER,
+           OPT_KUBE, OPT_KUBECONFIG, OPT_NODE_NAME, OPT_WORKLOAD_WAIT };
     static const struct option opts[] = {
         { "rules", required_argument, NULL, 'r' },
+        { "kube", required_argument, NULL, OPT_KUBE },
+        { "kubeconfig", required_argument, NULL, OPT_KUBECONFIG },
+        { "node-name", required_argument, NULL, OPT_NODE_NAME },
+        { "workload-wait", required_argument, NULL, OPT_WORKLOAD_WAIT },
         { "policy-json", required_argument, NULL, 'r' },
         { "mode", required_argument, NULL, 'm' },
         { "resolver", required_argument, NULL, OPT_RESOLVER },
@@ -662,11 +674,25 @@ static int cmd_run(int argc, char **argv)
     core_defaults(&core, &d.pipeline);
     node_options n;
     node_defaults(&n);
-    uint64_t v;
+    uint64_t v, workload_wait_ms = 3000;
+    const char *kube = NULL, *kubeconfig = NULL, *node_name = NULL;
     int c;
     while ((c = getopt_long(argc, argv, "r:m:", opts, NULL)) != -1) {
         switch (c) {
         case 'r': d.rules_path = optarg; break;
+        case OPT_KUBE:
+            if (strcmp(optarg, "auto") != 0) {
+                fprintf(stderr, "egress-inspector: --kube: only 'auto' (in a pod); or --kubeconfig FILE\n");
+                return 2;
+            }
+            kube = optarg;
+            break;
+        case OPT_KUBECONFIG: kubeconfig = optarg; break;
+        case OPT_NODE_NAME: node_name = optarg; break;
+        case OPT_WORKLOAD_WAIT:
+            if (!parse_number("--workload-wait", optarg, 0, 60000, &workload_wait_ms))
+                return 2;
+            break;
         case 'm':
             if (!parse_mode(optarg, &d.mode))
                 return 2;
@@ -724,11 +750,33 @@ static int cmd_run(int argc, char **argv)
     d.mark_allow = n.mark_allow;
     d.mark_deny = n.mark_deny;
     d.dns_queue = n.dns_queue;
-    d.dns = core_cache(&core);
-    if (d.dns == NULL)
+    if ((kube != NULL) + (kubeconfig != NULL) + (core.pods != NULL) > 1) {
+        fprintf(stderr, "egress-inspector: one pod view: --kube auto, --kubeconfig FILE or --pods FILE\n");
         return 2;
-    int status = ei_daemon_run(&d);
+    }
+    ei_kube_config kc;
+    char err[600];
+    if ((kube != NULL && !ei_kube_config_in_cluster(&kc, node_name, err, sizeof err)) ||
+        (kubeconfig != NULL && !ei_kube_config_file(&kc, kubeconfig, node_name, err, sizeof err))) {
+        fprintf(stderr, "egress-inspector: %s\n", err);
+        return 2;
+    }
+    d.kube = kube != NULL || kubeconfig != NULL ? &kc : NULL;
+    /* a watched view changes: a pod that connects before its event waits for it */
+    d.pipeline.workload_wait_ns = d.kube != NULL ? workload_wait_ms * 1000000ull : 0;
+    ei_workloads *view = NULL;
+    if (!core_view(&core, NULL, true, &view)) /* the rules are the daemon's to check */
+        return 2;
+    d.view = view;
+    d.dns = core_cache(&core);
+    int status = 2;
+    if (d.dns != NULL)
+        status = ei_daemon_run(&d); /* frees d.view */
+    else
+        ei_workloads_free(view);
     ei_dns_cache_free(d.dns);
+    if (d.kube != NULL)
+        ei_kube_config_clear(&kc);
     return status;
 }
 

@@ -92,6 +92,10 @@ static void write_cloudevent(ei_audit *a, const ei_flow_event *ev, uint64_t coun
     ei_jsonw_str(&w, "protocol", ei_l7_name(ev->l7));
     ei_jsonw_number(&w, "latencyMs", latency);
     ei_jsonw_str(&w, "workloadAddress", ei_addr_format(&ev->src, src));
+    if (ev->workload != NULL) { /* the pod, as the API server names it */
+        ei_jsonw_str(&w, "workloadNamespace", ev->workload->namespace_name);
+        ei_jsonw_str(&w, "workloadPod", ev->workload->name);
+    }
     ei_jsonw_raw_name(&w, "host", ev->host, ev->host_len);
     ei_jsonw_close(&w);
     ei_jsonw_end(&w);

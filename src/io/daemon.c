@@ -9,6 +9,7 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,6 +31,15 @@ enum {
     LOG_DRAIN_MS = 2000,      /* how long shutdown waits for the log's reader */
 };
 
+/* A view replaced while a worker may still judge with it: freed once every worker runs
+ * a later generation. */
+typedef struct {
+    ei_workloads *view;
+    uint64_t generation; /* the one that replaced it */
+} retired_view;
+
+enum { MAX_RETIRED = 64 };
+
 typedef struct {
     ei_daemon_shared sh;
     const ei_daemon_options *opt;
@@ -38,6 +48,11 @@ typedef struct {
     ei_metrics *metrics;
     int sfd;
     ei_rules_watch watch;
+    ei_kube_watch *kube;
+    pthread_mutex_t view_lock; /* publishing, retiring, and the metrics' look at the view */
+    retired_view retired[MAX_RETIRED];
+    size_t nretired;
+    bool workers_running;
 } ei_daemon;
 
 static void emit(ei_daemon *d, ei_jsonw *w)
@@ -69,6 +84,46 @@ static bool kernel_drops(uint16_t queue, unsigned long *queue_dropped, unsigned 
     return found;
 }
 
+/* ---- the pod view ---- */
+
+/* Frees the retired views no worker can still hold. Under view_lock. */
+static void reap_views(ei_daemon *d)
+{
+    uint64_t oldest = atomic_load(&d->sh.view_generation);
+    for (size_t i = 0; i < d->nq && d->workers_running; i++) {
+        uint64_t g = atomic_load(&d->ws[i].view_adopted);
+        oldest = g < oldest ? g : oldest;
+    }
+    size_t kept = 0;
+    for (size_t i = 0; i < d->nretired; i++) {
+        if (!d->workers_running || d->retired[i].generation <= oldest)
+            ei_workloads_free(d->retired[i].view);
+        else
+            d->retired[kept++] = d->retired[i];
+    }
+    d->nretired = kept;
+}
+
+/* The watch thread's new view: every worker adopts it at its next loop. */
+static void publish_view(void *ctx, ei_workloads *view)
+{
+    ei_daemon *d = ctx;
+    pthread_mutex_lock(&d->view_lock);
+    reap_views(d);
+    if (d->nretired == MAX_RETIRED) { /* a worker is stuck: keep its view, drop the new one */
+        pthread_mutex_unlock(&d->view_lock);
+        ei_workloads_free(view);
+        return;
+    }
+    ei_workloads *old = atomic_exchange(&d->sh.view, view);
+    uint64_t gen = atomic_fetch_add(&d->sh.view_generation, 1) + 1;
+    if (old != NULL)
+        d->retired[d->nretired++] = (retired_view){ old, gen };
+    if (d->workers_running)
+        ei_workers_wake(d->ws, d->nq);
+    pthread_mutex_unlock(&d->view_lock);
+}
+
 static void render_metrics(void *arg, FILE *out)
 {
     ei_daemon *d = arg;
@@ -91,6 +146,15 @@ static void render_metrics(void *arg, FILE *out)
     s.mode = (ei_mode)atomic_load(&d->sh.mode);
     s.generation = atomic_load(&d->sh.generation);
     s.reload_failures = atomic_load(&d->sh.reload_failures);
+    pthread_mutex_lock(&d->view_lock);
+    const ei_workloads *view = atomic_load(&d->sh.view);
+    s.has_view = view != NULL;
+    if (view != NULL)
+        s.view = *ei_workloads_stats_of(view);
+    pthread_mutex_unlock(&d->view_lock);
+    s.has_watch = d->kube != NULL;
+    if (d->kube != NULL)
+        ei_kube_watch_stats(d->kube, &s.watch);
     ei_prom_render(&s, out);
 }
 
@@ -107,7 +171,13 @@ static bool metrics_healthy(void *arg)
 static bool metrics_ready(void *arg)
 {
     ei_daemon *d = arg;
-    return atomic_load(&d->sh.ready) && atomic_load(&d->sh.policy) != NULL;
+    bool synced = true;
+    if (d->kube != NULL) { /* not ready until the pods and namespaces are known */
+        ei_kube_stats st;
+        ei_kube_watch_stats(d->kube, &st);
+        synced = st.synced;
+    }
+    return atomic_load(&d->sh.ready) && atomic_load(&d->sh.policy) != NULL && synced;
 }
 
 /* ---- start ---- */
@@ -142,6 +212,14 @@ static int start_services(ei_daemon *d, ei_policy_set *set, char *err, size_t er
     atomic_init(&d->sh.stop, false);
     atomic_init(&d->sh.ready, false);
     atomic_init(&d->sh.reload_failures, 0);
+    /* --kube: an empty view until the first list, so that no address is a pod's yet */
+    ei_workloads *view = opt->view;
+    if (view == NULL && opt->kube != NULL && (view = ei_workloads_build(NULL, 0, NULL, 0, true)) == NULL) {
+        snprintf(err, errlen, "out of memory");
+        return 1;
+    }
+    atomic_init(&d->sh.view, view);
+    atomic_init(&d->sh.view_generation, 1);
     d->sfd = block_signals();
     if (d->sfd < 0) {
         snprintf(err, errlen, "signalfd: %s", strerror(errno));
@@ -198,6 +276,14 @@ static int start_workers(ei_daemon *d, size_t want, char *err, size_t errlen)
             snprintf(err, errlen, "cannot start a queue thread");
             return 1;
         }
+    pthread_mutex_lock(&d->view_lock);
+    d->workers_running = true;
+    pthread_mutex_unlock(&d->view_lock);
+    if (opt->kube != NULL) {
+        d->kube = ei_kube_watch_start(opt->kube, publish_view, d, err, errlen);
+        if (d->kube == NULL)
+            return 1;
+    }
     return 0;
 }
 
@@ -217,6 +303,12 @@ static void log_start(ei_daemon *d, const ei_policy_set *set)
     ei_jsonw_str(&w, "resolver", opt->resolver != NULL ? opt->resolver : "resolv.conf");
     ei_jsonw_uint(&w, "policies", ei_policy_set_policies(set));
     ei_jsonw_uint(&w, "entries", ei_policy_set_entries(set));
+    if (opt->kube != NULL) {
+        ei_jsonw_str(&w, "kube_server", opt->kube->server);
+        ei_jsonw_str(&w, "node", opt->kube->node_name);
+    } else if (opt->view != NULL) {
+        ei_jsonw_uint(&w, "pods", ei_workloads_stats_of(opt->view)->pods);
+    }
     emit(d, &w);
 }
 
@@ -247,6 +339,9 @@ static void serve(ei_daemon *d)
                 continue;
             return;
         }
+        pthread_mutex_lock(&d->view_lock);
+        reap_views(d); /* the views the workers have moved past */
+        pthread_mutex_unlock(&d->view_lock);
         if (d->watch.fd >= 0 && (pfd[1].revents & POLLIN) && ei_rules_watch_changed(&d->watch))
             ei_reload(&d->sh, d->ws, d->nq, path, "inotify");
         if (!(pfd[0].revents & POLLIN))
@@ -274,6 +369,8 @@ static void stop_all(ei_daemon *d, bool log_shutdown)
     atomic_store(&d->sh.ready, false);
     ei_metrics_stop(d->metrics); /* reads workers, the cache, the resolver, the ring */
     d->metrics = NULL;
+    ei_kube_watch_stop(d->kube); /* publishes to the workers */
+    d->kube = NULL;
     atomic_store(&d->sh.stop, true);
     ei_workers_wake(d->ws, d->nq);
     for (size_t i = 0; i < d->nq; i++)
@@ -295,6 +392,11 @@ static void stop_all(ei_daemon *d, bool log_shutdown)
     }
     free(d->ws);
     d->ws = NULL;
+    pthread_mutex_lock(&d->view_lock);
+    d->workers_running = false;
+    reap_views(d); /* no worker left: every retired view goes */
+    pthread_mutex_unlock(&d->view_lock);
+    ei_workloads_free(atomic_load(&d->sh.view));
     ei_audit_free(d->sh.audit, ei_wall_ns()); /* its last aggregate lines go to the ring */
     d->sh.audit = NULL;
     if (log_shutdown) {
@@ -330,10 +432,20 @@ int ei_daemon_run(const ei_daemon_options *opt)
         return 2;
     }
     ei_policy_set *set = ei_rules_load(opt->rules_path, stderr, NULL);
-    if (set == NULL)
+    if (set == NULL) {
+        ei_workloads_free(opt->view);
         return 2;
+    }
 
+    if (ei_policy_set_selects(set) && opt->view == NULL && opt->kube == NULL) {
+        fprintf(stderr, "egress-inspector: policy '%s' selects pods by labels: give --kube auto, "
+                "--kubeconfig FILE or --pods FILE\n", ei_policy_set_first_selecting(set));
+        ei_policy_set_free(set);
+        ei_workloads_free(opt->view);
+        return 2;
+    }
     ei_daemon d = { .opt = opt, .sfd = -1, .watch = { .fd = -1 } };
+    pthread_mutex_init(&d.view_lock, NULL);
     char err[256] = "";
     int status = start_services(&d, set, err, sizeof err);
     if (status == 0)
@@ -353,5 +465,6 @@ int ei_daemon_run(const ei_daemon_options *opt)
         fprintf(stderr, "egress-inspector: %s\n", err);
     }
     stop_all(&d, status == 0);
+    pthread_mutex_destroy(&d.view_lock);
     return status;
 }

@@ -5,6 +5,8 @@
 
 #include "egress_inspector/pipeline.h"
 #include "io/audit.h"
+#include "kube/view.h"
+#include "kube/watch.h"
 
 typedef struct {
     const char *rules_path;
@@ -23,9 +25,12 @@ typedef struct {
     ei_dns_cache *dns;          /* shared by every queue; --hosts already pinned */
     const char *resolver;       /* "IP[:PORT]" of the resolver; NULL: the node's resolv.conf */
     int32_t dns_queue;          /* the queue of DNS answers to workloads; < 0: none */
+    ei_workloads *view;         /* --pods, --namespaces: a fixed pod view (the daemon frees it) */
+    const ei_kube_config *kube; /* --kube, --kubeconfig: the view from the API server's watch */
 } ei_daemon_options;
 
-/* Runs until SIGTERM or SIGINT. Returns the process exit status: 0 after a clean stop,
+/* Runs until SIGTERM or SIGINT. With kube, /readyz fails until the pods and namespaces
+ * were listed, and until then no address is a pod's (flows wait, then workload_unknown). Returns the process exit status: 0 after a clean stop,
  * 1 when the queues cannot be bound, 2 when the rules cannot be loaded. */
 EI_MUST_USE int ei_daemon_run(const ei_daemon_options *opt);
 

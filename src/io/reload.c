@@ -56,6 +56,15 @@ void ei_reload(ei_daemon_shared *sh, ei_worker *ws, size_t n, const char *path, 
 {
     unsigned errors = 0;
     ei_policy_set *set = ei_rules_load(path, stderr, &errors);
+    const char *why = NULL;
+    if (set != NULL && ei_policy_set_selects(set) && atomic_load(&sh->view) == NULL) {
+        fprintf(stderr, "egress-inspector: %s: policy '%s' selects pods by labels, and the daemon "
+                "runs without a pod view (--kube or --pods)\n", path, ei_policy_set_first_selecting(set));
+        ei_policy_set_free(set);
+        set = NULL;
+        errors++;
+        why = "selects pods without a pod view";
+    }
     ei_jsonw w;
     ei_log_begin_event(&w, "reload", ei_wall_ns());
     ei_jsonw_str(&w, "rules", path);
@@ -64,6 +73,8 @@ void ei_reload(ei_daemon_shared *sh, ei_worker *ws, size_t n, const char *path, 
         uint64_t failures = atomic_fetch_add(&sh->reload_failures, 1) + 1;
         ei_jsonw_lit(&w, "result", "rejected");
         ei_jsonw_uint(&w, "errors", errors);
+        if (why != NULL)
+            ei_jsonw_lit(&w, "why", why);
         ei_jsonw_uint(&w, "reload_failures", failures);
         ei_jsonw_lit(&w, "kept", "previous rules");
         ei_jsonw_end(&w);

@@ -125,6 +125,11 @@ static void adopt(ei_worker *w)
         ei_pipeline_set_policy(w->pipe, atomic_load(&w->sh->policy));
         atomic_store(&w->adopted, gen);
     }
+    uint64_t view_gen = atomic_load(&w->sh->view_generation);
+    if (view_gen != atomic_load(&w->view_adopted)) {
+        ei_pipeline_set_workloads(w->pipe, atomic_load(&w->sh->view), w->now);
+        atomic_store(&w->view_adopted, view_gen);
+    }
     ei_mode mode = (ei_mode)atomic_load(&w->sh->mode);
     if (mode != w->mode) {
         ei_pipeline_set_mode(w->pipe, mode);
@@ -184,6 +189,7 @@ bool ei_worker_open(ei_worker *w, ei_daemon_shared *sh, const ei_daemon_options 
     pthread_mutex_init(&w->done_lock, NULL);
     atomic_init(&w->loop_ns, ei_mono_ns());
     atomic_init(&w->adopted, atomic_load(&sh->generation));
+    atomic_init(&w->view_adopted, 0); /* the first loop adopts the view */
     tick(w);
 
     /* The answer queue fails open: a lost answer only means a lookup of our own. */

@@ -19,6 +19,7 @@
 #include "io/nfq.h"
 #include "io/reset.h"
 #include "io/resolver.h"
+#include "kube/view.h"
 
 /* What the main thread and the workers share. Owned by the daemon. */
 typedef struct {
@@ -32,6 +33,10 @@ typedef struct {
     ei_logring *log;                 /* where every line goes */
     ei_resolver *resolver;           /* the inspector's own lookups */
     ei_resetter *resetter;           /* resets to servers of denied flows; NULL: none */
+    /* The pod view, replaced whole by the watch thread (or fixed from files), adopted by
+     * each worker at the top of its loop as the policy is. NULL: none. */
+    _Atomic(ei_workloads *) view;
+    _Atomic uint64_t view_generation;
 } ei_daemon_shared;
 
 typedef struct {
@@ -46,6 +51,7 @@ typedef struct {
     pthread_t thread;
     bool started;
     _Atomic uint64_t adopted;   /* generation this worker runs */
+    _Atomic uint64_t view_adopted; /* view generation this worker runs */
     _Atomic uint64_t loop_ns;   /* monotonic time of the last loop, for /healthz */
     ei_mode mode;
     uint64_t now;               /* pipeline time (monotonic) of this loop */

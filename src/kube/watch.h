@@ -36,6 +36,8 @@ EI_MUST_USE bool ei_kube_config_in_cluster(ei_kube_config *cfg, const char *node
 EI_MUST_USE bool ei_kube_config_file(ei_kube_config *cfg, const char *path, const char *node,
                                      char *err, size_t errlen);
 void ei_kube_config_clear(ei_kube_config *cfg);
+/* The node whose pods are watched: node, else $NODE_NAME. */
+EI_MUST_USE bool ei_kube_config_node(ei_kube_config *cfg, const char *node, char *err, size_t errlen);
 
 typedef struct {
     bool synced;              /* pods and namespaces listed at least once */

@@ -55,15 +55,40 @@ ip netns exec "$NS_NET" dnsmasq --keep-in-foreground --conf-file=/dev/null --no-
     --host-record=later.example,203.0.113.10,300 &
 EI_PIDS+=($!)
 
-# The DaemonSet's environment, and a ConfigMap volume as the kubelet lays it out.
+# The cluster's API server (the stand-in of tests/kube), on the node's loopback, with the
+# node's pods: the DaemonSet watches them with its service account (EI_KUBE=auto).
+source "$HERE/kube_api.sh"
+kube_api_setup "$WORK"
+python3 - "$WORK/state.json" <<'PY'
+import json, sys
+pod = lambda ns, name, ip, node: {
+    "metadata": {"name": name, "namespace": ns, "labels": {"app": name}},
+    "spec": {"nodeName": node, "containers": [{"name": "main", "image": "example/app:1"}]},
+    "status": {"phase": "Running", "podIP": ip}}
+json.dump({"namespaces": [{"metadata": {"name": "default"}}],
+           "pods": [pod("default", "client", "10.244.0.10", "node-a"),
+                    pod("default", "other", "10.244.0.20", "node-b")]}, open(sys.argv[1], "w"))
+PY
+kube_api_start "$WORK"
+
+# The DaemonSet's environment (the downward API's and the kubelet's values for this node),
+# the service account's token and CA where the kubelet mounts them, and a ConfigMap
+# volume as the kubelet lays it out.
 python3 - "$ROOT/deploy/daemonset.yaml" > "$WORK/env" <<'PY'
 import sys, yaml
-c = yaml.safe_load(open(sys.argv[1]))["spec"]["template"]["spec"]["containers"][0]
+spec = yaml.safe_load(open(sys.argv[1]))["spec"]["template"]["spec"]
+assert spec["serviceAccountName"] == "egress-inspector"
+c = spec["containers"][0]
 node = {"EI_IN_IFACES": "veth-pod+", "EI_RESOLVER": "203.0.113.53"}   # this node's
+downward = {"spec.nodeName": "node-a"}
 for e in c["env"]:
-    print(f"{e['name']}={node.get(e['name'], e['value'])}")
+    value = e["value"] if "value" in e else downward[e["valueFrom"]["fieldRef"]["fieldPath"]]
+    print(f"{e['name']}={node.get(e['name'], value)}")
+# what the kubelet gives every pod with a service account
+print("KUBERNETES_SERVICE_HOST=127.0.0.1\nKUBERNETES_SERVICE_PORT=6443")
 PY
 grep -q '^EI_MODE=monitor$' "$WORK/env"
+grep -q '^EI_KUBE=auto$' "$WORK/env"
 CM=$WORK/configmap
 configmap() { # configmap RULES-TEXT: a new ..data generation, swapped in atomically
     local gen="..$(date +%s%N)"
@@ -77,6 +102,7 @@ start() { # start NAME [docker run args]: the inspector as the DaemonSet runs it
     local name=$1; shift
     docker run -d --name "$name" --network "container:$PAUSE" --cap-drop ALL \
         --cap-add NET_ADMIN --cap-add NET_RAW -v "$CM:/etc/egress-inspector:ro" \
+        -v "$WORK/sa:/var/run/secrets/kubernetes.io/serviceaccount:ro" \
         --env-file "$WORK/env" "$@" "$IMAGE" >/dev/null
 }
 ready() { for _ in $(seq 100); do in_node curl -sf -o /dev/null http://127.0.0.1:9153/readyz && return 0; sleep 0.1; done; return 1; }
@@ -120,6 +146,10 @@ check "enforce: the denied name never reaches its server" test -z "$(fetch denie
 check "enforce: the allowed name still works" test "$(fetch allowed.example)" = "hello allowed.example"
 metrics=$(in_node curl -s http://127.0.0.1:9153/metrics)
 check "/metrics answers on the DaemonSet's port" grep -q '^egress_inspector_' <<<"$metrics"
+check "the service account's watch knows this node's pod (not node-b's)" \
+    grep -q '^egress_inspector_workloads 1$' <<<"$metrics"
+check "the decision line names the pod" bash -c \
+    "docker logs '$EI' 2>/dev/null | grep 'allowed.example' | grep -q '\"workloadPod\":\"client\"'"
 
 echo "== a ConfigMap update, applied without a restart"
 configmap "$RULES
