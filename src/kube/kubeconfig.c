@@ -1,6 +1,6 @@
 /* --kubeconfig FILE: the current context's cluster and user, read with libyaml. What is
  * taken: clusters[].cluster.server, certificate-authority, certificate-authority-data,
- * insecure-skip-tls-verify; users[].user.token and tokenFile. A user that authenticates
+ * (insecure-skip-tls-verify is refused); users[].user.token and tokenFile. A user that authenticates
  * otherwise (client certificates, exec plugins, auth providers) is refused by name: the
  * daemon would otherwise watch nothing and say so only as errors. */
 #include <openssl/evp.h>
@@ -80,7 +80,11 @@ static bool from_document(ei_kube_config *cfg, yaml_document_t *doc, char *err, 
     const char *ca = scalar(lookup(doc, cluster, "certificate-authority"));
     const char *ca_data = scalar(lookup(doc, cluster, "certificate-authority-data"));
     const char *insecure = scalar(lookup(doc, cluster, "insecure-skip-tls-verify"));
-    cfg->insecure = insecure != NULL && strcmp(insecure, "true") == 0;
+    if (insecure != NULL && strcmp(insecure, "true") == 0) {
+        snprintf(err, errlen, "insecure-skip-tls-verify is refused: the pod view decides policies, "
+                 "so the API server must be verified (certificate-authority)");
+        return false;
+    }
     if (ca != NULL && !copy(cfg->ca_file, sizeof cfg->ca_file, ca)) {
         snprintf(err, errlen, "certificate-authority: path too long");
         return false;

@@ -108,7 +108,6 @@ bool ei_kube_config_in_cluster(ei_kube_config *cfg, const char *node, char *err,
         return false;
     }
     cfg->token[0] = '\0'; /* read again at every request */
-    cfg->insecure = getenv("EI_KUBE_INSECURE") != NULL && strcmp(getenv("EI_KUBE_INSECURE"), "1") == 0;
     return ei_kube_config_node(cfg, node, err, errlen);
 }
 
@@ -183,10 +182,6 @@ static long get(resource *r, const char *url, bool stream, long timeout_s)
         curl_easy_setopt(c, CURLOPT_CAINFO_BLOB, &blob);
     } else if (w->cfg.ca_file[0] != '\0') {
         curl_easy_setopt(c, CURLOPT_CAINFO, w->cfg.ca_file);
-    }
-    if (w->cfg.insecure) {
-        curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 0L);
-        curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 0L);
     }
     CURLcode rc = curl_easy_perform(c);
     long status = 0;

@@ -25,7 +25,6 @@ typedef struct {
     char ca_file[512];     /* "" : ca_data, else the system's */
     char *ca_data;         /* PEM (owned) */
     char node_name[254];
-    bool insecure;         /* never in the image: tests only (EI_KUBE_INSECURE) */
 } ei_kube_config;
 
 /* --kube auto: in-cluster (KUBERNETES_SERVICE_HOST and _PORT, the service account's token

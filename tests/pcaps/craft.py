@@ -951,6 +951,9 @@ def kube():
                     CLIENT6 = client
                 else:
                     CLIENT4 = client
+                if rules == "cnp.yaml" and client.startswith("10.250."):
+                    # a ClusterNetworkPolicy selects pods only: no source CIDR covers it
+                    verdict, reason = "deny", "workload_unknown"
                 # a sender no pod has is denied at its SYN, before any name is read
                 seen = ("none", "-") if reason == "workload_unknown" else ("tls", name)
                 c.conn(41000 + i, whole(tls(name.encode())), seen + (verdict, reason), v6=v6)
