@@ -20,11 +20,13 @@ def check(name, cond, detail=""):
     print(("ok   " if cond else "FAIL ") + name + ("" if cond else f": {detail}"))
 
 
-docs = {}
+docs, objects = {}, []
 for name in sorted(os.listdir(DEPLOY)):
     if name.endswith(".yaml"):
         with open(os.path.join(DEPLOY, name)) as f:
-            docs[name] = yaml.safe_load(f)
+            all_docs = [d for d in yaml.safe_load_all(f) if d is not None]
+        docs[name] = all_docs[0]
+        objects += all_docs
 check("every manifest parses", len(docs) >= 4, sorted(docs))
 kust = docs["kustomization.yaml"]
 check("the kustomization lists files that exist",
@@ -33,7 +35,25 @@ check("the kustomization lists files that exist",
 ds = docs["daemonset.yaml"]
 pod = ds["spec"]["template"]["spec"]
 c = pod["containers"][0]
-env = {e["name"]: e["value"] for e in c["env"]}
+env = {e["name"]: e["value"] for e in c["env"] if "value" in e}
+from_api = {e["name"]: e["valueFrom"] for e in c["env"] if "valueFrom" in e}
+check("NODE_NAME comes from the downward API's spec.nodeName",
+      from_api.get("NODE_NAME") == {"fieldRef": {"fieldPath": "spec.nodeName"}}, from_api)
+by_kind = {(o["kind"], o["metadata"]["name"]): o for o in objects if "metadata" in o}  # not the kustomization
+sa = by_kind.get(("ServiceAccount", pod.get("serviceAccountName")))
+role = by_kind.get(("ClusterRole", "egress-inspector"))
+binding = by_kind.get(("ClusterRoleBinding", "egress-inspector"))
+check("the DaemonSet's ServiceAccount exists, in its namespace",
+      sa is not None and sa["metadata"]["namespace"] == ds["metadata"]["namespace"], pod.get("serviceAccountName"))
+check("its ClusterRole may get, list and watch pods and namespaces, and nothing more",
+      role is not None and role["rules"] == [{"apiGroups": [""], "resources": ["pods", "namespaces"],
+                                              "verbs": ["get", "list", "watch"]}], role)
+check("the binding gives that role to that account",
+      binding is not None and binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io",
+                                                     "kind": "ClusterRole", "name": "egress-inspector"}
+      and binding["subjects"] == [{"kind": "ServiceAccount", "name": pod.get("serviceAccountName"),
+                                   "namespace": ds["metadata"]["namespace"]}], binding)
+check("the kustomization applies the RBAC", "rbac.yaml" in docs["kustomization.yaml"]["resources"])
 check("hostNetwork, on every node, node-critical",
       pod.get("hostNetwork") is True and {"operator": "Exists"} in pod["tolerations"]
       and pod.get("priorityClassName") == "system-node-critical")
@@ -106,6 +126,9 @@ with tempfile.TemporaryDirectory() as tmp:
         check("every option the daemon is started with is one `run` documents",
               runs and all(o in usage for o in opts) and f"--mode {env['EI_MODE']}" in runs[0]
               and f"--rules {env['EI_RULES']}" in runs[0] and "--in-iface" not in runs[0], opts)
+        check("EI_KUBE=auto: the daemon watches the pods with its service account",
+              env.get("EI_KUBE") == "auto" and runs and "--kube auto" in runs[0]
+              and f"--workload-wait {env['EI_WORKLOAD_WAIT']}" in runs[0], runs)
 
 dockerfile = open(os.path.join(DEPLOY, "Dockerfile")).read()
 stages = re.findall(r"^FROM (\S+)", dockerfile, re.M)
