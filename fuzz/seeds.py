@@ -18,6 +18,7 @@ fuzz/fuzz_<target>.c), each emptied first, so the output depends only on the inp
             PostgreSQL SSLRequest and PROXY v1/v2 preambles (the captures hold none)
   rules     every rules file (rules/*.rules, tests/**/*.rules), without its comments, each
             statement line alone, and the names the captures carry (SNI, Host)
+  cnp       every ClusterNetworkPolicy document under tests/ (*.yaml), whole and one by one
   pipeline  the TCP packets of each connection, and of windows of up to 4 consecutive
             connections, in fuzz_pipeline.c's record framing
   dns       UDP payloads from port 53, TCP port-53 server messages (2-byte length prefix
@@ -46,7 +47,7 @@ except ImportError as e:  # pragma: no cover
     sys.exit(f"seeds.py: scapy is needed (apt-get install python3-scapy): {e}")
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TARGETS = ("packet", "tls", "http", "preamble", "rules", "pipeline", "dns", "quic")
+TARGETS = ("packet", "tls", "http", "preamble", "rules", "cnp", "pipeline", "dns", "quic")
 
 
 def header_define(header, name, default):
@@ -67,6 +68,7 @@ CAPS = {
     "http": 16384,  # the pipeline's default reassembly_bytes: it never reads a longer head
     "preamble": header_define("preamble.h", "EI_PREAMBLE_MAX", 512),
     "rules": 65536,  # any size parses; longer files only slow the fuzzer down
+    "cnp": 65536,  # the same for ClusterNetworkPolicy documents
     # libFuzzer's default -max_len when no seed is longer: 4095 records at most, and every
     # record's payload is at most 255 bytes (1-byte length).
     "pipeline": 4096,
@@ -917,6 +919,15 @@ def build(max_files):
         corpora["rules"].add(g, "bare", b"\n".join(statements) + b"\n")
         for line in statements:
             corpora["rules"].add(g, "line", line + b"\n")
+    # cnp: every ClusterNetworkPolicy document under tests/, whole and one by one
+    for path in sorted(glob.glob(os.path.join(ROOT, "tests", "**", "*.yaml"), recursive=True)):
+        with open(path, "rb") as f:
+            text = f.read()
+        if b"ClusterNetworkPolicy" not in text:
+            continue
+        corpora["cnp"].add(rel(path), "file", text, True)
+        for doc in text.split(b"\n---"):
+            corpora["cnp"].add(rel(path), "document", doc.lstrip(b"-\n"))
     for name in sorted(set(names)):
         corpora["rules"].add("names", "name", name)
         corpora["rules"].add("names", "allow", b"allow " + name + b"\n")

@@ -1,5 +1,6 @@
 #include "io/rules_load.h"
 
+#include "egress_inspector/cnp.h"
 #include "egress_inspector/portarium.h"
 
 #include <errno.h>
@@ -68,9 +69,10 @@ ei_policy_set *ei_rules_load(const char *path, FILE *err, unsigned *errors)
     }
     error_ctx ec = { path, err };
     unsigned n = 0;
-    ei_policy_set *set = ei_policy_json_sniff(text, len)
-                             ? ei_policy_json_parse(path, text, len, err, &n)
-                             : ei_rules_parse(text, len, print_error, &ec, &n);
+    /* ClusterNetworkPolicy first: its JSON starts as Portarium's does. */
+    ei_policy_set *set = ei_cnp_sniff(text, len)           ? ei_cnp_parse(path, text, len, err, &n)
+                         : ei_policy_json_sniff(text, len) ? ei_policy_json_parse(path, text, len, err, &n)
+                                                           : ei_rules_parse(text, len, print_error, &ec, &n);
     free(text);
     if (errors != NULL)
         *errors = n;

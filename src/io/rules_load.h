@@ -8,8 +8,8 @@
 
 #define EI_RULES_FILE_MAX (64u << 20)
 
-/* Reads and parses path: a rules file, or Portarium MachineExecutionPolicy JSON (told
- * apart by the first character). Every problem is printed to err as "PATH:LINE: message" (or
+/* Reads and parses path: a rules file, ClusterNetworkPolicy documents (YAML or JSON, told
+ * by their kind), or Portarium MachineExecutionPolicy JSON (told by its first character). Every problem is printed to err as "PATH:LINE: message" (or
  * "PATH: message" when the file cannot be read); returns NULL if there was any, else a
  * set the caller owns (ei_policy_set_free). *errors (may be NULL) receives the count.
  * Files over EI_RULES_FILE_MAX are refused unread. */

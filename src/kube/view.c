@@ -23,7 +23,8 @@ typedef struct {
     uint32_t rec; /* NO_REC: an empty slot; CONFLICT: claimed twice */
 } slot;
 
-enum { NO_REC = UINT32_MAX, CONFLICT = UINT32_MAX - 1 };
+#define NO_REC UINT32_MAX        /* an empty slot */
+#define CONFLICT (UINT32_MAX - 1) /* claimed twice: no pod there */
 
 struct ei_workloads {
     record *recs;
