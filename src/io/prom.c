@@ -65,7 +65,8 @@ static void render_queues(const ei_prom_snapshot *s, FILE *out)
     help(out, "netlink_errors_total", "counter", NULL);
     for (size_t i = 0; i < s->nqueues; i++)
         fprintf(out, "egress_inspector_netlink_errors_total{queue=\"%u\"} %llu\n", s->queues[i].queue,
-                (unsigned long long)(s->queues[i].nfq.netlink_errors + s->queues[i].nfq.bad_messages));
+                (unsigned long long)s->queues[i].nfq.netlink_errors +
+                    (unsigned long long)s->queues[i].nfq.bad_messages);
     help(out, "verdict_send_retries_total", "counter",
          "Verdict sends that failed and were kept to be sent again.");
     per_queue(out, s, "verdict_send_retries_total", offsetof(ei_nfq_stats, send_retries));
