@@ -139,7 +139,8 @@ typedef struct {
     bool host_valid;
     const ei_workload *workload; /* the pod that sent it (NULL: no view, or none known) */
     ei_decision decision; /* what the policy says, whatever the mode */
-    ei_mode mode;
+    ei_mode mode;         /* the mode in effect: the daemon's, or monitor for a deny whose
+                             every governing policy is in monitor mode */
     bool enforced;        /* false in monitor mode, and for allows */
     bool midstream;       /* the capture or queue began after the flow's SYN */
     bool bad_checksum;    /* a packet of the flow had a wrong checksum (EI_CHECKSUM_REPORT) */
@@ -215,6 +216,8 @@ typedef struct {
     uint64_t workload_wait_found;          /* ... and whose pod the view then knew */
     uint64_t workload_wait_timeout;        /* ... and whose pod it still did not know */
     uint64_t workload_wait_limit;          /* denied at once: too many waited already */
+    uint64_t denies_monitored[2];          /* denies logged, not enforced: [0] the daemon's
+                                              monitor mode, [1] their policies' */
 } ei_counters;
 
 /* Adds every counter (and gauge) of c to sum: the node's totals from its queues'. */

@@ -61,6 +61,10 @@ EI_MUST_USE bool ei_policy_set_selects(const ei_policy_set *set);
 const char *ei_policy_set_first_selecting(const ei_policy_set *set);
 
 const char *ei_policy_name(const ei_policy *policy);
+/* The policy's own mode (`mode enforce|monitor`; enforce when the file says nothing). */
+ei_mode ei_policy_mode(const ei_policy *policy);
+/* Whether any policy of the set is in monitor mode. */
+EI_MUST_USE bool ei_policy_set_has_monitor(const ei_policy_set *set);
 
 /* What an allow entry matched, for the log: the entry as written in the file and its
  * line. rule is NULL when nothing matched. */
@@ -135,6 +139,9 @@ typedef struct {
     ei_reason reason;
     const ei_policy *policy;
     ei_match match;
+    /* Every policy that governs the workload is in `mode monitor`: a deny is logged, not
+     * enforced (one policy in enforce mode is enough to enforce it). */
+    bool monitored;
 } ei_decision;
 
 /* Does the flow's destination address belong to a name? The DNS cache's answer for a

@@ -98,6 +98,11 @@ static void render_flows(const ei_counters *sum, FILE *out)
         fprintf(out, "egress_inspector_decisions_total{verdict=\"%s\",reason=\"%s\"} %llu\n",
                 ei_reason_allows((ei_reason)r) ? "allow" : "deny", ei_reason_name((ei_reason)r),
                 (unsigned long long)sum->decisions[r]);
+    help(out, "denies_not_enforced_total", "counter",
+         "Denies logged and let through: the daemon in monitor mode, or every policy that governs the workload.");
+    fprintf(out, "egress_inspector_denies_not_enforced_total{mode=\"daemon\"} %llu\n"
+                 "egress_inspector_denies_not_enforced_total{mode=\"policy\"} %llu\n",
+            (unsigned long long)sum->denies_monitored[0], (unsigned long long)sum->denies_monitored[1]);
     help(out, "packet_errors_total", "counter", "Packets whose headers could not be read, by kind.");
     for (int e = 1; e < EI_PKT_ERROR_COUNT; e++)
         fprintf(out, "egress_inspector_packet_errors_total{kind=\"%s\"} %llu\n",

@@ -227,8 +227,14 @@ ei_action pl_settle(ei_pipeline *p, ei_flow *f, uint64_t now_ns, bool have_messa
     if (d.verdict == EI_VERDICT_PENDING)
         return EI_ACTION_PASS;
 
-    ei_action action = d.verdict == EI_VERDICT_ALLOW || p->mode == EI_MODE_MONITOR
-                           ? EI_ACTION_ALLOW : EI_ACTION_DENY;
+    /* The mode in effect: the daemon's monitor mode enforces nothing; in enforce mode, a
+     * deny whose every governing policy is in monitor mode is logged, not enforced. */
+    ei_mode mode = p->mode == EI_MODE_MONITOR || (d.verdict == EI_VERDICT_DENY && d.monitored)
+                       ? EI_MODE_MONITOR : EI_MODE_ENFORCE;
+    ei_action action = d.verdict == EI_VERDICT_ALLOW || mode == EI_MODE_MONITOR ? EI_ACTION_ALLOW
+                                                                               : EI_ACTION_DENY;
+    if (d.verdict == EI_VERDICT_DENY && mode == EI_MODE_MONITOR)
+        p->count.denies_monitored[p->mode == EI_MODE_MONITOR ? 0 : 1]++;
     f->flags |= EI_FLOW_F_DECIDED;
     f->flags &= (uint16_t)~EI_FLOW_F_WAIT_DNS;
     f->verdict = (uint8_t)action;
@@ -271,8 +277,8 @@ ei_action pl_settle(ei_pipeline *p, ei_flow *f, uint64_t now_ns, bool have_messa
         bucket++;
     p->count.latency_buckets[bucket]++;
     p->count.latency_sum_ns += ev.held_ns;
-    ev.mode = p->mode;
-    ev.enforced = d.verdict == EI_VERDICT_DENY && p->mode == EI_MODE_ENFORCE;
+    ev.mode = mode;
+    ev.enforced = d.verdict == EI_VERDICT_DENY && mode == EI_MODE_ENFORCE;
     ev.midstream = f->key.proto == IPPROTO_TCP && !(f->flags & EI_FLOW_F_SYN);
     ev.bad_checksum = (f->flags & EI_FLOW_F_BAD_CSUM) != 0;
     if (f->flags & EI_FLOW_F_SYNACK) {

@@ -18,11 +18,21 @@ ei_decision ei_decide(const ei_flow_facts *facts, const ei_policy_set *set)
     ei_policy_iter it;
     ei_policy_iter_init(&it, set, &facts->src, facts->workload);
     const ei_policy *first = ei_policy_iter_next(&it); /* never NULL: default at least */
-    ei_decision d = { EI_VERDICT_DENY, EI_REASON_NONE, first, { NULL, 0 } };
+    ei_decision d = { EI_VERDICT_DENY, EI_REASON_NONE, first, { NULL, 0 }, false };
     if (facts->workload_unknown) {
         d.policy = ei_policy_for_source(set, &facts->src); /* "default": no source covers it */
         d.reason = EI_REASON_WORKLOAD_UNKNOWN;
+        d.monitored = ei_policy_mode(d.policy) == EI_MODE_MONITOR;
         return d;
+    }
+    /* A deny is enforced when any governing policy is in enforce mode: a policy rolled
+     * out in monitor mode never lifts what another one enforces. */
+    if (ei_policy_set_has_monitor(set)) {
+        d.monitored = true;
+        for (const ei_policy *p = first; p != NULL; p = ei_policy_iter_next(&it))
+            d.monitored &= ei_policy_mode(p) == EI_MODE_MONITOR;
+        ei_policy_iter_init(&it, set, &facts->src, facts->workload);
+        first = ei_policy_iter_next(&it);
     }
     /* What the governing policies allow adds up: the first entry that allows names its
      * policy; a deny names the first policy. */

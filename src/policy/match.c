@@ -349,6 +349,16 @@ const ei_policy *ei_policy_for_source(const ei_policy_set *set, const ei_addr *s
     return &set->policies[0];
 }
 
+ei_mode ei_policy_mode(const ei_policy *policy)
+{
+    return policy->mode;
+}
+
+bool ei_policy_set_has_monitor(const ei_policy_set *set)
+{
+    return set->any_monitor;
+}
+
 bool ei_policy_set_covers_source(const ei_policy_set *set, const ei_addr *src)
 {
     return ei_policy_for_source(set, src) != &set->policies[0];

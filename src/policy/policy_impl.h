@@ -64,6 +64,7 @@ struct ei_policy {
     bool selects;
     ei_selector *namespaces;
     ei_selector *pods;
+    ei_mode mode;             /* `mode monitor`: its denies are logged, not enforced */
     ei_map exact;             /* normalized name -> index into ports */
     ei_map wildcard;          /* the suffix after "*." -> index into ports */
     ei_prefixes cidr[2];      /* [0] IPv4, [1] IPv6 -> index into ports */
@@ -94,6 +95,7 @@ struct ei_policy_set {
     size_t nrules;
     size_t caprules;
     size_t entries; /* allow lines accepted, duplicates included */
+    bool any_monitor; /* some policy is in `mode monitor` */
 };
 
 /* Builders, used only while the set is being parsed. Each returns false when memory runs

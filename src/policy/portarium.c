@@ -3,7 +3,8 @@
  * Accepted: one document, a JSON list of them, or {"items": [...]}. Each document names
  * its policy (metadata.name or name), the workloads it applies to (spec.sources or
  * sources: CIDRs; none means the default policy) and spec.egressAllowlist (or
- * egressAllowlist): a non-empty list of https:// URLs. The documents are translated into
+ * egressAllowlist): a non-empty list of https:// URLs, and optionally
+ * spec.enforcementMode ("enforce" or "monitor": the rules file's `mode`). The documents are translated into
  * the rules file's lines and parsed by the same parser, so validation and reload behave
  * exactly as for a rules file; each error names the JSON path it came from. */
 #include "egress_inspector/portarium.h"
@@ -11,6 +12,7 @@
 #include <json-c/json.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 typedef struct {
     char *text;
@@ -104,6 +106,15 @@ static void add_document(builder *b, json_object *doc, const char *where, int pa
             else
                 emit(b, path, "source", json_object_get_string(s));
         }
+    }
+    json_object *mode = field(doc, "enforcementMode");
+    if (mode != NULL) {
+        snprintf(path, sizeof path, "%s.enforcementMode", where);
+        const char *m = json_object_is_type(mode, json_type_string) ? json_object_get_string(mode) : "";
+        if (strcasecmp(m, "enforce") == 0 || strcasecmp(m, "monitor") == 0)
+            emit(b, path, "mode", strcasecmp(m, "enforce") == 0 ? "enforce" : "monitor");
+        else
+            fail(b, path, "enforcementMode must be \"enforce\" or \"monitor\"");
     }
     snprintf(path, sizeof path, "%s.egressAllowlist", where);
     if (allow == NULL || !json_object_is_type(allow, json_type_array) ||

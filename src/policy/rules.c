@@ -5,6 +5,8 @@
  *   namespaces SEL  workloads in the namespaces whose labels match SEL (a label selector
  *                   as kubectl -l takes it, to the end of the line; '*': every one)
  *   pods SEL        workloads whose pod labels match SEL; with `namespaces`, both must
+ *   mode MODE       enforce (the default) or monitor: the policy's denies are logged and
+ *                   not enforced (with the daemon's own monitor mode, nothing is)
  *   allow ENTRY     one allowlist entry of the current policy
  *
  * '#' starts a comment anywhere on a line. Every line is checked and every error reported
@@ -39,6 +41,7 @@ typedef struct {
     size_t entries;   /* allow lines seen, valid or not, for the bound */
     bool default_named;
     bool oom;
+    uint32_t mode_seen; /* 1 + the policy whose mode line was read last (0: none) */
 } builder;
 
 static void error(builder *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -456,6 +459,24 @@ static void add_selector(builder *b, const char *keyword, const char *text)
     *slot = sel;
 }
 
+static void set_mode(builder *b, const char *mode)
+{
+    if (strcmp(mode, "enforce") != 0 && strcmp(mode, "monitor") != 0) {
+        error(b, "bad mode '%.*s' (enforce or monitor)", quote(strlen(mode)), mode);
+        return;
+    }
+    if (b->current == NO_POLICY)
+        return;
+    ei_policy *p = &b->set->policies[b->current];
+    if (b->mode_seen == b->current + 1) {
+        error(b, "a second 'mode' line in policy '%.*s'", quote(strlen(p->name)), p->name);
+        return;
+    }
+    b->mode_seen = b->current + 1;
+    p->mode = strcmp(mode, "monitor") == 0 ? EI_MODE_MONITOR : EI_MODE_ENFORCE;
+    b->set->any_monitor |= p->mode == EI_MODE_MONITOR;
+}
+
 static bool is_blank(char c)
 {
     return c == ' ' || c == '\t' || c == '\r';
@@ -516,8 +537,10 @@ static void parse_line(builder *b, char *line)
         handle = add_source;
     } else if (strcmp(w[0], "allow") == 0) {
         handle = add_entry;
+    } else if (strcmp(w[0], "mode") == 0) {
+        handle = set_mode;
     } else {
-        error(b, "unknown keyword '%.*s' (policy, source, namespaces, pods, allow)", quote(strlen(w[0])), w[0]);
+        error(b, "unknown keyword '%.*s' (policy, source, namespaces, pods, mode, allow)", quote(strlen(w[0])), w[0]);
         return;
     }
     if (n != 2) {

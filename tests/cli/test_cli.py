@@ -95,6 +95,50 @@ check("monitor computes what enforce would and enforces nothing",
       and all(d["mode"] == "monitor" for d in mon))
 check("policies are chosen by source address",
       {d["policy"] for d in enf} == {"default", "ci-runners", "payments"})
+# Per-policy mode: payments in monitor, the rest enforced; the daemon's monitor mode wins.
+with tempfile.TemporaryDirectory() as tmp:
+    with open(os.path.join(ROOT, "rules", "example.rules")) as f:
+        text = f.read()
+    staged = os.path.join(tmp, "staged.rules")
+    with open(staged, "w") as f:
+        f.write(text.replace("policy payments\n", "policy payments\nmode monitor\n"))
+    assert "mode monitor" in open(staged).read()
+    sargs = ["--rules", staged, "--pcap", os.path.join(ROOT, "tests", "pcaps", "example.pcap")]
+    st = [json.loads(l) for l in run("replay", *sargs).stdout.splitlines()]
+    check("mode monitor in a policy: its denies are logged, not enforced, with mode monitor",
+          [(d["verdict"], d["reason"]) for d in st] == [(d["verdict"], d["reason"]) for d in enf]
+          and all(not d["enforced"] and d["mode"] == "monitor" for d in st
+                  if d["policy"] == "payments" and d["verdict"] == "deny")
+          and any(d["policy"] == "payments" and d["verdict"] == "deny" for d in st)
+          and all(d["enforced"] and d["mode"] == "enforce" for d in st
+                  if d["policy"] != "payments" and d["verdict"] == "deny"), st)
+    smon = [json.loads(l) for l in run("replay", *sargs, "--mode", "monitor").stdout.splitlines()]
+    check("... and the daemon's monitor mode enforces nothing at all",
+          not any(d["enforced"] for d in smon) and all(d["mode"] == "monitor" for d in smon))
+    with open(staged, "w") as f:
+        f.write("allow a.example\nmode audit\npolicy p\nmode monitor\nmode enforce\n")
+    r = run("check-rules", staged)
+    check("a bad or second mode line is an error with its line",
+          r.returncode == 1 and f"{staged}:2: bad mode 'audit'" in r.stderr
+          and f"{staged}:5: a second 'mode' line" in r.stderr, r.stderr)
+    pj = os.path.join(tmp, "staged.json")
+    with open(pj, "w") as f:
+        json.dump([{"metadata": {"name": "general"}, "spec": {"egressAllowlist": ["https://api.github.com"]}},
+                   {"metadata": {"name": "ci-runners"},
+                    "spec": {"sources": ["10.244.1.0/24"], "enforcementMode": "monitor",
+                             "egressAllowlist": ["https://github.com"]}}], f)
+    pj_out = [json.loads(l) for l in run("replay", "--policy-json", pj, "--pcap",
+                                          os.path.join(ROOT, "tests", "pcaps", "example.pcap")).stdout.splitlines()]
+    check("Portarium's enforcementMode is the policy's mode",
+          any(d["policy"] == "ci-runners" and d["verdict"] == "deny" and not d["enforced"] for d in pj_out)
+          and any(d["policy"] == "default" and d["verdict"] == "deny" and d["enforced"] for d in pj_out), pj_out)
+    with open(pj, "w") as f:
+        json.dump({"metadata": {"name": "x"}, "spec": {"sources": ["10.0.0.0/8"], "enforcementMode": "audit",
+                                                       "egressAllowlist": ["https://a.example"]}}, f)
+    r = run("check-rules", pj)
+    check("... and a bad one is refused with its path",
+          r.returncode == 1 and "$.enforcementMode: enforcementMode must be" in r.stderr, r.stderr)
+
 r = run("replay", *args, "--mode", "audit")
 check("an unknown mode is refused", r.returncode == 2 and "--mode" in r.stderr, r.stderr)
 r = run("frobnicate")

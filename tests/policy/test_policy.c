@@ -930,10 +930,10 @@ static void test_decide_names(void)
 /* The destination binding step, row by row: every input that changes its answer. */
 static void test_bind_destination_table(void)
 {
-    const ei_decision by_name = { EI_VERDICT_ALLOW, EI_REASON_ALLOWED_NAME, NULL, { "a.example", 3 } };
-    const ei_decision by_addr = { EI_VERDICT_ALLOW, EI_REASON_ALLOWED_ADDRESS, NULL, { "10.0.0.0/8", 4 } };
-    const ei_decision pending = { EI_VERDICT_PENDING, EI_REASON_NONE, NULL, { NULL, 0 } };
-    const ei_decision denied = { EI_VERDICT_DENY, EI_REASON_NAME_NOT_ALLOWED, NULL, { NULL, 0 } };
+    const ei_decision by_name = { EI_VERDICT_ALLOW, EI_REASON_ALLOWED_NAME, NULL, { "a.example", 3 }, false };
+    const ei_decision by_addr = { EI_VERDICT_ALLOW, EI_REASON_ALLOWED_ADDRESS, NULL, { "10.0.0.0/8", 4 }, false };
+    const ei_decision pending = { EI_VERDICT_PENDING, EI_REASON_NONE, NULL, { NULL, 0 }, false };
+    const ei_decision denied = { EI_VERDICT_DENY, EI_REASON_NAME_NOT_ALLOWED, NULL, { NULL, 0 }, false };
     const ei_match tcp_rule = { "tcp://db.example:5432", 9 };
 #define N EI_REASON_NONE
 #define TLS EI_L7_TLS
@@ -1142,6 +1142,40 @@ static void test_label_selection(void)
     CU_ASSERT_STRING_EQUAL(seen[1], "prod");
     ei_policy_set_free(set);
 }
+/* Per-policy mode: a deny is enforced when any governing policy is in enforce mode. */
+static void test_policy_mode(void)
+{
+    ei_policy_set *set = load_ok("allow d.example\n"
+                                 "policy a\nmode monitor\npods app=api\nallow a.example\n"
+                                 "policy b\nmode monitor\nnamespaces env=prod\nallow b.example\n"
+                                 "policy c\npods tier=db\nallow c.example\n");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(set);
+    CU_ASSERT(ei_policy_set_has_monitor(set));
+    const ei_label api[] = { LABEL("app", "api") }, api_db[] = { LABEL("app", "api"), LABEL("tier", "db") };
+    const ei_label prod[] = { LABEL("env", "prod") };
+    const ei_workload both_monitor = { "n", "p1", "u", api, 1, prod, 1 };
+    const ei_workload one_enforced = { "n", "p2", "u", api_db, 2, prod, 1 };
+    const ei_workload none = { "n", "p3", "u", NULL, 0, NULL, 0 };
+    ei_flow_facts f = facts("10.244.0.10", "203.0.113.1", 443);
+    with_message(&f, EI_L7_TLS, "evil.example");
+    f.workload = &both_monitor;
+    ei_decision d = ei_decide(&f, set);
+    CU_ASSERT(d.verdict == EI_VERDICT_DENY && d.monitored);
+    f.workload = &one_enforced;
+    d = ei_decide(&f, set);
+    CU_ASSERT(d.verdict == EI_VERDICT_DENY && !d.monitored);
+    f.workload = &none; /* default: enforce */
+    d = ei_decide(&f, set);
+    CU_ASSERT(d.verdict == EI_VERDICT_DENY && !d.monitored);
+    CU_ASSERT_STRING_EQUAL(ei_policy_name(d.policy), "default");
+    ei_policy_set_free(set);
+    set = load_ok("allow d.example\npolicy a\npods app=api\nallow a.example\n");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(set);
+    CU_ASSERT(!ei_policy_set_has_monitor(set));
+    f.workload = &both_monitor;
+    CU_ASSERT(!ei_decide(&f, set).monitored);
+    ei_policy_set_free(set);
+}
 #undef LABEL
 
 int main(void)
@@ -1159,7 +1193,8 @@ int main(void)
     static const ei_unit_case scale[] = { EI_CASE(test_many_entries) };
     static const ei_unit_case decide[] = { EI_CASE(test_decide_order), EI_CASE(test_decide_names),
                                            EI_CASE(test_bind_destination_table) };
-    static const ei_unit_case labels[] = { EI_CASE(test_selector_errors), EI_CASE(test_label_selection) };
+    static const ei_unit_case labels[] = { EI_CASE(test_selector_errors), EI_CASE(test_label_selection),
+                                           EI_CASE(test_policy_mode) };
     EI_SUITE("names", names);
     EI_SUITE("rules file", parser);
     EI_SUITE("matching", match);
