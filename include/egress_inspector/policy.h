@@ -63,6 +63,9 @@ const char *ei_policy_set_first_selecting(const ei_policy_set *set);
 const char *ei_policy_name(const ei_policy *policy);
 /* The policy's own mode (`mode enforce|monitor`; enforce when the file says nothing). */
 ei_mode ei_policy_mode(const ei_policy *policy);
+/* Whether an address entry of any policy allows dst:port (explain picks a destination
+ * no entry covers when none is given). */
+EI_MUST_USE bool ei_policy_set_any_address(const ei_policy_set *set, const ei_addr *dst, uint16_t port);
 /* Whether any policy of the set is in monitor mode. */
 EI_MUST_USE bool ei_policy_set_has_monitor(const ei_policy_set *set);
 
@@ -159,6 +162,34 @@ typedef enum {
  * denies with its own reason; then a missing name denies (no_hostname); then the name
  * is looked up. */
 EI_MUST_USE ei_decision ei_decide(const ei_flow_facts *facts, const ei_policy_set *set);
+
+/* For a flow the policy denied (explain): the entries nearest to allowing it, and why
+ * each did not. */
+typedef enum {
+    EI_NEAR_OTHER_PORT,    /* the name (or address) is allowed, on other ports */
+    EI_NEAR_APEX,          /* *.NAME covers the names below NAME, never NAME itself */
+    EI_NEAR_OTHER_POLICY,  /* it would allow the flow, in a policy that does not govern the
+                              workload (its source or selectors do not take it) */
+    EI_NEAR_SIBLING,       /* another name under the same parent domain */
+    EI_NEAR_TCP_ONLY,      /* a tcp:// entry for the name: by address, at the SYN */
+} ei_near_why;
+
+const char *ei_near_why_name(ei_near_why why);
+
+typedef struct {
+    const char *rule;      /* the entry as written (as long as the set) */
+    unsigned line;
+    const ei_policy *policy;
+    ei_near_why why;
+    uint16_t port;         /* the entry's port; 0: a name's 443 and 80, an address's any */
+    unsigned closeness;    /* labels the names share from the right (EI_NEAR_SIBLING) */
+} ei_near;
+
+/* At most max entries, the most telling first (other port, apex, other policy, tcp://,
+ * then siblings by closeness). facts->host and facts->dst say what was asked; dst is
+ * looked at only when dst_known. Returns how many were written. */
+EI_MUST_USE size_t ei_policy_nearest(const ei_policy_set *set, const ei_flow_facts *facts,
+                                     bool dst_known, ei_near *out, size_t max);
 
 /* What the destination check knows of a flow that ei_decide has judged. */
 typedef struct {

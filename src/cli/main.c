@@ -7,7 +7,9 @@
 #include <string.h>
 
 #include "cli/hosts.h"
+#include "cli/explain.h"
 #include "cli/iptables.h"
+#include "cli/options.h"
 #include "io/rules_load.h"
 #include "egress_inspector/pipeline.h"
 #include "io/daemon.h"
@@ -56,6 +58,12 @@ static const char usage[] =
     "      as for run (the two must agree).\n"
     "  check-rules FILE\n"
     "      Validate a rules file (or Portarium policy JSON); print every error.\n"
+    "  explain --rules FILE --source IP [--name NAME] [--port N] [--dest IP]\n"
+    "      [--l7 tls|http] [PIPELINE OPTIONS]\n"
+    "      What the pipeline decides for that flow (the decision line replay would\n"
+    "      print), and for a deny the entries nearest to allowing it (explain --help).\n"
+    "  diff --from FILE [PIPELINE OPTIONS] OLD.rules NEW.rules\n"
+    "      The flows of a decision log whose verdict NEW would change (diff --help).\n"
     "\n"
     "  Wherever a rules file is read (--rules), ClusterNetworkPolicy documents\n"
     "  (policy.networking.k8s.io/v1alpha2, YAML or JSON: Accept rules to domainNames and\n"
@@ -108,14 +116,14 @@ static const char usage_pipeline[] =
     "                         address no pod has, and no source CIDR covers, is denied\n"
     "                         workload_unknown\n";
 
-static void print_usage(FILE *f)
+void print_usage(FILE *f)
 {
     fputs(usage, f);
     fputs(usage_pipeline, f);
 }
 
 /* Parses a decimal number in [min, max]; false (with a message) otherwise. */
-static bool parse_number(const char *opt, const char *text, uint64_t min, uint64_t max,
+bool parse_number(const char *opt, const char *text, uint64_t min, uint64_t max,
                          uint64_t *out)
 {
     char *end;
@@ -130,7 +138,7 @@ static bool parse_number(const char *opt, const char *text, uint64_t min, uint64
     return true;
 }
 
-static bool parse_mode(const char *text, ei_mode *mode)
+bool parse_mode(const char *text, ei_mode *mode)
 {
     if (strcmp(text, "enforce") == 0)
         *mode = EI_MODE_ENFORCE;
@@ -143,42 +151,9 @@ static bool parse_mode(const char *text, ei_mode *mode)
     return true;
 }
 
-/* Pipeline and DNS options, shared by `replay` and `run` so that a replay can check a
- * policy with the very settings the daemon uses. */
-enum { OPT_REASM = 400, OPT_FLOWS, OPT_DEST_CHECK, OPT_HOSTS, OPT_DNS_TIMEOUT, OPT_DNS_MIN_TTL,
-       OPT_DNS_MAX_TTL, OPT_DNS_CACHE, OPT_DNS_PER_WORKLOAD, OPT_CHECKSUMS, OPT_PREAMBLE_PORTS,
-       OPT_UNDECIDED_TIMEOUT, OPT_PORTS, OPT_COVERAGE, OPT_QUIC, OPT_PODS, OPT_NAMESPACES };
-
-#define PIPELINE_LONG_OPTIONS                                               \
-    { "reassembly-bytes", required_argument, NULL, OPT_REASM },             \
-    { "max-flows", required_argument, NULL, OPT_FLOWS },                    \
-    { "dest-check", required_argument, NULL, OPT_DEST_CHECK },              \
-    { "hosts", required_argument, NULL, OPT_HOSTS },                        \
-    { "dns-timeout", required_argument, NULL, OPT_DNS_TIMEOUT },            \
-    { "dns-min-ttl", required_argument, NULL, OPT_DNS_MIN_TTL },            \
-    { "dns-max-ttl", required_argument, NULL, OPT_DNS_MAX_TTL },            \
-    { "dns-cache-size", required_argument, NULL, OPT_DNS_CACHE },           \
-    { "dns-cache-per-workload", required_argument, NULL, OPT_DNS_PER_WORKLOAD }, \
-    { "checksums", required_argument, NULL, OPT_CHECKSUMS },                \
-    { "preamble-ports", required_argument, NULL, OPT_PREAMBLE_PORTS },      \
-    { "undecided-timeout", required_argument, NULL, OPT_UNDECIDED_TIMEOUT }, \
-    { "ports", required_argument, NULL, OPT_PORTS },                        \
-    { "coverage", required_argument, NULL, OPT_COVERAGE },                  \
-    { "quic", required_argument, NULL, OPT_QUIC },                          \
-    { "pods", required_argument, NULL, OPT_PODS },                          \
-    { "namespaces", required_argument, NULL, OPT_NAMESPACES }
-
-typedef struct {
-    ei_pipeline_config *pipe;
-    ei_dns_cache_config cache;
-    const char *hosts;
-    const char *pods;       /* --pods, --namespaces: a fixed pod view */
-    const char *namespaces;
-} core_options;
-
 static void default_ports(ei_pipeline_config *pipe);
 
-static void core_defaults(core_options *o, ei_pipeline_config *pipe)
+void core_defaults(core_options *o, ei_pipeline_config *pipe)
 {
     o->pipe = pipe;
     ei_pipeline_config_default(pipe);
@@ -308,7 +283,7 @@ static void default_ports(ei_pipeline_config *pipe)
 }
 
 /* Handles one pipeline option; -1 when c is not one, 0 when its value is bad, 1 done. */
-static int pipeline_option(core_options *o, int c, const char *arg)
+int pipeline_option(core_options *o, int c, const char *arg)
 {
     uint64_t n;
     switch (c) {
@@ -395,7 +370,7 @@ static int pipeline_option(core_options *o, int c, const char *arg)
 
 /* The cache the options describe, with the hosts file pinned in it; NULL (reported)
  * when the hosts file has an error or memory runs out. */
-static ei_dns_cache *core_cache(const core_options *o)
+ei_dns_cache *core_cache(const core_options *o)
 {
     if (o->cache.min_ttl_s > o->cache.max_ttl_s) {
         fprintf(stderr, "egress-inspector: --dns-min-ttl is above --dns-max-ttl\n");
@@ -419,7 +394,7 @@ static ei_dns_cache *core_cache(const core_options *o)
 /* The fixed pod view of --pods and --namespaces, into *view (NULL when none is given).
  * false (reported) when a file is bad, or the rules select pods by labels with no view
  * to select them from (watching: the caller has one coming from the API server). */
-static bool core_view(const core_options *o, const ei_policy_set *set, bool watching,
+bool core_view(const core_options *o, const ei_policy_set *set, bool watching,
                       ei_workloads **view)
 {
     *view = NULL;
@@ -443,7 +418,7 @@ static bool core_view(const core_options *o, const ei_policy_set *set, bool watc
 /* A CIDR option (--source, --dns-from): the rules file's grammar; what goes on is the
  * prefix as we write it back (text, EI_ADDR_STRLEN + 4 bytes), never the argument's own
  * bytes. */
-static bool parse_cidr(const char *opt, const char *arg, ei_addr *net, unsigned *bits, char *text)
+bool parse_cidr(const char *opt, const char *arg, ei_addr *net, unsigned *bits, char *text)
 {
     if (ei_prefix_parse(arg, strlen(arg), net, bits) != EI_PREFIX_OK) {
         fprintf(stderr, "egress-inspector: %s: '%s' is not a CIDR (ADDR or ADDR/LEN, no host bits)\n",
@@ -944,6 +919,10 @@ int main(int argc, char **argv)
         return cmd_run(argc - 1, argv + 1);
     if (strcmp(cmd, "iptables") == 0)
         return cmd_iptables(argc - 1, argv + 1);
+    if (strcmp(cmd, "explain") == 0)
+        return ei_cmd_explain(argc - 1, argv + 1);
+    if (strcmp(cmd, "diff") == 0)
+        return ei_cmd_diff(argc - 1, argv + 1);
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
         printf("egress-inspector %s\n", EI_VERSION);
         return 0;

@@ -314,8 +314,10 @@ void ei_policy_set_free(ei_policy_set *set)
     free(set->selecting);
     map_free(&set->sources[0].map);
     map_free(&set->sources[1].map);
-    for (size_t i = 0; i < set->nrules; i++)
+    for (size_t i = 0; i < set->nrules; i++) {
         free(set->rules[i].text);
+        free(set->rules[i].key);
+    }
     free(set->rules);
     free(set);
 }
@@ -347,6 +349,14 @@ const ei_policy *ei_policy_for_source(const ei_policy_set *set, const ei_addr *s
             return &set->policies[s->value];
     }
     return &set->policies[0];
+}
+
+bool ei_policy_set_any_address(const ei_policy_set *set, const ei_addr *dst, uint16_t port)
+{
+    for (size_t i = 0; i < set->npolicies; i++)
+        if (ei_policy_match_address(&set->policies[i], dst, port).rule != NULL)
+            return true;
+    return false;
 }
 
 ei_mode ei_policy_mode(const ei_policy *policy)

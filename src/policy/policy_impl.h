@@ -78,9 +78,18 @@ struct ei_policy {
     uint32_t capports;
 };
 
+typedef enum { EI_RULE_NAME, EI_RULE_WILDCARD, EI_RULE_ADDRESS, EI_RULE_TCP, EI_RULE_TCP_WILDCARD } ei_rule_kind;
+
 typedef struct {
     char *text; /* the entry as written */
     unsigned line;
+    /* What it allows, for explanations (nearest.c): */
+    uint32_t policy;    /* index into the set's policies */
+    uint8_t kind;       /* ei_rule_kind */
+    uint8_t bits;       /* EI_RULE_ADDRESS: the prefix length of addr */
+    uint16_t port;      /* EI_PORT_UNSET: a name's 443 and 80, an address's every port */
+    char *key;          /* the normalized name, or a wildcard's suffix (NULL: an address) */
+    ei_addr addr;
 } ei_rule;
 
 struct ei_policy_set {

@@ -147,9 +147,26 @@ static uint32_t add_rule(builder *b, const char *entry)
         out_of_memory(b);
         return EI_NO_RULE;
     }
+    memset(&s->rules[s->nrules], 0, sizeof s->rules[0]);
     s->rules[s->nrules].text = copy;
     s->rules[s->nrules].line = b->line;
+    s->rules[s->nrules].policy = b->current;
     return (uint32_t)s->nrules++;
+}
+
+/* What a rule allows, kept beside it for explanations. false when memory runs out. */
+static bool describe_rule(builder *b, uint32_t rule, ei_rule_kind kind, const char *key, size_t len,
+                          uint16_t port)
+{
+    ei_rule *r = &b->set->rules[rule];
+    r->kind = (uint8_t)kind;
+    r->port = port;
+    if (key == NULL)
+        return true;
+    r->key = strndup(key, len);
+    if (r->key == NULL)
+        out_of_memory(b);
+    return r->key != NULL;
 }
 
 /* NAME or *.NAME, checked and normalized; the wildcard stands for one or more whole
@@ -189,7 +206,8 @@ static void add_name(builder *b, const char *entry, const char *host, size_t n, 
     if (!name_or_error(b, entry, host, n, norm, &nlen, &wildcard) || b->current == NO_POLICY)
         return;
     uint32_t rule = add_rule(b, entry);
-    if (rule == EI_NO_RULE)
+    if (rule == EI_NO_RULE ||
+        !describe_rule(b, rule, wildcard ? EI_RULE_WILDCARD : EI_RULE_NAME, norm, nlen, port))
         return;
     if (!ei_policy_add_name(&b->set->policies[b->current], wildcard, norm, nlen, port, rule)) {
         out_of_memory(b);
@@ -212,8 +230,10 @@ static void add_address(builder *b, const char *entry, const char *s, size_t n, 
     if (b->current == NO_POLICY)
         return;
     uint32_t rule = add_rule(b, entry);
-    if (rule == EI_NO_RULE)
+    if (rule == EI_NO_RULE || !describe_rule(b, rule, EI_RULE_ADDRESS, NULL, 0, port))
         return;
+    b->set->rules[rule].addr = addr;
+    b->set->rules[rule].bits = (uint8_t)bits;
     if (!ei_policy_add_prefix(&b->set->policies[b->current], &addr, bits, port, rule)) {
         out_of_memory(b);
         return;
@@ -283,7 +303,8 @@ static void add_tcp(builder *b, const char *entry, const char *rest)
     if (!name_or_error(b, entry, rest, hlen, norm, &nlen, &wildcard) || b->current == NO_POLICY)
         return;
     uint32_t rule = add_rule(b, entry);
-    if (rule == EI_NO_RULE)
+    if (rule == EI_NO_RULE ||
+        !describe_rule(b, rule, wildcard ? EI_RULE_TCP_WILDCARD : EI_RULE_TCP, norm, nlen, port))
         return;
     if (!ei_policy_add_tcp_name(&b->set->policies[b->current], wildcard, norm, nlen, port, rule)) {
         out_of_memory(b);
