@@ -47,6 +47,8 @@ void ei_policy_iter_init(ei_policy_iter *it, const ei_policy_set *set, const ei_
                          const ei_workload *wl);
 /* The next policy that governs the workload, NULL after the last. */
 EI_MUST_USE const ei_policy *ei_policy_iter_next(ei_policy_iter *it);
+/* Back to the first, without looking the source up again. */
+void ei_policy_iter_rewind(ei_policy_iter *it);
 
 /* The policy by source address alone: the longest `source` prefix match, else
  * "default". Never returns NULL. */

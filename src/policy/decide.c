@@ -31,7 +31,7 @@ ei_decision ei_decide(const ei_flow_facts *facts, const ei_policy_set *set)
         d.monitored = true;
         for (const ei_policy *p = first; p != NULL; p = ei_policy_iter_next(&it))
             d.monitored &= ei_policy_mode(p) == EI_MODE_MONITOR;
-        ei_policy_iter_init(&it, set, &facts->src, facts->workload);
+        ei_policy_iter_rewind(&it);
         first = ei_policy_iter_next(&it);
     }
     /* What the governing policies allow adds up: the first entry that allows names its
@@ -54,7 +54,7 @@ ei_decision ei_decide(const ei_flow_facts *facts, const ei_policy_set *set)
         d.reason = facts->l7 == EI_L7_NONE ? EI_REASON_NOT_TLS_OR_HTTP : EI_REASON_NO_HOSTNAME;
     } else {
         d.reason = EI_REASON_NAME_NOT_ALLOWED;
-        ei_policy_iter_init(&it, set, &facts->src, facts->workload);
+        ei_policy_iter_rewind(&it);
         for (const ei_policy *p; (p = ei_policy_iter_next(&it)) != NULL;) {
             d.match = ei_policy_match_name(p, facts->host, facts->host_len, facts->dport);
             if (d.match.rule != NULL) {

@@ -397,6 +397,12 @@ void ei_policy_iter_init(ei_policy_iter *it, const ei_policy_set *set, const ei_
     *it = (ei_policy_iter){ .set = set, .wl = wl, .owner = owner != &set->policies[0] ? owner : NULL };
 }
 
+void ei_policy_iter_rewind(ei_policy_iter *it)
+{
+    it->next = 0;
+    it->started = it->any = false;
+}
+
 const ei_policy *ei_policy_iter_next(ei_policy_iter *it)
 {
     if (!it->started) {
