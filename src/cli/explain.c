@@ -311,8 +311,9 @@ static seen_flow *read_flows(FILE *in, size_t *n, uint64_t *lines, uint64_t *ski
             count = (uint64_t)int_of(d, "count", 1);
         json_object_put(o);
         json_object *at = NULL;
-        if (json_object_object_get_ex(index, f.key, &at)) {
-            flows[json_object_get_int64(at)].seen += count;
+        int64_t known = json_object_object_get_ex(index, f.key, &at) ? json_object_get_int64(at) : -1;
+        if (flows != NULL && known >= 0 && (size_t)known < *n) {
+            flows[known].seen += count;
             continue;
         }
         seen_flow *grown = ei_grow(flows, sizeof *flows, *n, &cap, 64);

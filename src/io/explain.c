@@ -133,7 +133,8 @@ static void segment(sender *s, bool from_client, uint8_t flags, uint32_t seq, ui
     t[12] = 0x50;
     t[13] = flags;
     put16(t, 14, 64240);
-    memcpy(t + 20, payload, len);
+    if (len > 0)
+        memcpy(t + 20, payload, len);
     s->now += 1000000; /* 1 ms */
     ei_action action = ei_pipeline_packet(s->p, EI_LINK_RAW, pkt, ip + 20 + len, s->now, ++s->id, 0);
     (void)action; /* the decision comes through on_event */
