@@ -21,6 +21,6 @@ bash fuzz/run.sh 30
 echo "== sanitizer build (ASan + UBSan)"
 ctest --test-dir build-asan --output-on-failure -j"$jobs"
 echo "== ThreadSanitizer build: the daemon end to end, and the io threads' unit tests"
-ctest --test-dir build-tsan --output-on-failure -R "tsan_e2e|tsan_kube_e2e|test_logring|test_nfq|test_dns"
+ctest --test-dir build-tsan --output-on-failure -R "tsan_e2e|tsan_kube_e2e|test_logring|test_nfq|test_dns|test_control"
 echo "== release build"
 ctest --test-dir build --output-on-failure -j"$jobs"

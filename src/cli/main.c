@@ -9,6 +9,8 @@
 #include "cli/hosts.h"
 #include "cli/explain.h"
 #include "cli/iptables.h"
+#include "cli/observe.h"
+#include "cli/suggest.h"
 #include "cli/options.h"
 #include "io/rules_load.h"
 #include "egress_inspector/pipeline.h"
@@ -36,7 +38,8 @@ static const char usage[] =
     "      [--resolver IP[:PORT]] [--queue-maxlen N] [--metrics ADDR:PORT]\n"
     "      [--log-format json|cloudevents] [--log-interval SECONDS]\n"
     "      [--log-buffer BYTES] [--kube auto | --kubeconfig FILE] [--node-name NAME]\n"
-    "      [--workload-wait MS] [PIPELINE OPTIONS]\n"
+    "      [--workload-wait MS] [--control PATH [--control-group NAME]]\n"
+    "      [PIPELINE OPTIONS]\n"
     "      The daemon: judge the packets iptables queues; JSON lines on stdout.\n"
     "      --kube auto (in a pod: the service account) or --kubeconfig FILE: list and\n"
     "      watch this node's pods ($NODE_NAME) and the namespaces, the pod view that\n"
@@ -46,6 +49,8 @@ static const char usage[] =
     "      SIGUSR1: enforce, SIGUSR2: monitor, SIGHUP: reload rules, SIGTERM: stop.\n"
     "      Log lines wait in a buffer of --log-buffer bytes (8388608) for a slow reader;\n"
     "      when it is full they are dropped whole and counted, never waited for.\n"
+    "      --control PATH: a Unix socket (0600; 0660 and that group with\n"
+    "      --control-group) for observe and status.\n"
     "  iptables (--print | --apply | --remove) [--queue N | --queues A-B]\n"
     "      [--source CIDR]... [--in-iface PATTERN]... [--hook forward|output]...\n"
     "      [--ports LIST] [--fail closed|open] [--mark-allow HEX] [--mark-deny HEX]\n"
@@ -58,6 +63,19 @@ static const char usage[] =
     "      as for run (the two must agree).\n"
     "  check-rules FILE\n"
     "      Validate a rules file (or Portarium policy JSON); print every error.\n"
+    "  observe --control PATH [--verdict allow|deny] [--policy NAME] [--source CIDR]\n"
+    "          [--name GLOB] [--output json|table] [--count N] [--follow]\n"
+    "      The decision lines a running daemon logs, as they come: unchanged (json, the\n"
+    "      default when stdout is no terminal) or as a table. Ends (exit 0) after\n"
+    "      --count N matching lines, when the daemon closes, or on SIGINT; --follow\n"
+    "      reconnects when the daemon closes (a restart) instead.\n"
+    "  status --control PATH\n"
+    "      The daemon's mode, rules generation and counters, as one JSON object.\n";
+
+static const char usage_more[] = /* one string would be longer than C11 promises */
+    "  suggest [--from FILE] [--rules FILE] [--format rules|portarium] [--min-count N]\n"
+    "      [--min-siblings N]  An allowlist from decision lines; N (3) names below one\n"
+    "      parent P become *.P, never on a public suffix (suggest --help).\n"
     "  explain --rules FILE --source IP [--name NAME] [--port N] [--dest IP]\n"
     "      [--l7 tls|http] [PIPELINE OPTIONS]\n"
     "      What the pipeline decides for that flow (the decision line replay would\n"
@@ -119,6 +137,7 @@ static const char usage_pipeline[] =
 void print_usage(FILE *f)
 {
     fputs(usage, f);
+    fputs(usage_more, f);
     fputs(usage_pipeline, f);
 }
 
@@ -626,7 +645,7 @@ static bool node_check(node_options *n)
 static int cmd_run(int argc, char **argv)
 {
     enum { OPT_MAXLEN = 256, OPT_METRICS, OPT_LOG_FORMAT, OPT_LOG_INTERVAL, OPT_RESOLVER, OPT_LOG_BUFFER,
-           OPT_KUBE, OPT_KUBECONFIG, OPT_NODE_NAME, OPT_WORKLOAD_WAIT };
+           OPT_KUBE, OPT_KUBECONFIG, OPT_NODE_NAME, OPT_WORKLOAD_WAIT, OPT_CONTROL, OPT_CONTROL_GROUP };
     static const struct option opts[] = {
         { "rules", required_argument, NULL, 'r' },
         { "kube", required_argument, NULL, OPT_KUBE },
@@ -641,6 +660,8 @@ static int cmd_run(int argc, char **argv)
         { "log-format", required_argument, NULL, OPT_LOG_FORMAT },
         { "log-interval", required_argument, NULL, OPT_LOG_INTERVAL },
         { "log-buffer", required_argument, NULL, OPT_LOG_BUFFER },
+        { "control", required_argument, NULL, OPT_CONTROL },
+        { "control-group", required_argument, NULL, OPT_CONTROL_GROUP },
         PIPELINE_LONG_OPTIONS,
         NODE_LONG_OPTIONS,
         { NULL, 0, NULL, 0 },
@@ -676,6 +697,12 @@ static int cmd_run(int argc, char **argv)
             break;
         case OPT_METRICS:
             d.metrics_listen = optarg;
+            break;
+        case OPT_CONTROL:
+            d.control_path = optarg;
+            break;
+        case OPT_CONTROL_GROUP:
+            d.control_group = optarg;
             break;
         case OPT_RESOLVER:
             d.resolver = optarg;
@@ -717,6 +744,10 @@ static int cmd_run(int argc, char **argv)
     }
     if (d.rules_path == NULL || optind != argc) {
         fprintf(stderr, "egress-inspector run: --rules FILE is required\n");
+        return 2;
+    }
+    if (d.control_group != NULL && d.control_path == NULL) {
+        fprintf(stderr, "egress-inspector run: --control-group needs --control PATH\n");
         return 2;
     }
     if (!node_check(&n))
@@ -906,23 +937,33 @@ static int cmd_check_rules(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
+    /* suggest, explain, diff, observe and status print a usage of their own; the others
+     * are described by the command list, which `COMMAND --help` prints */
+    static const struct {
+        const char *name;
+        int (*run)(int argc, char **argv);
+        bool own_help;
+    } commands[] = {
+        { "replay", cmd_replay, false },      { "check-rules", cmd_check_rules, false },
+        { "run", cmd_run, false },            { "iptables", cmd_iptables, false },
+        { "suggest", ei_cmd_suggest, true },  { "explain", ei_cmd_explain, true },
+        { "diff", ei_cmd_diff, true },        { "observe", ei_cmd_observe, true },
+        { "status", ei_cmd_observe, true },
+    };
     if (argc < 2) {
         print_usage(stderr);
         return 2;
     }
     const char *cmd = argv[1];
-    if (strcmp(cmd, "replay") == 0)
-        return cmd_replay(argc - 1, argv + 1);
-    if (strcmp(cmd, "check-rules") == 0)
-        return cmd_check_rules(argc - 1, argv + 1);
-    if (strcmp(cmd, "run") == 0)
-        return cmd_run(argc - 1, argv + 1);
-    if (strcmp(cmd, "iptables") == 0)
-        return cmd_iptables(argc - 1, argv + 1);
-    if (strcmp(cmd, "explain") == 0)
-        return ei_cmd_explain(argc - 1, argv + 1);
-    if (strcmp(cmd, "diff") == 0)
-        return ei_cmd_diff(argc - 1, argv + 1);
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
+        if (strcmp(cmd, commands[i].name) != 0)
+            continue;
+        if (!commands[i].own_help && argc == 3 && (strcmp(argv[2], "--help") == 0 || strcmp(argv[2], "-h") == 0)) {
+            print_usage(stdout);
+            return 0;
+        }
+        return commands[i].run(argc - 1, argv + 1);
+    }
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
         printf("egress-inspector %s\n", EI_VERSION);
         return 0;

@@ -1,5 +1,6 @@
-/* The daemon's orchestration: load the rules, start the log ring, the resolver and one
- * worker per queue (io/worker.c), serve /metrics (io/prom.c), then read signals and
+/* The daemon's orchestration: load the rules, start the log ring, the control socket
+ * (io/control.c), the resolver and one worker per queue (io/worker.c), serve /metrics
+ * (io/prom.c), then read signals and
  * rules-file changes (io/reload.c) until told to stop, and stop in the one order that is
  * safe: readers before what they read.
  *
@@ -18,6 +19,7 @@
 #include <unistd.h>
 
 #include "io/clock.h"
+#include "io/control.h"
 #include "io/jsonw.h"
 #include "io/log.h"
 #include "io/metrics.h"
@@ -46,6 +48,7 @@ typedef struct {
     ei_worker *ws;
     size_t nq;                /* workers opened (the array's length) */
     ei_metrics *metrics;
+    ei_control *control;      /* --control; NULL: none */
     int sfd;
     ei_rules_watch watch;
     ei_kube_watch *kube;
@@ -124,10 +127,9 @@ static void publish_view(void *ctx, ei_workloads *view)
     pthread_mutex_unlock(&d->view_lock);
 }
 
-static void render_metrics(void *arg, FILE *out)
+/* What /metrics and the control socket's status show. queues: MAX_QUEUES of them. */
+static void gather(ei_daemon *d, ei_prom_snapshot *out, ei_prom_queue *queues)
 {
-    ei_daemon *d = arg;
-    ei_prom_queue queues[MAX_QUEUES];
     ei_prom_snapshot s = { .queues = queues, .nqueues = d->nq };
     for (size_t i = 0; i < d->nq; i++) {
         ei_counters c;
@@ -155,7 +157,25 @@ static void render_metrics(void *arg, FILE *out)
     s.has_watch = d->kube != NULL;
     if (d->kube != NULL)
         ei_kube_watch_stats(d->kube, &s.watch);
+    ei_control_get_stats(d->control, &s.control);
+    *out = s;
+}
+
+static void render_metrics(void *arg, FILE *out)
+{
+    ei_prom_queue queues[MAX_QUEUES];
+    ei_prom_snapshot s;
+    gather(arg, &s, queues);
     ei_prom_render(&s, out);
+}
+
+/* The control thread's status request: the same snapshot, as one JSON object. */
+static void render_status(void *arg, FILE *out)
+{
+    ei_prom_queue queues[MAX_QUEUES];
+    ei_prom_snapshot s;
+    gather(arg, &s, queues);
+    ei_prom_status(&s, out);
 }
 
 static bool metrics_healthy(void *arg)
@@ -199,7 +219,9 @@ static int block_signals(void)
 
 static void write_audit_line(void *ctx, const char *line, size_t len)
 {
-    (void)ei_logring_put(ctx, line, len); /* never blocks; a dropped line is counted */
+    ei_daemon *d = ctx;
+    (void)ei_logring_put(d->sh.log, line, len); /* never blocks; a dropped line is counted */
+    ei_control_put(d->control, line, len);      /* the same: per observer */
 }
 
 /* Everything but the queue threads. 0, or the exit status. */
@@ -228,10 +250,15 @@ static int start_services(ei_daemon *d, ei_policy_set *set, char *err, size_t er
     d->sh.log = ei_logring_start(STDOUT_FILENO, opt->log_buffer, err, errlen);
     if (d->sh.log == NULL)
         return 1;
+    if (opt->control_path != NULL) { /* before the first decision line, which it shows */
+        d->control = ei_control_start(opt->control_path, opt->control_group, err, errlen);
+        if (d->control == NULL)
+            return 1;
+    }
     char node[64] = "node", source[96];
     (void)gethostname(node, sizeof node - 1);
     snprintf(source, sizeof source, "egress-inspector/%s", node);
-    d->sh.audit = ei_audit_new(opt->log_format, source, opt->log_interval_ns, write_audit_line, d->sh.log);
+    d->sh.audit = ei_audit_new(opt->log_format, source, opt->log_interval_ns, write_audit_line, d);
     if (d->sh.audit == NULL) {
         snprintf(err, errlen, "out of memory");
         return 1;
@@ -369,6 +396,7 @@ static void stop_all(ei_daemon *d, bool log_shutdown)
     atomic_store(&d->sh.ready, false);
     ei_metrics_stop(d->metrics); /* reads workers, the cache, the resolver, the ring */
     d->metrics = NULL;
+    ei_control_set_source(d->control, NULL); /* its status reads what metrics read */
     ei_kube_watch_stop(d->kube); /* publishes to the workers */
     d->kube = NULL;
     atomic_store(&d->sh.stop, true);
@@ -413,6 +441,9 @@ static void stop_all(ei_daemon *d, bool log_shutdown)
         ei_jsonw_uint(&w, "log_lines_dropped", ls.lines_dropped);
         emit(d, &w);
     }
+    /* no decision line comes any more: observers get their last ones, then the end */
+    ei_control_stop(d->control);
+    d->control = NULL;
     size_t unwritten = ei_logring_stop(d->sh.log, LOG_DRAIN_MS);
     if (unwritten > 0)
         fprintf(stderr, "egress-inspector: %zu bytes of log could not be written before exit\n", unwritten);
@@ -455,6 +486,10 @@ int ei_daemon_run(const ei_daemon_options *opt)
         ei_metrics_source src = { render_metrics, metrics_healthy, metrics_ready, &d };
         d.metrics = ei_metrics_start(opt->metrics_listen, &src, err, sizeof err);
         status = d.metrics == NULL;
+    }
+    if (status == 0) { /* status requests read the workers: only now are they there */
+        ei_control_source csrc = { render_status, &d };
+        ei_control_set_source(d.control, &csrc);
     }
     if (status == 0) {
         ei_rules_watch_open(&d.watch, opt->rules_path);

@@ -21,6 +21,8 @@ typedef struct {
     uint64_t log_interval_ns;   /* window in which repeated denies are aggregated */
     size_t log_buffer;          /* bytes of log lines waiting for stdout's reader */
     const char *metrics_listen; /* "ADDR:PORT" for /metrics, /healthz, /readyz; NULL: none */
+    const char *control_path;   /* the control socket (io/control.h); NULL: none */
+    const char *control_group;  /* its group (mode 0660); NULL: root's alone (0600) */
     ei_pipeline_config pipeline;
     ei_dns_cache *dns;          /* shared by every queue; --hosts already pinned */
     const char *resolver;       /* "IP[:PORT]" of the resolver; NULL: the node's resolv.conf */

@@ -235,4 +235,52 @@ void ei_prom_render(const ei_prom_snapshot *s, FILE *out)
     single(out, "server_resets_total", "counter", "Resets sent to the servers of denied flows.",
            s->resets.sent);
     single(out, "server_reset_errors_total", "counter", NULL, s->resets.errors);
+    single(out, "control_clients", "gauge", "Clients of the control socket connected now.", s->control.clients);
+    single(out, "control_lines_dropped_total", "counter",
+           "Decision lines an observer of the control socket missed: its buffer was full.",
+           s->control.lines_dropped);
+}
+
+/* ---- the control socket's status object ---- */
+
+static void status_decisions(const ei_counters *sum, FILE *out)
+{
+    uint64_t allowed = 0, denied = 0;
+    for (int r = 1; r < EI_REASON_COUNT; r++) {
+        if (ei_reason_allows((ei_reason)r))
+            allowed += sum->decisions[r];
+        else
+            denied += sum->decisions[r];
+    }
+    fprintf(out, "\"decisions\":{\"allowed\":%llu,\"denied\":%llu,\"by_reason\":{",
+            (unsigned long long)allowed, (unsigned long long)denied);
+    const char *sep = "";
+    for (int r = 1; r < EI_REASON_COUNT; r++) {
+        if (sum->decisions[r] == 0)
+            continue;
+        fprintf(out, "%s\"%s\":%llu", sep, ei_reason_name((ei_reason)r), (unsigned long long)sum->decisions[r]);
+        sep = ",";
+    }
+    fputs("}}", out);
+}
+
+void ei_prom_status(const ei_prom_snapshot *s, FILE *out)
+{
+    /* every string here is one of our own names: nothing to escape */
+    fprintf(out, "{\"mode\":\"%s\",\"rules_generation\":%llu,\"reload_failures\":%llu,\"queues\":[",
+            ei_mode_name(s->mode), (unsigned long long)s->generation, (unsigned long long)s->reload_failures);
+    for (size_t i = 0; i < s->nqueues; i++)
+        fprintf(out, "%s{\"queue\":%u,\"packets\":%llu,\"verdicts\":%llu}", i ? "," : "", s->queues[i].queue,
+                (unsigned long long)s->queues[i].nfq.queued, (unsigned long long)s->queues[i].nfq.verdicts);
+    fputs("],", out);
+    status_decisions(&s->sum, out);
+    fprintf(out, ",\"held_packets\":%llu,\"flows\":%llu,\"log_lines_dropped\":%llu,"
+                 "\"control\":{\"clients\":%llu,\"observers\":%llu,\"lines_dropped\":%llu}",
+            (unsigned long long)s->sum.held, (unsigned long long)s->sum.flows,
+            (unsigned long long)s->log.lines_dropped, (unsigned long long)s->control.clients,
+            (unsigned long long)s->control.observers, (unsigned long long)s->control.lines_dropped);
+    if (s->has_view)
+        fprintf(out, ",\"pods\":%llu,\"kube_synced\":%s", (unsigned long long)s->view.pods,
+                !s->has_watch || s->watch.synced ? "true" : "false");
+    fputc('}', out);
 }

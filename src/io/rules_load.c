@@ -18,14 +18,13 @@ static void print_error(void *ctx, unsigned line, const char *message)
     fprintf(ec->err, "%s:%u: %s\n", ec->path, line, message);
 }
 
-/* The whole file in one buffer, or NULL with errno set (EFBIG past the limit). */
-static char *slurp(const char *path, size_t *len)
+char *ei_rules_read(const char *path, size_t *len)
 {
     FILE *f = fopen(path, "rb");
     if (f == NULL)
         return NULL;
     size_t cap = 4096, n = 0;
-    char *buf = malloc(cap);
+    char *buf = malloc(cap + 1);
     while (buf != NULL) {
         n += fread(buf + n, 1, cap - n, f);
         if (n < cap)
@@ -36,7 +35,7 @@ static char *slurp(const char *path, size_t *len)
             errno = EFBIG;
             break;
         }
-        char *bigger = realloc(buf, cap * 2);
+        char *bigger = realloc(buf, cap * 2 + 1);
         if (bigger == NULL) {
             free(buf);
             buf = NULL;
@@ -53,6 +52,8 @@ static char *slurp(const char *path, size_t *len)
         errno = saved;
     }
     fclose(f);
+    if (buf != NULL)
+        buf[n] = '\0';
     *len = n;
     return buf;
 }
@@ -60,7 +61,7 @@ static char *slurp(const char *path, size_t *len)
 ei_policy_set *ei_rules_load(const char *path, FILE *err, unsigned *errors)
 {
     size_t len = 0;
-    char *text = slurp(path, &len);
+    char *text = ei_rules_read(path, &len);
     if (text == NULL) {
         fprintf(err, "%s: cannot read rules: %s\n", path, strerror(errno));
         if (errors != NULL)

@@ -15,4 +15,8 @@
  * Files over EI_RULES_FILE_MAX are refused unread. */
 EI_MUST_USE ei_policy_set *ei_rules_load(const char *path, FILE *err, unsigned *errors);
 
+/* The whole file, NUL-terminated (*len excludes the NUL), or NULL with errno set: EFBIG
+ * past EI_RULES_FILE_MAX. The caller frees it. */
+EI_MUST_USE char *ei_rules_read(const char *path, size_t *len);
+
 #endif

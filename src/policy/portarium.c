@@ -48,8 +48,7 @@ static void fail(builder *b, const char *path, const char *message)
     fprintf(b->err, "%s: %s: %s\n", b->file, path, message);
 }
 
-/* obj.key, or obj.spec.key */
-static json_object *field(json_object *doc, const char *key)
+json_object *ei_policy_json_field(json_object *doc, const char *key)
 {
     json_object *v = NULL, *spec = NULL;
     if (json_object_object_get_ex(doc, key, &v))
@@ -75,8 +74,8 @@ static void add_document(builder *b, json_object *doc, const char *where, int pa
         json_object_object_get_ex(meta, "name", &name);
     if (name == NULL)
         json_object_object_get_ex(doc, "name", &name);
-    json_object *sources = field(doc, "sources");
-    json_object *allow = field(doc, "egressAllowlist");
+    json_object *sources = ei_policy_json_field(doc, "sources");
+    json_object *allow = ei_policy_json_field(doc, "egressAllowlist");
     bool is_default = sources == NULL ||
                       (json_object_is_type(sources, json_type_array) && json_object_array_length(sources) == 0);
     if (is_default != (pass == 0))
@@ -107,7 +106,7 @@ static void add_document(builder *b, json_object *doc, const char *where, int pa
                 emit(b, path, "source", json_object_get_string(s));
         }
     }
-    json_object *mode = field(doc, "enforcementMode");
+    json_object *mode = ei_policy_json_field(doc, "enforcementMode");
     if (mode != NULL) {
         snprintf(path, sizeof path, "%s.enforcementMode", where);
         const char *m = json_object_is_type(mode, json_type_string) ? json_object_get_string(mode) : "";

@@ -222,5 +222,12 @@ check("replay --coverage inspected prints no more lines than the default",
       r.returncode == 0 and r2.returncode == 0 and len(r.stdout.splitlines()) <= len(r2.stdout.splitlines()),
       r.stderr)
 
+for cmd, says in (("replay", "--pcap"), ("run", "--control"), ("iptables", "--apply"), ("check-rules", "check-rules"),
+                  ("suggest", "--min-count"), ("explain", "--source"), ("diff", "OLD.rules"),
+                  ("observe", "--follow"), ("status", "status --control")):
+    r = run(cmd, "--help")
+    check(f"{cmd} --help prints its usage on stdout", r.returncode == 0 and says in r.stdout and r.stderr == "",
+          r.stdout + r.stderr)
+
 print(f"{sum(results)} passed, {len(results) - sum(results)} failed")
 sys.exit(0 if all(results) else 1)

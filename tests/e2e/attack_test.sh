@@ -34,16 +34,7 @@ attack_cleanup() {
     topology_cleanup
     ip netns del "$NS_SRV" 2>/dev/null || true
 }
-keep_logs() {
-    if [ "${FAILED:-0}" != 0 ] || [ "${1:-0}" != 0 ]; then
-        local dir=${EI_E2E_KEEP:-/tmp}
-        cp "$WORK/daemon.log" "$dir/ei-attack-daemon.log" 2>/dev/null || true
-        cp "$WORK/daemon.err" "$dir/ei-attack-daemon.err" 2>/dev/null || true
-        cp "$WORK/recorder.log" "$dir/ei-attack-recorder.log" 2>/dev/null || true
-        echo "logs kept in $dir/ei-attack-{daemon.log,daemon.err,recorder.log}"
-    fi
-}
-trap 'rc=$?; keep_logs $rc; attack_cleanup; rm -rf "$WORK"' EXIT
+trap 'rc=$?; keep_logs $rc ei-attack daemon.log daemon.err recorder.log; attack_cleanup; rm -rf "$WORK"' EXIT
 trap 'exit 130' INT TERM
 
 V4=198.51.100.10 V6=2001:db8:1::10

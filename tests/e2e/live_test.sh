@@ -8,16 +8,7 @@ BIN=$(readlink -f "$1")
 HERE=$(cd "$(dirname "$0")" && pwd)
 WORK=$(mktemp -d)
 source "$HERE/topology.sh"
-# On failure the daemon's log and stderr are kept for a look: $EI_E2E_KEEP (default /tmp).
-keep_logs() {
-    if [ "${FAILED:-0}" != 0 ] || [ "${1:-0}" != 0 ]; then
-        local dir=${EI_E2E_KEEP:-/tmp}
-        cp "$WORK/daemon.log" "$dir/ei-e2e-daemon.log" 2>/dev/null || true
-        cp "$WORK/daemon.err" "$dir/ei-e2e-daemon.err" 2>/dev/null || true
-        echo "daemon log kept in $dir/ei-e2e-daemon.log"
-    fi
-}
-trap 'rc=$?; keep_logs $rc; topology_cleanup; rm -rf "$WORK"' EXIT
+trap 'rc=$?; keep_logs $rc ei-e2e daemon.log daemon.err; topology_cleanup; rm -rf "$WORK"' EXIT
 trap 'exit 130' INT TERM
 
 topology_up

@@ -69,6 +69,16 @@ topology_up() {
 # ---- what every end-to-end test needs besides the namespaces ----
 
 PASSED=0 FAILED=0
+# keep_logs RC PREFIX FILE...: after a failure (a failed check, or RC != 0), copies each
+# FILE of $WORK to $EI_E2E_KEEP (default /tmp) as PREFIX-FILE, for a look.
+keep_logs() {
+    local rc=$1 prefix=$2 dir=${EI_E2E_KEEP:-/tmp} f
+    shift 2
+    [ "${FAILED:-0}" != 0 ] || [ "$rc" != 0 ] || return 0
+    for f in "$@"; do cp "$WORK/$f" "$dir/$prefix-$f" 2>/dev/null || true; done
+    echo "logs kept in $dir/$prefix-{$(IFS=,; echo "$*")}"
+}
+
 check() { # check NAME COMMAND... : the command must succeed
     local name=$1; shift
     if "$@"; then PASSED=$((PASSED + 1)); echo "ok   $name"

@@ -39,6 +39,7 @@ static char *render(size_t *len)
     fill(&s.view, sizeof s.view, 9000);
     s.watch.synced = true;
     fill(&s.watch.pods, sizeof s.watch - offsetof(ei_kube_stats, pods), 9100);
+    fill(&s.control, sizeof s.control, 9200);
     char *text = NULL;
     FILE *out = open_memstream(&text, len);
     if (out == NULL)
