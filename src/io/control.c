@@ -340,14 +340,14 @@ static void client_event(ei_control *c, slot *s, uint32_t events)
 static void refuse(ei_control *c, int fd)
 {
     static const char line[] = "{\"error\":\"too many clients (at most 16)\"}\n";
+    pthread_mutex_lock(&c->lock); /* counted first: whoever reads the line sees the count */
+    c->st.refused++;
+    pthread_mutex_unlock(&c->lock);
     ssize_t n = send(fd, line, sizeof line - 1, MSG_DONTWAIT | MSG_NOSIGNAL);
     (void)n; /* a new socket's buffer is empty: it fits */
     char sink[512];
     (void)recv(fd, sink, sizeof sink, MSG_DONTWAIT);
     close(fd);
-    pthread_mutex_lock(&c->lock);
-    c->st.refused++;
-    pthread_mutex_unlock(&c->lock);
 }
 
 static void accept_clients(ei_control *c)
