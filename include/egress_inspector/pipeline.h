@@ -130,6 +130,8 @@ typedef struct {
     ei_addr dst;
     uint16_t sport;       /* ICMP: the query's identifier */
     uint16_t dport;       /* ICMP: 0 */
+    uint16_t target_port; /* the port a CONNECT or SOCKS request named, which the policy
+                             judged instead of dport (the proxy's); 0: none */
     uint8_t proto;        /* IPPROTO_TCP, IPPROTO_UDP, IPPROTO_ICMP, ... */
     ei_l7 l7;
     /* The name as the client sent it: normalized (lower-case, no trailing dot) when

@@ -12,7 +12,7 @@
 #include "io/explain.h"
 #include "io/rules_load.h"
 
-enum { OPT_SOURCE = 300, OPT_NAME, OPT_PORT, OPT_DEST, OPT_L7, OPT_FROM, MAX_NEAR = 5 };
+enum { OPT_SOURCE = 300, OPT_NAME, OPT_PORT, OPT_DEST, OPT_L7, OPT_TARGET_PORT, OPT_FROM, MAX_NEAR = 5 };
 
 /* What explain and diff share: the rules and pod view, the pipeline's options. */
 typedef struct {
@@ -50,8 +50,10 @@ static bool parse_l7(const char *arg, ei_l7 *l7)
         *l7 = EI_L7_TLS;
     else if (strcmp(arg, "http") == 0)
         *l7 = EI_L7_HTTP;
+    else if (strcmp(arg, "socks") == 0)
+        *l7 = EI_L7_SOCKS;
     else {
-        fprintf(stderr, "egress-inspector: --l7: '%s' is neither tls nor http\n", arg);
+        fprintf(stderr, "egress-inspector: --l7: '%s' is none of tls, http, socks\n", arg);
         return false;
     }
     return true;
@@ -69,7 +71,8 @@ static bool parse_address(const char *opt, const char *arg, ei_addr *a)
 
 static const char explain_usage[] =
     "usage: egress-inspector explain --rules FILE --source IP [--name NAME] [--port N]\n"
-    "           [--dest IP] [--l7 tls|http] [--mode enforce|monitor] [PIPELINE OPTIONS]\n"
+    "           [--dest IP] [--l7 tls|http|socks] [--target-port N] [--mode enforce|monitor]\n"
+    "           [PIPELINE OPTIONS]\n"
     "  What the pipeline decides for one TCP flow from --source to NAME on --port (443;\n"
     "  80 is read as HTTP), as replay would for a capture of it: one JSON line, the\n"
     "  decision line (verdict, reason, policy, rule, rule_line, mode, namespace, pod)\n"
@@ -77,7 +80,10 @@ static const char explain_usage[] =
     "  not (other_port, wildcard_not_apex, other_policy, other_name, tcp_entry). Without\n"
     "  --dest, an address no address entry covers. --dest-check is off unless asked\n"
     "  (strict needs the name's addresses: --hosts FILE). --pods and --namespaces give\n"
-    "  the pod view, as for replay.\n";
+    "  the pod view, as for replay. Through a proxy on --port: --target-port N makes the\n"
+    "  message a CONNECT to NAME:N (--l7 http, the default) or a SOCKS 5 request\n"
+    "  (--l7 socks, read on --preamble-ports only, as live), the decision line's\n"
+    "  target_port.\n";
 
 static void add_nearest(json_object *line, const ei_policy_set *set, const judge *j,
                         const ei_explain_flow *flow, const ei_explain_result *r)
@@ -88,7 +94,7 @@ static void add_nearest(json_object *line, const ei_policy_set *set, const judge
     memset(&f, 0, sizeof f);
     f.src = flow->src;
     f.dst = r->dst;
-    f.dport = flow->port;
+    f.dport = flow->target_port != 0 ? flow->target_port : flow->port; /* what was judged */
     f.have_message = flow->name != NULL;
     if (flow->name != NULL && ei_name_normalize((const uint8_t *)flow->name, strlen(flow->name), name, &len) ==
                                   EI_REASON_NONE) {
@@ -126,6 +132,7 @@ int ei_cmd_explain(int argc, char **argv)
         { "port", required_argument, NULL, OPT_PORT },
         { "dest", required_argument, NULL, OPT_DEST },
         { "l7", required_argument, NULL, OPT_L7 },
+        { "target-port", required_argument, NULL, OPT_TARGET_PORT },
         { "help", no_argument, NULL, 'h' },
         PIPELINE_LONG_OPTIONS,
         { NULL, 0, NULL, 0 },
@@ -147,6 +154,11 @@ int ei_cmd_explain(int argc, char **argv)
         case OPT_PORT: if (!parse_number("--port", optarg, 1, 65535, &v)) return 2; flow.port = (uint16_t)v; break;
         case OPT_DEST: if (!parse_address("--dest", optarg, &flow.dst)) return 2; flow.dst_given = true; break;
         case OPT_L7: if (!parse_l7(optarg, &flow.l7)) return 2; l7_given = true; break;
+        case OPT_TARGET_PORT:
+            if (!parse_number("--target-port", optarg, 1, 65535, &v))
+                return 2;
+            flow.target_port = (uint16_t)v;
+            break;
         default: {
             int done = pipeline_option(&j.core, c, optarg);
             if (done < 0)
@@ -165,7 +177,14 @@ int ei_cmd_explain(int argc, char **argv)
         return 2;
     }
     if (!l7_given && flow.name != NULL)
-        flow.l7 = flow.port == 80 ? EI_L7_HTTP : EI_L7_TLS;
+        flow.l7 = flow.port == 80 || flow.target_port != 0 ? EI_L7_HTTP : EI_L7_TLS;
+    if (flow.l7 == EI_L7_SOCKS && flow.target_port == 0)
+        flow.target_port = 443;
+    if (flow.target_port != 0 && (flow.name == NULL || flow.l7 == EI_L7_TLS)) {
+        fprintf(stderr, "egress-inspector explain: --target-port is a proxy request's: it needs --name, "
+                "and --l7 http or socks\n");
+        return 2;
+    }
     ei_policy_set *set = ei_rules_load(rules, stderr, NULL);
     if (set == NULL)
         return 2;
@@ -234,15 +253,20 @@ static bool flow_of_line(json_object *o, seen_flow *f, bool *not_tcp)
     *not_tcp = false;
     memset(f, 0, sizeof *f);
     const char *src, *dst, *host, *l7, *proto;
-    int64_t dport;
+    int64_t dport, target = 0;
     if (json_object_object_get_ex(o, "data", &data)) { /* cloudevents */
         src = str_of(data, "workloadAddress");
         dst = str_of(data, "destinationAddress");
         host = str_of(data, "host");
         l7 = str_of(data, "protocol");
-        const char *d = str_of(data, "destination");
+        const char *d = str_of(data, "destination"); /* NAME:PORT, the port judged */
         const char *colon = d != NULL ? strrchr(d, ':') : NULL;
         dport = colon != NULL ? strtol(colon + 1, NULL, 10) : -1;
+        int64_t proxy = int_of(data, "proxyPort", 0); /* through a proxy: the port connected to */
+        if (proxy != 0) {
+            target = dport;
+            dport = proxy;
+        }
         proto = l7 != NULL && strcmp(l7, "quic") == 0 ? "udp" : "tcp";
     } else {
         const char *ev = str_of(o, "event");
@@ -254,8 +278,9 @@ static bool flow_of_line(json_object *o, seen_flow *f, bool *not_tcp)
         l7 = str_of(o, "l7");
         proto = str_of(o, "proto");
         dport = int_of(o, "dport", -1);
+        target = int_of(o, "target_port", 0);
     }
-    if (src == NULL || dst == NULL || dport < 1 || dport > 65535 || !ei_addr_parse(src, &f->flow.src) ||
+    if (src == NULL || dst == NULL || dport < 1 || dport > 65535 || target < 0 || target > 65535 || !ei_addr_parse(src, &f->flow.src) ||
         !ei_addr_parse(dst, &f->flow.dst))
         return false;
     if (proto == NULL || strcmp(proto, "tcp") != 0 || (l7 != NULL && strcmp(l7, "quic") == 0)) {
@@ -264,12 +289,19 @@ static bool flow_of_line(json_object *o, seen_flow *f, bool *not_tcp)
     }
     f->flow.dst_given = true;
     f->flow.port = (uint16_t)dport;
-    f->flow.l7 = l7 != NULL && strcmp(l7, "http") == 0 ? EI_L7_HTTP : EI_L7_TLS;
+    f->flow.l7 = l7 == NULL                  ? EI_L7_TLS
+                 : strcmp(l7, "http") == 0  ? EI_L7_HTTP
+                 : strcmp(l7, "socks") == 0 ? EI_L7_SOCKS
+                                            : EI_L7_TLS;
     if (host != NULL && strlen(host) < sizeof f->name) {
         snprintf(f->name, sizeof f->name, "%s", host);
         f->flow.name = f->name;
+        f->flow.target_port = (uint16_t)target; /* a proxy's request names it */
     }
-    snprintf(f->key, sizeof f->key, "%s|%s|%s|%u|%d", src, host != NULL ? host : "", dst, f->flow.port, f->flow.l7);
+    if (f->flow.l7 == EI_L7_SOCKS && f->flow.target_port == 0)
+        return false; /* a SOCKS request is nothing without its target */
+    snprintf(f->key, sizeof f->key, "%s|%s|%s|%u|%d|%u", src, host != NULL ? host : "", dst, f->flow.port, f->flow.l7,
+             f->flow.target_port);
     return true;
 }
 
@@ -395,6 +427,8 @@ int ei_cmd_diff(int argc, char **argv)
             json_object_object_add(line, "host", flows[i].flow.name ? json_object_new_string(flows[i].name) : NULL);
             json_object_object_add(line, "dst", json_object_new_string(ei_addr_format(&flows[i].flow.dst, addr)));
             json_object_object_add(line, "dport", json_object_new_int(flows[i].flow.port));
+            if (flows[i].flow.target_port != 0)
+                json_object_object_add(line, "target_port", json_object_new_int(flows[i].flow.target_port));
             json_object_object_add(line, "seen", json_object_new_int64((int64_t)flows[i].seen));
             side(line, "old", &a);
             side(line, "new", &b);

@@ -400,6 +400,7 @@ typedef struct {
     bool deny, aggregated;
     const char *reason, *policy, *rule, *host, *src, *dst, *proto, *l7; /* NULL: absent */
     int port;                                                      /* -1: absent */
+    int target_port; /* a CONNECT or SOCKS request's, which was judged; 0: none */
     uint64_t count;
 } decision;
 
@@ -460,6 +461,8 @@ static bool read_log_line(json_object *o, const char *event, decision *d)
     uint64_t v;
     if (get_uint(o, "dport", 65535, &v))
         d->port = (int)v;
+    if (get_uint(o, "target_port", 65535, &v))
+        d->target_port = (int)v;
     if (get_uint(o, "count", INT64_MAX, &v) && v > 0)
         d->count = v;
     return true;
@@ -480,9 +483,13 @@ static bool read_cloudevent(json_object *o, decision *d)
     d->host = get_str(data, "host");
     d->src = get_str(data, "workloadAddress");
     d->dst = get_str(data, "destinationAddress");
-    d->port = port_of(get_str(data, "destination"));
+    d->port = port_of(get_str(data, "destination")); /* the port judged */
     d->l7 = get_str(data, "protocol");
     uint64_t v;
+    if (get_uint(data, "proxyPort", 65535, &v) && v > 0) { /* through a proxy: connected to */
+        d->target_port = d->port;
+        d->port = (int)v;
+    }
     if (get_uint(data, "count", INT64_MAX, &v) && v > 0) {
         d->count = v;
         d->aggregated = true;
@@ -673,6 +680,11 @@ static void add_name(state *s, uint32_t pol, const decision *d, const char *why)
         add_count(&s->no_port, d->count);
         return;
     }
+    if (d->target_port > 0) { /* the line names the port its proxy request was judged by */
+        (void)count_record(s, pol, R_NAME, (uint16_t)d->target_port, d->host, NULL, d->count);
+        return;
+    }
+    /* A log from before target_port: inferred, as via_port tells. */
     int port = d->port;
     bool allowed = strcmp(why, "allowed_name") == 0, socks = d->l7 != NULL && strcmp(d->l7, "socks") == 0;
     bool proxied = d->l7 != NULL && (socks || strcmp(d->l7, "http") == 0) && port_class(port) != 0;

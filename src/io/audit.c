@@ -11,6 +11,7 @@ typedef struct {
     bool used;
     ei_addr src;
     uint16_t dport;
+    uint16_t target_port;
     uint8_t reason;
     bool enforced;        /* an enforced deny and a monitored one are different kinds */
     char host[64];        /* enough to tell kinds apart; longer names share a prefix key */
@@ -62,10 +63,11 @@ static void write_cloudevent(ei_audit *a, const ei_flow_event *ev, uint64_t coun
     char ts[32], src[EI_ADDR_STRLEN], dst[EI_ADDR_STRLEN], id[160], dest[300], latency[32];
     ei_log_format_time(ev->ts_ns, ts);
     snprintf(id, sizeof id, "%s-%llu", a->source, (unsigned long long)++a->sequence);
+    unsigned port = ev->target_port != 0 ? ev->target_port : ev->dport; /* what was judged */
     if (ev->host != NULL && ev->host_valid)
-        snprintf(dest, sizeof dest, "%.*s:%u", (int)ev->host_len, ev->host, ev->dport);
+        snprintf(dest, sizeof dest, "%.*s:%u", (int)ev->host_len, ev->host, port);
     else
-        snprintf(dest, sizeof dest, "%s:%u", ei_addr_format(&ev->dst, dst), ev->dport);
+        snprintf(dest, sizeof dest, "%s:%u", ei_addr_format(&ev->dst, dst), port);
     snprintf(latency, sizeof latency, "%.3f", (double)ev->held_ns / 1e6);
     ei_jsonw w;
     ei_jsonw_begin(&w);
@@ -89,6 +91,8 @@ static void write_cloudevent(ei_audit *a, const ei_flow_event *ev, uint64_t coun
     }
     ei_jsonw_str(&w, "destination", dest);
     ei_jsonw_str(&w, "destinationAddress", ei_addr_format(&ev->dst, dst));
+    if (ev->target_port != 0) /* through a CONNECT or SOCKS proxy: the port connected to */
+        ei_jsonw_uint(&w, "proxyPort", ev->dport);
     ei_jsonw_str(&w, "protocol", ei_l7_name(ev->l7));
     ei_jsonw_number(&w, "latencyMs", latency);
     ei_jsonw_str(&w, "workloadAddress", ei_addr_format(&ev->src, src));
@@ -128,6 +132,8 @@ static void write_event(ei_audit *a, const ei_flow_event *ev, uint64_t count)
             ei_jsonw_str(&w, "proto", ei_log_proto_name(ev->proto, number));
         }
         ei_jsonw_uint(&w, "dport", ev->dport);
+        if (ev->target_port != 0)
+            ei_jsonw_uint(&w, "target_port", ev->target_port);
         ei_jsonw_raw_name(&w, "host", ev->host, ev->host_len);
         ei_jsonw_end(&w);
     }
@@ -140,7 +146,7 @@ static uint32_t kind_hash(const ei_flow_event *ev, size_t host_len)
     h = ei_hash_bytes(h, ev->host, host_len);
     if (host_len == 0) /* no name: the address it went to tells kinds apart */
         h = ei_hash_bytes(h, ev->dst.bytes, sizeof ev->dst.bytes) ^ ev->proto;
-    h = ei_hash_word(h, (uint64_t)ev->dport | (ev->enforced ? 0x10000u : 0u) |
+    h = ei_hash_word(h, (uint64_t)ev->dport | (uint64_t)ev->target_port << 40 | (ev->enforced ? 0x10000u : 0u) |
                             (uint64_t)ev->decision.reason << 32);
     return ei_hash_fold(h);
 }
@@ -158,6 +164,7 @@ static void flush(ei_audit *a, uint64_t now_ns)
             ev.dst = k->dst;
             ev.proto = k->proto;
             ev.dport = k->dport;
+            ev.target_port = k->target_port;
             ev.host = k->host[0] ? k->host : NULL;
             ev.host_len = strlen(k->host);
             ev.host_valid = true;
@@ -206,6 +213,7 @@ void ei_audit_decision(ei_audit *a, const ei_flow_event *ev)
             k->used = true;
             k->src = ev->src;
             k->dport = ev->dport;
+            k->target_port = ev->target_port;
             k->reason = (uint8_t)ev->decision.reason;
             k->enforced = ev->enforced;
             k->dst = ev->dst;
@@ -217,7 +225,7 @@ void ei_audit_decision(ei_audit *a, const ei_flow_event *ev)
             pthread_mutex_unlock(&a->lock);
             return;
         }
-        if (k->dport == ev->dport && k->reason == ev->decision.reason && k->enforced == ev->enforced &&
+        if (k->dport == ev->dport && k->target_port == ev->target_port && k->reason == ev->decision.reason && k->enforced == ev->enforced &&
             memcmp(&k->src, &ev->src, sizeof k->src) == 0 && strlen(k->host) == host_len &&
             memcmp(k->host, ev->host != NULL ? ev->host : "", host_len) == 0 &&
             (host_len > 0 || (k->proto == ev->proto && memcmp(&k->dst, &ev->dst, sizeof k->dst) == 0))) {

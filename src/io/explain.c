@@ -85,10 +85,29 @@ static size_t client_hello(const char *name, uint8_t *p, size_t cap)
     return at;
 }
 
-static size_t http_request(const char *name, uint8_t *p, size_t cap)
+/* A GET naming the host, or (target_port) a proxy's CONNECT to host:target_port. */
+static size_t http_request(const char *name, uint16_t target_port, uint8_t *p, size_t cap)
 {
-    int n = snprintf((char *)p, cap, "GET / HTTP/1.1\r\nHost: %s\r\nUser-Agent: egress-inspector-explain\r\n\r\n", name);
+    int n = target_port != 0
+                ? snprintf((char *)p, cap, "CONNECT %s:%u HTTP/1.1\r\nHost: %s:%u\r\n\r\n", name, target_port,
+                           name, target_port)
+                : snprintf((char *)p, cap, "GET / HTTP/1.1\r\nHost: %s\r\nUser-Agent: egress-inspector-explain\r\n\r\n",
+                           name);
     return n > 0 && (size_t)n < cap ? (size_t)n : 0;
+}
+
+/* A SOCKS 5 greeting (no authentication) and its CONNECT to name:target_port by name
+ * (RFC 1928), in one segment. 0: the name is longer than SOCKS carries. */
+static size_t socks_request(const char *name, uint16_t target_port, uint8_t *p, size_t cap)
+{
+    size_t n = strlen(name);
+    if (n == 0 || n > 255 || 3 + 5 + n + 2 > cap)
+        return 0;
+    static const uint8_t head[] = { 5, 1, 0, 5, 1, 0, 3 }; /* VER NMETHODS NOAUTH | VER CONNECT RSV DOMAIN */
+    memcpy(p, head, sizeof head);
+    p[sizeof head] = (uint8_t)n;
+    memcpy(p + sizeof head + 1, name, n);
+    return put16(p, sizeof head + 1 + n, target_port);
 }
 
 typedef struct {
@@ -162,7 +181,9 @@ bool ei_explain(const ei_pipeline_config *cfg, const ei_policy_set *set, const e
     uint8_t msg[MAX_PACKET];
     size_t len = 0;
     if (flow->name != NULL) {
-        len = flow->l7 == EI_L7_HTTP ? http_request(flow->name, msg, sizeof msg) : client_hello(flow->name, msg, sizeof msg);
+        len = flow->l7 == EI_L7_HTTP    ? http_request(flow->name, flow->target_port, msg, sizeof msg)
+              : flow->l7 == EI_L7_SOCKS ? socks_request(flow->name, flow->target_port, msg, sizeof msg)
+                                        : client_hello(flow->name, msg, sizeof msg);
         if (len == 0)
             return false;
     }

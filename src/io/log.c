@@ -107,6 +107,8 @@ void ei_log_format_event(ei_jsonw *w, const ei_flow_event *ev)
     ei_jsonw_uint(w, "sport", ev->sport);
     ei_jsonw_lit(w, "dst", ei_addr_format(&ev->dst, dst));
     ei_jsonw_uint(w, "dport", ev->dport);
+    if (ev->target_port != 0) /* a proxy's: the port its request named was judged */
+        ei_jsonw_uint(w, "target_port", ev->target_port);
     ei_jsonw_lit(w, "proto", ei_log_proto_name(ev->proto, number));
     ei_jsonw_lit(w, "l7", ei_l7_name(ev->l7));
     if (ev->host_valid) /* normalized: lower-case letters, digits, '-', '_', '.' */

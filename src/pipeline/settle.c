@@ -171,7 +171,7 @@ ei_action pl_settle(ei_pipeline *p, ei_flow *f, uint64_t now_ns, bool have_messa
         ev.quic_version = m->quic_version;
         ev.alpn = m->alpn;
         if (m->port != 0)
-            facts.dport = m->port;
+            facts.dport = ev.target_port = m->port;
         if (facts.problem == EI_REASON_NONE)
             facts.problem = m->problem;
         if (m->host.ptr != NULL) {

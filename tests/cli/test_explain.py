@@ -55,8 +55,10 @@ def run(*args):
 def explain(rules, opts, d, dest_check=None):
     args = ["explain", "--rules", rules, "--source", d["src"], "--port", str(d["dport"]), "--dest", d["dst"]]
     host = d.get("host") or ""
-    if host and d["l7"] in ("tls", "http") and all(c.isalnum() or c in ".-_" for c in host):
+    if host and d["l7"] in ("tls", "http", "socks") and all(c.isalnum() or c in ".-_" for c in host):
         args += ["--name", d["host"], "--l7", d["l7"]]
+        if d.get("target_port"):  # through a proxy: the port its CONNECT or SOCKS request named
+            args += ["--target-port", str(d["target_port"])]
     args += opts
     if dest_check:
         args += ["--dest-check", dest_check]
@@ -88,8 +90,9 @@ for root, _, files in sorted(os.walk(PCAPS)):
             if d.get("proto") != "tcp" or d.get("revoked") or d.get("midstream"):
                 counts["not a flow explain asks about"] += 1
                 continue
-            connect = d["l7"] == "http" and d["dport"] not in (80, 443)  # the target is in the bytes
-            if d["reason"] in POLICY and not connect:
+            if d.get("target_port"):
+                counts["through a proxy"] += 1
+            if d["reason"] in POLICY:
                 e = explain(rules, without_dest_check(opts) if strict else opts, d, "off" if strict else None)
                 same = all(e.get(k) == d.get(k) for k in ("verdict", "reason", "policy", "rule", "rule_line"))
                 counts["policy: agree" if same else "policy: DISAGREE"] += 1
@@ -105,8 +108,8 @@ for root, _, files in sorted(os.walk(PCAPS)):
                     disagree.append((os.path.relpath(pcap, PCAPS), d["src"], d.get("host"), d["reason"], e))
             else:
                 e = explain(rules, opts, d)
-                # a message's problem, a CONNECT's target, a tcp:// entry's learned address:
-                # what decided these is in the capture, not in the flow's facts
+                # a message's problem, a tcp:// entry's learned address: what decided
+                # these is in the capture, not in the flow's facts
                 counts["bytes: answered" if "verdict" in e else "bytes: NO ANSWER"] += 1
                 if "verdict" not in e:
                     disagree.append((os.path.relpath(pcap, PCAPS), d["src"], d.get("host"), d["reason"], e))
@@ -115,6 +118,7 @@ for x in [x for x in disagree if "pending" not in str(x)][:30]:
     print("#   ", x)
 check("explain agrees with replay on every flow the policy decided", counts["policy: agree"] > 100
       and counts["policy: DISAGREE"] == 0, counts)
+check("... proxy flows among them, asked with their target port", counts["through a proxy"] > 0, counts)
 check("... and on every flow the destination check decided (the policy allowed the name)",
       counts["binding: agree"] > 0 and counts["binding: DISAGREE"] == 0, counts)
 check("... and answers for the flows their bytes decided", counts["bytes: NO ANSWER"] == 0, counts)

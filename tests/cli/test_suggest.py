@@ -320,8 +320,22 @@ a = allows(r.stdout)
 check("ports 443 and 80 give the bare name, others name:port",
       a == {"web.example": 2, "plain.example": 1, "alt.example:8443": 2, "ok.example:9000": 1,
             "web8080.example:8080": 1}, r.stdout)
-# Through a proxy (CONNECT, SOCKS) a name is judged by its target's port, which no decision
-# line gives; an allow through the same proxy tells it by its rule's port.
+# Through a proxy (CONNECT, SOCKS) a name is judged by its target's port, which decision
+# lines give as target_port (CloudEvents: the destination's port, with proxyPort).
+r = suggest([line("denied.example", dst="203.0.113.20", dport=3128, l7="http", target_port=8443),
+             line("sockname.example", dst="203.0.113.30", dport=1080, l7="socks", target_port=443)])
+a = allows(r.stdout)
+check("through a proxy: the target_port the line names (json)",
+      a == {"denied.example:8443": 1, "sockname.example": 1} and "not suggested" not in r.stdout
+      and valid(r.stdout), r.stdout)
+ce = {"specversion": "1.0", "type": "io.portarium.egress.attempt", "source": "t", "id": "1",
+      "time": "2025-12-01T00:00:00Z", "data": {"outcome": "allowed", "denyReason": "name_not_allowed",
+      "policy": "default", "destination": "sockname.example:8443", "destinationAddress": "203.0.113.30",
+      "proxyPort": 1080, "protocol": "socks", "workloadAddress": "10.244.0.10", "host": "sockname.example"}}
+r = suggest([json.dumps(ce)])
+check("... and in CloudEvents (destination's port, proxyPort)", allows(r.stdout) == {"sockname.example:8443": 1},
+      r.stdout + r.stderr)
+# Logs written before target_port: an allow through the same proxy tells it by its rule's port.
 proxy = dict(dst="203.0.113.20", dport=3128, l7="http")
 r = suggest([line("allowed.example", reason="allowed_name", rule="allowed.example", **proxy),
              line("denied.example", **proxy),

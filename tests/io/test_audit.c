@@ -211,6 +211,50 @@ static void test_nameless_denies_are_kinds_by_destination(void)
     ei_audit_free(a, ev.ts_ns);
 }
 
+/* Through a proxy: the json line has dport (the proxy's) and target_port (judged); the
+ * CloudEvent's destination is the name and the port judged, proxyPort the proxy's; the
+ * same name to two target ports is two kinds, each aggregate saying its target_port. */
+static void test_proxy_target_port(void)
+{
+    sink s;
+    memset(&s, 0, sizeof s);
+    ei_audit *a = ei_audit_new(EI_LOG_JSON, "egress-inspector/n", 1000000000ull, collect, &s);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(a);
+    ei_flow_event ev = deny_event(1764547200000000000ull, "denied.example", 10);
+    ev.proto = IPPROTO_TCP;
+    ev.l7 = EI_L7_HTTP;
+    ev.dport = 3128;
+    ev.target_port = 443;
+    for (int i = 0; i < 3; i++) {
+        ei_audit_decision(a, &ev);
+        if (i == 0)
+            CU_ASSERT_PTR_NOT_NULL(strstr(s.last, "\"dport\":3128,\"target_port\":443,"));
+        ev.target_port = 8443;
+        ei_audit_decision(a, &ev);
+        ev.target_port = 443;
+    }
+    CU_ASSERT_EQUAL(s.lines, 2); /* two kinds, each in full once */
+    ev.ts_ns += 2000000000ull;
+    ei_audit_tick(a, ev.ts_ns);
+    CU_ASSERT_EQUAL(s.aggregated, 2);
+    CU_ASSERT_EQUAL(s.counted, 6);
+    CU_ASSERT_PTR_NOT_NULL(strstr(s.last, "\"target_port\":"));
+    ei_audit_free(a, ev.ts_ns);
+
+    memset(&s, 0, sizeof s);
+    a = ei_audit_new(EI_LOG_CLOUDEVENTS, "egress-inspector/n", 1000000000ull, collect, &s);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(a);
+    ei_audit_decision(a, &ev);
+    CU_ASSERT_PTR_NOT_NULL(strstr(s.last, "\"destination\":\"denied.example:443\""));
+    CU_ASSERT_PTR_NOT_NULL(strstr(s.last, "\"proxyPort\":3128"));
+    ev.target_port = 0; /* not through a proxy: no proxyPort */
+    ev.dport = 443;
+    ev.src.bytes[3] = 11;
+    ei_audit_decision(a, &ev);
+    CU_ASSERT_PTR_NULL(strstr(s.last, "proxyPort"));
+    ei_audit_free(a, ev.ts_ns);
+}
+
 static void test_hostile_name_cloudevent_and_aggregate(void)
 {
     for (int format = 0; format < 2; format++) {
@@ -255,7 +299,8 @@ int main(void)
                                           EI_CASE(test_cloudevent_fields),
                                           EI_CASE(test_hostile_name_json_line),
                                           EI_CASE(test_hostile_name_cloudevent_and_aggregate),
-                                          EI_CASE(test_nameless_denies_are_kinds_by_destination) };
+                                          EI_CASE(test_nameless_denies_are_kinds_by_destination),
+                                          EI_CASE(test_proxy_target_port) };
     EI_SUITE("audit", cases);
     int rc = ei_unit_run();
     ei_policy_set_free(policy_set);

@@ -103,6 +103,8 @@ http_connect_mismatch   CONNECT denied.example:443, Host: allowed.example:443 (p
 http_connect_ok         CONNECT allowed.example:443, Host: allowed.example:443  allow
                         (--ports 80,443,3128)
 http_connect_uninspected  the same to 3128 with the default ports: port_not_inspected
+socks5_ok, socks5_denied  a SOCKS 5 CONNECT by name (port 1080, --ports 80,443,1080):
+                        judged by the target name and port      allow / deny name_not_allowed
 http_no_host            HTTP/1.0 GET without Host                    deny no_hostname
 no_sni                  a hello without server_name                  deny no_hostname
 ech                     outer name allowed.example plus encrypted_client_hello (0xfe0d):
@@ -661,6 +663,18 @@ def crafted():
         "default 80,443): the node rules send only its first packet, and the target's name "
         "allows nothing", connect_ok, ("none", "-", "deny", "port_not_inspected"), oracle=False,
         dport=3128)
+    socks = "--dest-check off --ports 80,443,1080"  # a SOCKS proxy's port among the inspected ones
+
+    def socks5(name, port):
+        greeting = b"\x05\x01\x00"  # no authentication
+        return [data(0, greeting),
+                data(3, b"\x05\x01\x00\x03" + bytes([len(name)]) + name + port.to_bytes(2, "big"))]
+    one("socks5_ok", "a SOCKS 5 CONNECT by name to allowed.example:443 through a proxy on 1080, "
+        "judged by the target name and its port", socks5(b"allowed.example", 443),
+        ("socks", "allowed.example", "allow", "allowed_name"), oracle=False, options=socks, dport=1080)
+    one("socks5_denied", "a SOCKS 5 CONNECT by name to denied.example:443: judged by the target",
+        socks5(b"denied.example", 443), ("socks", "denied.example", "deny", "name_not_allowed"),
+        oracle=False, options=socks, dport=1080)
     one("http_no_host", "HTTP/1.0 GET without Host names nothing", whole(http_get(None, version="1.0")),
         ("http", "-", "deny", "no_hostname"), dport=80)
     one("no_sni", "a ClientHello without server_name", whole(records(client_hello(names=None))),
