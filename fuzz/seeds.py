@@ -21,6 +21,9 @@ fuzz/fuzz_<target>.c), each emptied first, so the output depends only on the inp
   cnp       every ClusterNetworkPolicy document under tests/ (*.yaml), whole and one by one
   pipeline  the TCP packets of each connection, and of windows of up to 4 consecutive
             connections, in fuzz_pipeline.c's record framing
+  suggest   a format byte (even: rules, odd: portarium) and a decision log made from each
+            capture's expectations (tests/pcaps/**/*.expect), as json lines and as
+            CloudEvents, with a few aggregate and proxy lines
   dns       UDP payloads from port 53, TCP port-53 server messages (2-byte length prefix
             stripped), and a built-in set of responses made with scapy (the captures hold
             no DNS today)
@@ -47,7 +50,7 @@ except ImportError as e:  # pragma: no cover
     sys.exit(f"seeds.py: scapy is needed (apt-get install python3-scapy): {e}")
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TARGETS = ("packet", "tls", "http", "preamble", "rules", "cnp", "pipeline", "dns", "quic")
+TARGETS = ("packet", "tls", "http", "preamble", "rules", "cnp", "pipeline", "dns", "quic", "suggest")
 
 
 def header_define(header, name, default):
@@ -73,6 +76,7 @@ CAPS = {
     # record's payload is at most 255 bytes (1-byte length).
     "pipeline": 4096,
     "dns": 65535,  # a TCP-carried message; UDP ones are smaller
+    "suggest": 65536,  # a log of any length is read line by line; longer only slows it
     "quic": 4096,  # a mode byte and a datagram (fuzz_quic reads no more)
 }
 
@@ -803,6 +807,49 @@ def quic_seeds(corpus):
         corpus.add("crafted", kind, b"\x01" + frames + b"\x00" * max(0, 1160 - len(frames)), True)
 
 
+def decision_logs():
+    """(group, json log, CloudEvents log) per capture expectation: its rows as the lines
+    replay or the daemon would write (fields as src/io/log.c and src/io/audit.c name them)."""
+    import json
+    for path in sorted(glob.glob(os.path.join(ROOT, "tests", "pcaps", "**", "*.expect"), recursive=True)):
+        plain, events = [], []
+        with open(path) as f:
+            for row in f:
+                w = row.split()
+                if row.startswith("#") or len(w) != 8 or not w[3].isdigit():
+                    continue
+                src, sport, dst, dport, l7, host, verdict, reason = w
+                host = None if host in ("-", "*") else host
+                proxied = l7 in ("http", "socks") and dport not in ("80", "443")
+                d = {"ts": "2025-12-01T00:00:00.000000Z", "event": "decision", "verdict": verdict,
+                     "reason": reason, "policy": "default",
+                     "rule": host if verdict == "allow" else None, "mode": "monitor", "enforced": False,
+                     "src": src, "sport": int(sport), "dst": dst, "dport": int(dport),
+                     "proto": "udp" if l7 == "quic" else "tcp", "l7": l7, "host": host}
+                if proxied:
+                    d["target_port"] = 443
+                plain.append(json.dumps(d))
+                data = {"outcome": "allowed", "policy": "default", "rule": d["rule"],
+                        "enforcementMode": "monitor",
+                        "destination": f"{host or dst}:{443 if proxied else dport}",
+                        "destinationAddress": dst, "protocol": l7, "latencyMs": 0.5,
+                        "workloadAddress": src, "host": host}
+                if verdict == "deny":
+                    data["denyReason"] = reason
+                if proxied:
+                    data["proxyPort"] = int(dport)
+                events.append(json.dumps({"specversion": "1.0", "type": "io.portarium.egress.attempt",
+                                          "source": "egress-inspector/n", "id": f"n-{len(events)}",
+                                          "time": d["ts"], "datacontenttype": "application/json",
+                                          "data": data}))
+                if verdict == "deny" and host:
+                    plain.append(json.dumps({"ts": d["ts"], "event": "decisions_aggregated", "verdict": "deny",
+                                             "reason": reason, "count": 7, "interval_s": 10, "src": src,
+                                             "dport": int(dport), "host": host}))
+        if plain:
+            yield rel(path), ("\n".join(plain) + "\n").encode(), ("\n".join(events) + "\n").encode()
+
+
 def build(max_files):
     captures, rules_files = find_inputs()
     if not captures:
@@ -928,6 +975,12 @@ def build(max_files):
         corpora["cnp"].add(rel(path), "file", text, True)
         for doc in text.split(b"\n---"):
             corpora["cnp"].add(rel(path), "document", doc.lstrip(b"-\n"))
+    # suggest: each capture's expectations as a decision log, in both formats, both outputs
+    for g, plain, events in decision_logs():
+        corpora["suggest"].add(g, "json", b"\x00" + plain)
+        corpora["suggest"].add(g, "json portarium", b"\x01" + plain)
+        corpora["suggest"].add(g, "cloudevents", b"\x00" + events)
+        corpora["suggest"].add(g, "cloudevents portarium", b"\x01" + events)
     for name in sorted(set(names)):
         corpora["rules"].add("names", "name", name)
         corpora["rules"].add("names", "allow", b"allow " + name + b"\n")
