@@ -3,7 +3,8 @@
 # daemon behind them:
 #   1. validate everything (rules file, node rule options) before touching the node;
 #   2. pick the iptables backend the node already uses (legacy or nft);
-#   3. start the daemon and wait until it has bound every queue;
+#   3. start the daemon and wait until it has bound every queue, and (with a pod view)
+#      until it has listed the pods, for at most EI_VIEW_TIMEOUT seconds;
 #   4. only then apply the node rules; if that fails, remove them and stop.
 # The daemon runs as a child so that this script can apply the rules after it is bound;
 # signals (TERM, INT, HUP, USR1, USR2) are passed on, and its exit status is ours.
@@ -13,7 +14,8 @@ set -eu
 : "${EI_FAIL:=closed}" "${EI_MODE:=monitor}"
 : "${EI_RULES:=/etc/egress-inspector/rules}" "${EI_METRICS:=0.0.0.0:9153}"
 : "${EI_LOG_FORMAT:=json}" "${EI_DEST_CHECK:=strict}" "${EI_IPTABLES:=auto}"
-: "${EI_START_TIMEOUT:=30}"
+: "${EI_START_TIMEOUT:=30}" "${EI_VIEW_TIMEOUT:=15}"
+: "${EI_CONTROL:=/run/egress-inspector/control.sock}"
 
 say() { printf '{"event":"entrypoint","%s}\n' "$1" >&2; }
 
@@ -41,6 +43,12 @@ case "${EI_KUBE:-off}" in
     *) RUN="$RUN --kubeconfig $EI_KUBE" ;;
 esac
 [ -n "${EI_WORKLOAD_WAIT:-}" ] && RUN="$RUN --workload-wait $EI_WORKLOAD_WAIT"
+# EI_CONTROL: the control socket (0600) that `egress-inspector observe` and `status` read,
+# e.g. kubectl exec ds/egress-inspector -- egress-inspector observe --control PATH; off: none.
+if [ "$EI_CONTROL" != off ]; then
+    mkdir -p "$(dirname "$EI_CONTROL")"
+    RUN="$RUN --control $EI_CONTROL"
+fi
 # EI_RESOLVER: where the daemon's own lookups go (the cluster DNS service address);
 # unset, the node's resolv.conf (with dnsPolicy ClusterFirstWithHostNet, cluster DNS).
 [ -n "${EI_RESOLVER:-}" ] && RUN="$RUN --resolver $EI_RESOLVER"
@@ -119,6 +127,29 @@ while [ "$(bound)" -lt "$want" ]; do
     fi
     sleep 0.1
 done
+
+# 3b. With a pod view, the pods already on the node should be known when their flows
+# first meet the queue: wait until the daemon has listed them (its status says
+# kube_synced). Past EI_VIEW_TIMEOUT (an API server down or slow) the rules go in all the
+# same, fail closed: a flow from a pod not known yet waits EI_WORKLOAD_WAIT ms for it,
+# then is denied workload_unknown unless a source CIDR covers it; /readyz says so.
+if [ "${EI_KUBE:-off}" != off ] && [ "$EI_CONTROL" != off ]; then
+    waited=0
+    until egress-inspector status --control "$EI_CONTROL" 2>/dev/null | grep -q '"kube_synced":true'; do
+        if ! kill -0 "$pid" 2>/dev/null; then
+            set +e; wait "$pid"; st=$?; set -e
+            say "outcome\":\"not_started\",\"why\":\"the daemon exited ($st) before listing the pods; no node rule applied"
+            exit "$st"
+        fi
+        waited=$((waited + 1))
+        if [ "$waited" -gt $((EI_VIEW_TIMEOUT * 10)) ]; then
+            say "warning\":\"the pods were not listed within ${EI_VIEW_TIMEOUT} s; node rules applied: flows of pods not known yet are denied workload_unknown after their wait"
+            break
+        fi
+        sleep 0.1
+    done
+    [ "$waited" -le $((EI_VIEW_TIMEOUT * 10)) ] && say "view\":\"synced\",\"waited_ms\":$((waited * 100))"
+fi
 
 # 4. The node rules, now that packets sent to the queues have a reader.
 # shellcheck disable=SC2086

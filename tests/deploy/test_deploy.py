@@ -73,6 +73,9 @@ check("the rules file the daemon reads is the mounted ConfigMap key",
       os.path.dirname(env["EI_RULES"]) == mount["mountPath"] and mount.get("readOnly") is True
       and vol["configMap"]["name"] == cm["metadata"]["name"]
       and os.path.basename(env["EI_RULES"]) in cm["data"])
+control = next((m for m in c["volumeMounts"] if m["mountPath"] == os.path.dirname(env.get("EI_CONTROL", "-"))), None)
+check("the control socket's directory is an emptyDir of its own (EI_CONTROL)",
+      control is not None and "emptyDir" in next(v for v in pod["volumes"] if v["name"] == control["name"]), env)
 with tempfile.TemporaryDirectory() as tmp:
     rules = os.path.join(tmp, "rules")
     with open(rules, "w") as f:
@@ -94,7 +97,8 @@ with tempfile.TemporaryDirectory() as tmp:
                     f'[ "$1" = iptables ] && [ "$2" = --print ] && exec {BIN} "$@"\nexit 0\n')
         os.chmod(fake, stat.S_IRWXU)
         r = subprocess.run(["sh", os.path.join(DEPLOY, "entrypoint.sh")], capture_output=True, text=True,
-                           env={**env, "PATH": f"{tmp}:/usr/bin:/bin", "EI_IPTABLES": "keep"},
+                           env={**env, "PATH": f"{tmp}:/usr/bin:/bin", "EI_IPTABLES": "keep",
+                                "EI_CONTROL": os.path.join(tmp, "run", "control.sock")},
                            timeout=30)
         return r, open(calls).read().splitlines() if os.path.exists(calls) else []
     r, calls = entrypoint("check-rules")
@@ -126,6 +130,8 @@ with tempfile.TemporaryDirectory() as tmp:
         check("every option the daemon is started with is one `run` documents",
               runs and all(o in usage for o in opts) and f"--mode {env['EI_MODE']}" in runs[0]
               and f"--rules {env['EI_RULES']}" in runs[0] and "--in-iface" not in runs[0], opts)
+        check("EI_CONTROL: the daemon serves observe and status on the socket",
+              runs and f"--control {os.path.join(tmp, 'run', 'control.sock')}" in runs[0], runs)
         check("EI_KUBE=auto: the daemon watches the pods with its service account",
               env.get("EI_KUBE") == "auto" and runs and "--kube auto" in runs[0]
               and f"--workload-wait {env['EI_WORKLOAD_WAIT']}" in runs[0], runs)

@@ -151,6 +151,29 @@ check "the service account's watch knows this node's pod (not node-b's)" \
 check "the decision line names the pod" bash -c \
     "docker logs '$EI' 2>/dev/null | grep 'allowed.example' | grep -q '\"workloadPod\":\"client\"'"
 
+echo "== the control socket, as kubectl exec reaches it"
+CTL=$(sed -n 's/^EI_CONTROL=//p' "$WORK/env")
+first_of() { docker logs "$EI" 2>&1 | grep -o '"view":"synced"\|"outcome":"started"' | head -1; }
+check "the start listed the pods before it applied the node rules" test "$(first_of)" = '"view":"synced"'
+status=$(docker exec "$EI" egress-inspector status --control "$CTL" 2>&1 || true)
+check "status through docker exec: enforce, the pod view synced, one pod" python3 -c '
+import json, sys
+s = json.loads(sys.argv[1])
+sys.exit(not (s["mode"] == "enforce" and s["kube_synced"] is True and s["pods"] == 1))' "$status"
+docker exec "$EI" egress-inspector observe --control "$CTL" --name 'allowed.*' --count 1 --output json \
+    >"$WORK/observed" 2>&1 &
+OBS=$!
+observers() { docker exec "$EI" egress-inspector status --control "$CTL" | python3 -c \
+    'import json, sys; print(json.load(sys.stdin)["control"]["observers"])'; }
+for _ in $(seq 50); do [ "$(observers)" -ge 1 ] && break; sleep 0.1; done
+fetch denied.example >/dev/null
+fetch allowed.example >/dev/null
+for _ in $(seq 50); do kill -0 "$OBS" 2>/dev/null || break; sleep 0.1; done
+kill "$OBS" 2>/dev/null || true
+check "observe through docker exec: the allowed flow's line, filtered, the very line logged" bash -c \
+    "[ \"\$(wc -l <'$WORK/observed')\" = 1 ] && grep -q '\"host\":\"allowed.example\"' '$WORK/observed' &&
+     docker logs '$EI' 2>/dev/null | grep -qxF \"\$(cat '$WORK/observed')\""
+
 echo "== a ConfigMap update, applied without a restart"
 configmap "$RULES
 allow later.example"
@@ -189,6 +212,22 @@ check "our rules went to legacy, as the node's" bash -c \
     "ip netns exec '$NS_NODE' iptables-legacy-save | grep -q '^-A FORWARD -j EGRESS-INSPECTOR' && ! ip netns exec '$NS_NODE' iptables-nft-save | grep -q EGRESS-INSPECTOR"
 check "legacy: the denied name never reaches its server" test -z "$(fetch denied.example)"
 check "legacy: the allowed name works" test "$(fetch allowed.example)" = "hello allowed.example"
+
+echo "== a start while the API server is down: the node rules go in after EI_VIEW_TIMEOUT, fail closed"
+docker stop "$EI" >/dev/null; docker rm "$EI" >/dev/null
+kill "$API_PID"; wait "$API_PID" 2>/dev/null || true
+start "$EI" -e EI_MODE=enforce -e EI_VIEW_TIMEOUT=2
+check "started after the view timeout, with a warning" bash -c \
+    "for _ in \$(seq 100); do docker logs '$EI' 2>&1 | grep -q '\"outcome\":\"started\"' && break; sleep 0.1; done
+     docker logs '$EI' 2>&1 | grep -q 'pods were not listed within 2 s'"
+check "not ready while the pods are not listed" not ready
+check "a pod the view does not know: denied, never reaches its server" test -z "$(fetch allowed.example)"
+check "... denied workload_unknown at its SYN (the sender is no workload yet)" bash -c \
+    "docker logs '$EI' 2>/dev/null | grep '\"workloadAddress\":\"10.244.0.10\"' | grep -q '\"denyReason\":\"workload_unknown\"'"
+kube_api_start "$WORK"
+ready_within() { for _ in $(seq $(($1 * 10))); do in_node curl -sf -o /dev/null http://127.0.0.1:9153/readyz && return 0; sleep 0.1; done; return 1; }
+check "the API server back: ready (the watch's backoff is at most 30 s)" ready_within 40
+check "... and the pod's allowed name works" test "$(fetch allowed.example)" = "hello allowed.example"
 
 [ "$FAILED" = 0 ] || docker logs "$EI" 2>&1 | tail -20
 echo "$PASSED passed, $FAILED failed"
