@@ -2,7 +2,9 @@
 # End-to-end: the daemon's control socket (run --control). `observe` sees exactly the
 # decision lines the daemon logs (same lines, same order), filtered ones exactly their
 # subset, the table is aligned, `status` answers, CloudEvents are read too, and a client
-# that never reads neither slows nor blocks the queue (its drops are counted). Needs root.
+# that never reads neither slows nor blocks the queue (its drops are counted). Then the
+# operator tools on the live log: suggest's rules, diff's changed flows, explain agreeing
+# with every TCP decision, and the suggestion applied to the daemon. Needs root.
 # Usage: observe_test.sh path/to/egress-inspector     Ends with 'N passed, N failed'.
 set -euo pipefail
 BIN=$(readlink -f "$1")
@@ -115,6 +117,7 @@ kill -TERM "$OBS_ALL" "$OBS_FILTERED" 2>/dev/null || true
 check "observe --follow exits 0 on SIGTERM" wait "$OBS_ALL"
 wait "$OBS_FILTERED" 2>/dev/null || true
 audit_lines >"$WORK/logged"
+cp "$DAEMON_LOG" "$WORK/first.log" # the operator tools read it at the end
 echo "    the log: $(wc -l <"$WORK/logged") decision lines ($(grep -c decisions_aggregated "$WORK/logged" || true) aggregated); observed: $(wc -l <"$WORK/observed")"
 check "observe printed exactly the daemon's decision lines, in order" cmp -s "$WORK/logged" "$WORK/observed"
 check "... and an aggregate line among them" grep -q '"event":"decisions_aggregated"' "$WORK/observed"
@@ -231,6 +234,55 @@ check "SIGTERM with the stall connected exits, bounded ($((t1 - t0)) ms)" [ $((t
 check "the socket file is gone" [ ! -e "$CONTROL" ]
 kill "$STALL" 2>/dev/null || true
 wait "$STALL" 2>/dev/null || true
+
+echo "== suggest, diff and explain on the live log; the suggestion applied live"
+"$BIN" suggest --from "$WORK/first.log" --rules "$RULES" >"$WORK/suggested" 2>"$WORK/suggest.err"
+sed -n 's/^allow /    suggested: allow /p' "$WORK/suggested" | grep -v 'allowed.example\|:22' || true
+check "suggest on the daemon's log: rules check-rules takes" "$BIN" check-rules "$WORK/suggested"
+suggested() { for name in "$@"; do grep -q "^allow $name  # seen" "$WORK/suggested" || return 1; done; }
+check "... which allow the names denied live (denied.example, denied2.example, other.example)" \
+    suggested denied.example denied2.example other.example
+check "... and keep the rules in force, nothing else added" bash -c \
+    "[ \"\$(grep -c '^allow ' '$WORK/suggested')\" = 7 ] && grep -q '^allow \*.allowed.example\$' '$WORK/suggested'"
+"$BIN" diff --from "$WORK/first.log" --hosts "$HOSTS" "$RULES" "$WORK/suggested" >"$WORK/diff" 2>"$WORK/diff.err"
+check "diff: exactly the flows denied by name turn allowed ($(wc -l <"$WORK/diff") flows)" /usr/bin/python3 - \
+    "$WORK/diff" "$WORK/logged" <<'PY'
+import json, sys
+changed = [json.loads(l) for l in open(sys.argv[1])]
+denied = {(d["src"], d.get("host"), d["dst"], d["dport"]) for d in map(json.loads, open(sys.argv[2]))
+          if d.get("event") == "decision" and d["reason"] == "name_not_allowed"}
+got = {(c["src"], c["host"], c["dst"], c["dport"]) for c in changed}
+ok = all(c["old"]["verdict"] == "deny" and c["new"]["verdict"] == "allow" for c in changed)
+sys.exit(0 if ok and denied and got == denied else 1)
+PY
+# explain, for every TCP flow decided live: the daemon's verdict, reason, policy and rule
+/usr/bin/python3 - "$BIN" "$RULES" "$HOSTS" "$WORK/logged" >"$WORK/explained" <<'PY'
+import json, subprocess, sys
+bin_, rules, hosts, logged = sys.argv[1:]
+agree = differ = 0
+for d in map(json.loads, open(logged)):
+    if d.get("event") != "decision" or d["proto"] != "tcp" or d["l7"] not in ("tls", "http", "none"):
+        continue
+    args = [bin_, "explain", "--rules", rules, "--source", d["src"], "--dest", d["dst"], "--port", str(d["dport"]),
+            "--hosts", hosts, "--dest-check", "strict", "--ports", "80,443,22"]
+    if d.get("host"):
+        args += ["--name", d["host"], "--l7", d["l7"]]
+    e = json.loads(subprocess.run(args, capture_output=True, text=True).stdout or "{}")
+    same = all(e.get(k) == d.get(k) for k in ("verdict", "reason", "policy", "rule"))
+    agree, differ = agree + same, differ + (not same)
+    if not same:
+        print("    differ:", d, e)
+print(agree, differ)
+PY
+read -r agree differ < <(tail -1 "$WORK/explained")
+grep '    differ' "$WORK/explained" || true
+check "explain agrees with the daemon on every TCP flow it decided live ($agree agree, $differ differ)" \
+    [ "$agree" -ge 8 -a "$differ" = 0 ]
+RULES=$WORK/suggested start_daemon
+check "with the suggestion: denied.example is fetched" [ "$(https denied.example)" = 0 ]
+check "... other.example too, and allowed.example still" [ "$(https other.example)$(https allowed.example)" = 00 ]
+check "... and no name_not_allowed is left in the log" not grep -q '"reason":"name_not_allowed"' "$DAEMON_LOG"
+stop_daemon
 in_node "$BIN" iptables --remove
 
 echo "$PASSED passed, $FAILED failed"
