@@ -6,7 +6,6 @@
  *         behind decryption (frame walking, CRYPTO data, the ClientHello) is reached.
  * Checked: every CRYPTO view lies inside the plaintext buffer, the counts within bounds,
  * and the CRYPTO data at offset 0 reads as a ClientHello without fault. */
-#include <openssl/evp.h>
 #include <string.h>
 
 #include "egress_inspector/quic.h"
@@ -17,43 +16,11 @@ enum { MAX_DGRAM = 4096 };
 static uint8_t plain[MAX_DGRAM + 64];
 static uint8_t dgram[MAX_DGRAM + 64];
 
-/* A protected Initial around payload: version 1, DCID 8 bytes, no SCID, no token, 4-byte
- * packet number 0. Returns its length, or 0 when it does not fit. */
+/* A protected Initial around payload: no SCID, no token, 4-byte packet number 0.
+ * Returns its length, or 0 when it does not fit. */
 static size_t protect(const ei_quic_conn *conn, const uint8_t *payload, size_t n)
 {
-    ei_quic_keys k;
-    CHECK(ei_quic_initial_keys(NULL, conn, &k));
-    size_t head = 1 + 4 + 1 + conn->dcid_len + 1 + 1 + 2, total = head + 4 + n + 16;
-    if (n < 4 + 16 - 4 || total > MAX_DGRAM) /* the sample needs 16 bytes past pn + 4 */
-        return 0;
-    size_t o = 0;
-    dgram[o++] = 0xc3;
-    dgram[o++] = 0; dgram[o++] = 0; dgram[o++] = 0; dgram[o++] = 1;
-    dgram[o++] = conn->dcid_len;
-    memcpy(dgram + o, conn->dcid, conn->dcid_len);
-    o += conn->dcid_len;
-    dgram[o++] = 0; /* SCID */
-    dgram[o++] = 0; /* token */
-    size_t length = 4 + n + 16;
-    dgram[o++] = (uint8_t)(0x40 | length >> 8);
-    dgram[o++] = (uint8_t)length;
-    memset(dgram + o, 0, 4); /* packet number 0 */
-    o += 4;
-    EVP_CIPHER_CTX *c = EVP_CIPHER_CTX_new();
-    int len = 0;
-    CHECK(c != NULL && EVP_EncryptInit_ex(c, EVP_aes_128_gcm(), NULL, k.key, k.iv) == 1);
-    CHECK(EVP_EncryptUpdate(c, NULL, &len, dgram, (int)o) == 1);
-    CHECK(EVP_EncryptUpdate(c, dgram + o, &len, payload, (int)n) == 1);
-    CHECK(EVP_EncryptFinal_ex(c, dgram + o + n, &len) == 1);
-    CHECK(EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_GET_TAG, 16, dgram + o + n) == 1);
-    uint8_t mask[16];
-    CHECK(EVP_EncryptInit_ex(c, EVP_aes_128_ecb(), NULL, k.hp, NULL) == 1);
-    CHECK(EVP_EncryptUpdate(c, mask, &len, dgram + head + 4, 16) == 1);
-    EVP_CIPHER_CTX_free(c);
-    dgram[0] ^= mask[0] & 0x0f;
-    for (size_t i = 0; i < 4; i++)
-        dgram[head + i] ^= mask[1 + i];
-    return total;
+    return ei_quic_seal_initial(NULL, conn, 0, payload, n, dgram, MAX_DGRAM);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

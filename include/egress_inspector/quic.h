@@ -72,4 +72,13 @@ EI_MUST_USE ei_parse_status ei_quic_read_datagram(ei_quic_ctx *cx, const uint8_t
                                                   const ei_quic_conn *conn, uint8_t *plain,
                                                   ei_quic_datagram *out);
 
+/* The other way, for what makes Initials to be read (explain, tests): frames (the
+ * plaintext payload, its padding included) protected as one client Initial of conn's
+ * version with packet number pn (4 bytes), no Source Connection ID and no token, into
+ * out. Returns its length, or 0 when the version is unknown, frames are longer than a
+ * 2-byte length says, or it does not fit cap. (A server drops a datagram under
+ * EI_QUIC_MIN_DATAGRAM bytes: padding them is the caller's.) */
+EI_MUST_USE size_t ei_quic_seal_initial(ei_quic_ctx *cx, const ei_quic_conn *conn, uint32_t pn,
+                                        const uint8_t *frames, size_t n, uint8_t *out, size_t cap);
+
 #endif

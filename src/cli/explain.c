@@ -52,8 +52,10 @@ static bool parse_l7(const char *arg, ei_l7 *l7)
         *l7 = EI_L7_HTTP;
     else if (strcmp(arg, "socks") == 0)
         *l7 = EI_L7_SOCKS;
+    else if (strcmp(arg, "quic") == 0)
+        *l7 = EI_L7_QUIC;
     else {
-        fprintf(stderr, "egress-inspector: --l7: '%s' is none of tls, http, socks\n", arg);
+        fprintf(stderr, "egress-inspector: --l7: '%s' is none of tls, http, socks, quic\n", arg);
         return false;
     }
     return true;
@@ -71,9 +73,9 @@ static bool parse_address(const char *opt, const char *arg, ei_addr *a)
 
 static const char explain_usage[] =
     "usage: egress-inspector explain --rules FILE --source IP [--name NAME] [--port N]\n"
-    "           [--dest IP] [--l7 tls|http|socks] [--target-port N] [--mode enforce|monitor]\n"
-    "           [PIPELINE OPTIONS]\n"
-    "  What the pipeline decides for one TCP flow from --source to NAME on --port (443;\n"
+    "           [--dest IP] [--l7 tls|http|socks|quic] [--target-port N]\n"
+    "           [--mode enforce|monitor] [PIPELINE OPTIONS]\n"
+    "  What the pipeline decides for one flow from --source to NAME on --port (443;\n"
     "  80 is read as HTTP), as replay would for a capture of it: one JSON line, the\n"
     "  decision line (verdict, reason, policy, rule, rule_line, mode, namespace, pod)\n"
     "  and, for a deny, \"nearest\": the entries nearest to allowing it and why each did\n"
@@ -83,7 +85,7 @@ static const char explain_usage[] =
     "  the pod view, as for replay. Through a proxy on --port: --target-port N makes the\n"
     "  message a CONNECT to NAME:N (--l7 http, the default) or a SOCKS 5 request\n"
     "  (--l7 socks, read on --preamble-ports only, as live), the decision line's\n"
-    "  target_port.\n";
+    "  target_port. --l7 quic: a UDP flow, its QUIC version 1 Initial naming NAME.\n";
 
 static void add_nearest(json_object *line, const ei_policy_set *set, const judge *j,
                         const ei_explain_flow *flow, const ei_explain_result *r)
@@ -180,7 +182,11 @@ int ei_cmd_explain(int argc, char **argv)
         flow.l7 = flow.port == 80 || flow.target_port != 0 ? EI_L7_HTTP : EI_L7_TLS;
     if (flow.l7 == EI_L7_SOCKS && flow.target_port == 0)
         flow.target_port = 443;
-    if (flow.target_port != 0 && (flow.name == NULL || flow.l7 == EI_L7_TLS)) {
+    if (flow.l7 == EI_L7_QUIC && flow.name == NULL) {
+        fprintf(stderr, "egress-inspector explain: --l7 quic needs --name (an Initial names its server)\n");
+        return 2;
+    }
+    if (flow.target_port != 0 && (flow.name == NULL || flow.l7 == EI_L7_TLS || flow.l7 == EI_L7_QUIC)) {
         fprintf(stderr, "egress-inspector explain: --target-port is a proxy request's: it needs --name, "
                 "and --l7 http or socks\n");
         return 2;
@@ -220,9 +226,10 @@ static const char diff_usage[] =
     "  The flows seen in FILE (decision lines: replay's output or the daemon's log, json\n"
     "  or cloudevents; - for stdin) whose verdict would change from OLD to NEW: one JSON\n"
     "  line each, {src, host, dst, dport, seen, old: {verdict, reason, policy, rule},\n"
-    "  new: {...}}, and a summary on stderr. Each distinct TCP flow is judged by the\n"
-    "  pipeline under both rule sets, as explain does; flows that are not TCP, or name\n"
-    "  nothing on a port whose names are read, are counted and left out.\n";
+    "  new: {...}}, and a summary on stderr. Each distinct TCP flow, and QUIC flow by its\n"
+    "  name, is judged by the pipeline under both rule sets, as explain does; other UDP,\n"
+    "  ICMP and other protocols, and flows that name nothing on a port whose names are\n"
+    "  read, are counted and left out.\n";
 
 typedef struct {
     ei_explain_flow flow;
@@ -246,7 +253,7 @@ static int64_t int_of(json_object *o, const char *key, int64_t dflt)
 }
 
 /* A decision line (json or cloudevents) as a flow to judge again. false: not one, or
- * not a TCP flow explain can ask about. */
+ * not a flow explain can ask about (TCP, or QUIC naming its server). */
 static bool flow_of_line(json_object *o, seen_flow *f, bool *not_tcp)
 {
     json_object *data = NULL;
@@ -283,8 +290,9 @@ static bool flow_of_line(json_object *o, seen_flow *f, bool *not_tcp)
     if (src == NULL || dst == NULL || dport < 1 || dport > 65535 || target < 0 || target > 65535 || !ei_addr_parse(src, &f->flow.src) ||
         !ei_addr_parse(dst, &f->flow.dst))
         return false;
-    if (proto == NULL || strcmp(proto, "tcp") != 0 || (l7 != NULL && strcmp(l7, "quic") == 0)) {
-        *not_tcp = true;
+    bool quic = l7 != NULL && strcmp(l7, "quic") == 0;
+    if (proto == NULL || (strcmp(proto, "tcp") != 0 && !(quic && strcmp(proto, "udp") == 0 && host != NULL))) {
+        *not_tcp = true; /* judged by address alone, or named nothing a flow could say */
         return false;
     }
     f->flow.dst_given = true;
@@ -292,6 +300,7 @@ static bool flow_of_line(json_object *o, seen_flow *f, bool *not_tcp)
     f->flow.l7 = l7 == NULL                  ? EI_L7_TLS
                  : strcmp(l7, "http") == 0  ? EI_L7_HTTP
                  : strcmp(l7, "socks") == 0 ? EI_L7_SOCKS
+                 : quic                     ? EI_L7_QUIC
                                             : EI_L7_TLS;
     if (host != NULL && strlen(host) < sizeof f->name) {
         snprintf(f->name, sizeof f->name, "%s", host);
@@ -435,8 +444,8 @@ int ei_cmd_diff(int argc, char **argv)
             puts(json_object_to_json_string_ext(line, JSON_C_TO_STRING_PLAIN));
             json_object_put(line);
         }
-        fprintf(stderr, "# %llu decision lines, %zu distinct TCP flows, %llu change verdict; "
-                "%llu not TCP, %llu not decided by their facts alone (left out)\n",
+        fprintf(stderr, "# %llu decision lines, %zu distinct flows, %llu change verdict; "
+                "%llu neither TCP nor QUIC, %llu not decided by their facts alone (left out)\n",
                 (unsigned long long)lines, n, (unsigned long long)changed, (unsigned long long)skipped,
                 (unsigned long long)undecided);
         free(flows);

@@ -1,7 +1,7 @@
 /* `explain` and `diff`: what the pipeline decides for one flow, asked by its facts
  * (source, name, port, destination) instead of a capture. The flow is made into packets
  * (a TCP handshake and a ClientHello, an HTTP request, or a proxy's CONNECT or SOCKS 5
- * request naming it) and run through the very
+ * request naming it; or a QUIC Initial in a UDP datagram) and run through the very
  * pipeline replay uses, so the answer is the pipeline's, not a second implementation's. */
 #ifndef EI_IO_EXPLAIN_H
 #define EI_IO_EXPLAIN_H
@@ -14,7 +14,9 @@ typedef struct {
     ei_addr dst;
     bool dst_given;       /* false: an address no address entry of the set covers */
     uint16_t port;
-    ei_l7 l7;             /* EI_L7_TLS, EI_L7_HTTP or EI_L7_SOCKS; EI_L7_NONE: a SYN and no data */
+    ei_l7 l7;             /* EI_L7_TLS, EI_L7_HTTP or EI_L7_SOCKS over TCP; EI_L7_QUIC: a UDP
+                             datagram, a QUIC v1 Initial (needs name); EI_L7_NONE: a SYN and
+                             no data */
     const char *name;     /* NULL: the flow names nothing */
     uint16_t target_port; /* EI_L7_HTTP: a CONNECT to name:target_port (a proxy on port);
                              EI_L7_SOCKS: a SOCKS 5 CONNECT to it; 0: neither (TLS, or an

@@ -272,6 +272,60 @@ static long open_initial(const ei_quic_ctx *cx, const ei_quic_keys *k, ei_view p
     return (long)ct;
 }
 
+static size_t seal(ei_quic_ctx *cx, const version_info *v, const ei_quic_conn *conn, uint32_t pn,
+                   const uint8_t *frames, size_t n, uint8_t *out)
+{
+    ei_quic_keys k;
+    if (!derive(cx, v, conn, &k))
+        return 0;
+    size_t at = 0, length = 4 + n + TAG_LEN;
+    out[at++] = (uint8_t)(0xc3 | (v->v2 ? 0x10 : 0x00)); /* long, Initial, 4-byte number */
+    for (int i = 3; i >= 0; i--)
+        out[at++] = (uint8_t)(conn->version >> (8 * i));
+    out[at++] = conn->dcid_len;
+    memcpy(out + at, conn->dcid, conn->dcid_len);
+    at += conn->dcid_len;
+    out[at++] = 0; /* no Source Connection ID */
+    out[at++] = 0; /* no token */
+    out[at++] = (uint8_t)(0x40 | length >> 8);
+    out[at++] = (uint8_t)length;
+    size_t pn_offset = at;
+    for (int i = 3; i >= 0; i--)
+        out[at++] = (uint8_t)(pn >> (8 * i));
+    uint8_t nonce[12], mask[32];
+    memcpy(nonce, k.iv, sizeof nonce);
+    for (size_t i = 0; i < 4; i++)
+        nonce[11 - i] ^= (uint8_t)(pn >> (8 * i));
+    int got = 0, fin = 0, m = 0;
+    if (EVP_EncryptInit_ex(cx->gcm_ctx, cx->gcm, NULL, k.key, nonce) != 1 ||
+        EVP_EncryptUpdate(cx->gcm_ctx, NULL, &got, out, (int)at) != 1 ||
+        EVP_EncryptUpdate(cx->gcm_ctx, out + at, &got, frames, (int)n) != 1 ||
+        EVP_EncryptFinal_ex(cx->gcm_ctx, out + at + got, &fin) != 1 ||
+        EVP_CIPHER_CTX_ctrl(cx->gcm_ctx, EVP_CTRL_GCM_GET_TAG, TAG_LEN, out + at + n) != 1 ||
+        EVP_EncryptInit_ex(cx->ecb_ctx, cx->ecb, NULL, k.hp, NULL) != 1 ||
+        EVP_EncryptUpdate(cx->ecb_ctx, mask, &m, out + pn_offset + 4, SAMPLE_LEN) != 1 || m != SAMPLE_LEN)
+        return 0;
+    out[0] ^= mask[0] & 0x0f;
+    for (size_t i = 0; i < 4; i++)
+        out[pn_offset + i] ^= mask[1 + i];
+    return at + n + TAG_LEN;
+}
+
+size_t ei_quic_seal_initial(ei_quic_ctx *cx, const ei_quic_conn *conn, uint32_t pn, const uint8_t *frames,
+                            size_t n, uint8_t *out, size_t cap)
+{
+    const version_info *v = version_of(conn->version);
+    size_t head = 1 + 4 + 1 + (size_t)conn->dcid_len + 1 + 1 + 2 + 4;
+    /* with a 4-byte packet number the sample is the ciphertext's first 16 bytes, which the
+     * tag alone provides */
+    if (v == NULL || conn->dcid_len > EI_QUIC_MAX_CID || n > 16383 - 4 - TAG_LEN || head + n + TAG_LEN > cap)
+        return 0;
+    ei_quic_ctx *own = cx != NULL ? NULL : ei_quic_ctx_new();
+    size_t len = cx != NULL || own != NULL ? seal(cx != NULL ? cx : own, v, conn, pn, frames, n, out) : 0;
+    ei_quic_ctx_free(own);
+    return len;
+}
+
 /* One datagram's packets, with the contexts made once for it. */
 static ei_parse_status read_packets(ei_quic_ctx *cx, ei_cursor c, const ei_quic_conn *conn,
                                     uint8_t *plain, ei_quic_datagram *out)

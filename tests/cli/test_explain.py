@@ -55,7 +55,7 @@ def run(*args):
 def explain(rules, opts, d, dest_check=None):
     args = ["explain", "--rules", rules, "--source", d["src"], "--port", str(d["dport"]), "--dest", d["dst"]]
     host = d.get("host") or ""
-    if host and d["l7"] in ("tls", "http", "socks") and all(c.isalnum() or c in ".-_" for c in host):
+    if host and d["l7"] in ("tls", "http", "socks", "quic") and all(c.isalnum() or c in ".-_" for c in host):
         args += ["--name", d["host"], "--l7", d["l7"]]
         if d.get("target_port"):  # through a proxy: the port its CONNECT or SOCKS request named
             args += ["--target-port", str(d["target_port"])]
@@ -87,9 +87,12 @@ for root, _, files in sorted(os.walk(PCAPS)):
         # explain has no such answers, so it is asked what the policy says (check off).
         strict = "strict" in opts
         for d in map(json.loads, out.stdout.splitlines()):
-            if d.get("proto") != "tcp" or d.get("revoked") or d.get("midstream"):
+            quic = d.get("proto") == "udp" and d["l7"] == "quic" and d.get("host")
+            if (d.get("proto") != "tcp" and not quic) or d.get("revoked") or d.get("midstream"):
                 counts["not a flow explain asks about"] += 1
                 continue
+            if quic:
+                counts["QUIC"] += 1
             if d.get("target_port"):
                 counts["through a proxy"] += 1
             if d["reason"] in POLICY:
@@ -119,6 +122,7 @@ for x in [x for x in disagree if "pending" not in str(x)][:30]:
 check("explain agrees with replay on every flow the policy decided", counts["policy: agree"] > 100
       and counts["policy: DISAGREE"] == 0, counts)
 check("... proxy flows among them, asked with their target port", counts["through a proxy"] > 0, counts)
+check("... and QUIC flows, asked as an Initial naming the server", counts["QUIC"] > 0, counts)
 check("... and on every flow the destination check decided (the policy allowed the name)",
       counts["binding: agree"] > 0 and counts["binding: DISAGREE"] == 0, counts)
 check("... and answers for the flows their bytes decided", counts["bytes: NO ANSWER"] == 0, counts)

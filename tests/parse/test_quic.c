@@ -1,4 +1,5 @@
-/* QUIC client Initials: the RFC 9001 and RFC 9369 vectors decrypt to their ClientHello;
+/* QUIC client Initials: the RFC 9001 and RFC 9369 vectors decrypt to their ClientHello,
+ * and their plaintext seals to them;
  * every way a datagram can lie or fail to decrypt is refused as a server refuses it. */
 #include <string.h>
 
@@ -59,6 +60,29 @@ static void test_rfc_vectors(void)
 {
     check_vector(RFC9001_INITIAL, sizeof RFC9001_INITIAL, 1);
     check_vector(RFC9369_INITIAL, sizeof RFC9369_INITIAL, 0x6b3343cf);
+}
+
+/* Sealing the vectors' plaintext (one CRYPTO frame with the ClientHello, PADDING to
+ * 1162 bytes, packet number 2) gives the RFCs' protected packets byte for byte. */
+static void test_seal_gives_the_rfc_packets(void)
+{
+    uint8_t frames[1162] = { 0x06, 0x00, 0x40, 0xf1 };
+    memcpy(frames + 4, RFC_CLIENT_HELLO, sizeof RFC_CLIENT_HELLO);
+    ei_quic_conn conn = { .version = 1, .dcid_len = sizeof RFC_DCID };
+    memcpy(conn.dcid, RFC_DCID, sizeof RFC_DCID);
+    static uint8_t out[1300];
+    CU_ASSERT_EQUAL_FATAL(ei_quic_seal_initial(NULL, &conn, 2, frames, sizeof frames, out, sizeof out), 1200);
+    CU_ASSERT(memcmp(out, RFC9001_INITIAL, 1200) == 0);
+    conn.version = 0x6b3343cf;
+    ei_quic_ctx *cx = ei_quic_ctx_new();
+    CU_ASSERT_PTR_NOT_NULL_FATAL(cx);
+    CU_ASSERT_EQUAL_FATAL(ei_quic_seal_initial(cx, &conn, 2, frames, sizeof frames, out, sizeof out), 1200);
+    CU_ASSERT(memcmp(out, RFC9369_INITIAL, 1200) == 0);
+    CU_ASSERT_EQUAL(ei_quic_seal_initial(cx, &conn, 2, frames, sizeof frames, out, 1199), 0); /* no room */
+    CU_ASSERT_EQUAL(ei_quic_seal_initial(cx, &conn, 2, frames, 16384, out, sizeof out), 0); /* too long */
+    conn.version = 0x51303530;
+    CU_ASSERT_EQUAL(ei_quic_seal_initial(cx, &conn, 2, frames, sizeof frames, out, sizeof out), 0);
+    ei_quic_ctx_free(cx);
 }
 
 static ei_reason refused(const uint8_t *pkt, size_t len)
@@ -150,6 +174,7 @@ int main(void)
     static const ei_unit_case cases[] = {
         EI_CASE(test_initial_keys),
         EI_CASE(test_rfc_vectors),
+        EI_CASE(test_seal_gives_the_rfc_packets),
         EI_CASE(test_what_a_server_refuses),
         EI_CASE(test_coalesced_and_padding),
         EI_CASE(test_bare_handshake),
