@@ -138,31 +138,39 @@ typedef struct {
     uint64_t now, id;
 } sender;
 
+/* The IP header of a packet from a to b carrying l4 bytes of proto; its length. The
+ * header and the l4 header after it (up to 20 bytes) are zeroed. */
+static size_t ip_header(uint8_t *pkt, const ei_addr *a, const ei_addr *b, uint8_t proto, size_t l4)
+{
+    bool v6 = a->family == 6;
+    size_t ip = v6 ? 40 : 20;
+    memset(pkt, 0, ip + 20);
+    if (v6) {
+        pkt[0] = 0x60;
+        put16(pkt, 4, (unsigned)l4);
+        pkt[6] = proto;
+        pkt[7] = 64;
+        memcpy(pkt + 8, a->bytes, 16);
+        memcpy(pkt + 24, b->bytes, 16);
+    } else {
+        pkt[0] = 0x45;
+        put16(pkt, 2, (unsigned)(20 + l4));
+        pkt[6] = 0x40; /* DF */
+        pkt[8] = 64;
+        pkt[9] = proto;
+        memcpy(pkt + 12, a->bytes, 4);
+        memcpy(pkt + 16, b->bytes, 4);
+    }
+    return ip;
+}
+
 /* One TCP segment, client to server (from_client) or back. */
 static void segment(sender *s, bool from_client, uint8_t flags, uint32_t seq, uint32_t ack,
                     const uint8_t *payload, size_t len)
 {
     uint8_t pkt[MAX_PACKET + 80];
     const ei_addr *a = from_client ? &s->flow->src : s->dst, *b = from_client ? s->dst : &s->flow->src;
-    bool v6 = a->family == 6;
-    size_t ip = v6 ? 40 : 20;
-    memset(pkt, 0, ip + 20);
-    if (v6) {
-        pkt[0] = 0x60;
-        put16(pkt, 4, (unsigned)(20 + len));
-        pkt[6] = IPPROTO_TCP;
-        pkt[7] = 64;
-        memcpy(pkt + 8, a->bytes, 16);
-        memcpy(pkt + 24, b->bytes, 16);
-    } else {
-        pkt[0] = 0x45;
-        put16(pkt, 2, (unsigned)(20 + 20 + len));
-        pkt[6] = 0x40; /* DF */
-        pkt[8] = 64;
-        pkt[9] = IPPROTO_TCP;
-        memcpy(pkt + 12, a->bytes, 4);
-        memcpy(pkt + 16, b->bytes, 4);
-    }
+    size_t ip = ip_header(pkt, a, b, IPPROTO_TCP, 20 + len);
     uint8_t *t = pkt + ip;
     put16(t, 0, from_client ? CLIENT_PORT : s->flow->port);
     put16(t, 2, from_client ? s->flow->port : CLIENT_PORT);
@@ -184,26 +192,7 @@ static void segment(sender *s, bool from_client, uint8_t flags, uint32_t seq, ui
 static void datagram(sender *s, const uint8_t *payload, size_t len)
 {
     uint8_t pkt[MAX_PACKET + 80];
-    const ei_addr *a = &s->flow->src, *b = s->dst;
-    bool v6 = a->family == 6;
-    size_t ip = v6 ? 40 : 20;
-    memset(pkt, 0, ip + 8);
-    if (v6) {
-        pkt[0] = 0x60;
-        put16(pkt, 4, (unsigned)(8 + len));
-        pkt[6] = IPPROTO_UDP;
-        pkt[7] = 64;
-        memcpy(pkt + 8, a->bytes, 16);
-        memcpy(pkt + 24, b->bytes, 16);
-    } else {
-        pkt[0] = 0x45;
-        put16(pkt, 2, (unsigned)(20 + 8 + len));
-        pkt[6] = 0x40; /* DF */
-        pkt[8] = 64;
-        pkt[9] = IPPROTO_UDP;
-        memcpy(pkt + 12, a->bytes, 4);
-        memcpy(pkt + 16, b->bytes, 4);
-    }
+    size_t ip = ip_header(pkt, &s->flow->src, s->dst, IPPROTO_UDP, 8 + len);
     uint8_t *u = pkt + ip;
     put16(u, 0, CLIENT_PORT);
     put16(u, 2, s->flow->port);
