@@ -36,6 +36,7 @@
 #include "egress_inspector/policy.h"
 #include "egress_inspector/portarium.h"
 #include "io/rules_load.h"
+#include "map.h"
 
 enum {
     LINE_MAX_BYTES = 1 << 20, /* a decision line longer than this is skipped, counted */
@@ -78,82 +79,26 @@ static const char suggest_usage[] =
     "                     wildcard rule makes P's children public suffixes (never *.com,\n"
     "                     *.co.uk, *.github.io); 0: names stay exact\n";
 
-/* ---- a string-keyed hash table (open addressing, linear probing) ---- */
+/* ---- string keys, in the project's byte-string map (map.h) ---- */
 
-typedef struct {
-    char **keys;
-    uint32_t *vals;
-    size_t cap, n;
-} smap;
-
-static size_t smap_slot(const smap *m, const char *key)
+static bool str_get(const ei_map *m, const char *key, uint32_t *val)
 {
-    size_t mask = m->cap - 1;
-    size_t i = ei_hash_fold(ei_hash_bytes(EI_HASH_BASIS, key, strlen(key))) & mask;
-    while (m->keys[i] != NULL && strcmp(m->keys[i], key) != 0)
-        i = (i + 1) & mask;
-    return i;
-}
-
-static bool smap_get(const smap *m, const char *key, uint32_t *val)
-{
-    if (m->cap == 0)
+    size_t n = strlen(key);
+    const ei_slot *slot = ei_map_find(m, (const uint8_t *)key, n, ei_map_hash((const uint8_t *)key, n));
+    if (slot == NULL)
         return false;
-    size_t i = smap_slot(m, key);
-    if (m->keys[i] == NULL)
-        return false;
-    *val = m->vals[i];
-    return true;
-}
-
-static bool smap_grow(smap *m)
-{
-    size_t cap = m->cap != 0 ? m->cap * 2 : 256;
-    char **keys = calloc(cap, sizeof *keys);
-    uint32_t *vals = calloc(cap, sizeof *vals);
-    if (keys == NULL || vals == NULL) {
-        free(keys);
-        free(vals);
-        return false;
-    }
-    smap grown = { keys, vals, cap, m->n };
-    for (size_t i = 0; i < m->cap; i++) {
-        if (m->keys[i] == NULL)
-            continue;
-        size_t j = smap_slot(&grown, m->keys[i]);
-        keys[j] = m->keys[i];
-        vals[j] = m->vals[i];
-    }
-    free(m->keys);
-    free(m->vals);
-    *m = grown;
+    *val = slot->value;
     return true;
 }
 
 /* Sets key (copied when new) to val; false when memory runs out. */
-static bool smap_set(smap *m, const char *key, uint32_t val)
+static bool str_set(ei_map *m, const char *key, uint32_t val)
 {
-    if ((m->n + 1) * 2 > m->cap && !smap_grow(m))
+    ei_slot *slot = ei_map_put(m, (const uint8_t *)key, strlen(key));
+    if (slot == NULL)
         return false;
-    size_t i = smap_slot(m, key);
-    if (m->keys[i] == NULL) {
-        char *copy = strdup(key);
-        if (copy == NULL)
-            return false;
-        m->keys[i] = copy;
-        m->n++;
-    }
-    m->vals[i] = val;
+    slot->value = val;
     return true;
-}
-
-static void smap_free(smap *m)
-{
-    for (size_t i = 0; i < m->cap; i++)
-        free(m->keys[i]);
-    free(m->keys);
-    free(m->vals);
-    memset(m, 0, sizeof *m);
 }
 
 typedef struct {
@@ -223,8 +168,8 @@ typedef struct {
     uint64_t min_count;
     uint64_t min_siblings;
 
-    smap map;         /* every key below, told apart by its first letter */
-    smap winners;     /* --format portarium: each workload's policy */
+    ei_map map;         /* every key below, told apart by its first letter */
+    ei_map winners;     /* --format portarium: each workload's policy */
     policy *pol;
     size_t npol, cappol;
     record *rec;
@@ -271,9 +216,9 @@ static void shown(const char *text, char out[SHOWN_MAX + 4])
 static bool keep(state *s, const char *key, uint32_t val)
 {
     uint32_t old;
-    if (s->map.n >= MAX_KEYS && !smap_get(&s->map, key, &old))
+    if (s->map.count >= MAX_KEYS && !str_get(&s->map, key, &old))
         return false;
-    if (!smap_set(&s->map, key, val)) {
+    if (!str_set(&s->map, key, val)) {
         s->oom = true;
         return false;
     }
@@ -293,7 +238,7 @@ static uint32_t policy_index(state *s, const char *name, bool from_base)
     char key[BASE_KEY_MAX];
     snprintf(key, sizeof key, "P" SEP "%s", name);
     uint32_t i;
-    if (smap_get(&s->map, key, &i))
+    if (str_get(&s->map, key, &i))
         return i;
     policy *grown = ei_grow(s->pol, sizeof *grown, s->npol, &s->cappol, 8);
     if (grown == NULL)
@@ -304,7 +249,7 @@ static uint32_t policy_index(state *s, const char *name, bool from_base)
     p->last = NO_INDEX;
     p->in_base = from_base;
     p->name = strdup(name);
-    if (p->name == NULL || !smap_set(&s->map, key, (uint32_t)s->npol)) {
+    if (p->name == NULL || !str_set(&s->map, key, (uint32_t)s->npol)) {
         free(p->name);
         return out_of_memory(s);
     }
@@ -322,11 +267,11 @@ static uint32_t count_record(state *s, uint32_t pol, rkind kind, uint16_t port, 
     uint32_t i;
     if (w < 0 || (size_t)w >= sizeof key)
         return NO_INDEX;
-    if (smap_get(&s->map, key, &i)) {
+    if (str_get(&s->map, key, &i)) {
         add_count(&s->rec[i].count, n);
         return i;
     }
-    if (s->map.n >= MAX_KEYS) {
+    if (s->map.count >= MAX_KEYS) {
         add_count(&s->over_keys, n);
         return NO_INDEX;
     }
@@ -339,7 +284,7 @@ static uint32_t count_record(state *s, uint32_t pol, rkind kind, uint16_t port, 
     r->text = strdup(text);
     r->via = via != NULL ? strdup(via) : NULL;
     if (r->text == NULL || (via != NULL && r->via == NULL) ||
-        !smap_set(&s->map, key, (uint32_t)s->nrec)) {
+        !str_set(&s->map, key, (uint32_t)s->nrec)) {
         free(r->text);
         free(r->via);
         return out_of_memory(s);
@@ -387,7 +332,7 @@ static bool entry_ok(state *s, const char *text)
     char key[KEY_MAX];
     snprintf(key, sizeof key, "V" SEP "%s", text);
     uint32_t ok;
-    if (smap_get(&s->map, key, &ok))
+    if (str_get(&s->map, key, &ok))
         return ok != 0;
     ok = parses_as_entry(text) ? 1 : 0;
     (void)keep(s, key, ok);
@@ -525,7 +470,7 @@ static void remember_kind(state *s, const decision *d, uint32_t pol)
     char key[KEY_MAX];
     uint32_t i;
     kind_key(d, key, sizeof key);
-    if (!smap_get(&s->map, key, &i)) {
+    if (!str_get(&s->map, key, &i)) {
         deny_kind *grown = ei_grow(s->kinds, sizeof *grown, s->nkinds, &s->capkinds, 64);
         if (grown == NULL) {
             s->oom = true;
@@ -575,13 +520,13 @@ static bool attribute_aggregate(state *s, decision *d, uint32_t *pol)
     char key[KEY_MAX], text[EI_ADDR_STRLEN];
     uint32_t i;
     kind_key(d, key, sizeof key);
-    if (smap_get(&s->map, key, &i)) {
+    if (str_get(&s->map, key, &i)) {
         *pol = s->kinds[i].policy;
         if (s->kinds[i].host != NULL && d->host != NULL)
             d->host = s->kinds[i].host;
         return true;
     }
-    if (src_key(d->src, text, key, sizeof key) && smap_get(&s->map, key, &i)) {
+    if (src_key(d->src, text, key, sizeof key) && str_get(&s->map, key, &i)) {
         *pol = i;
         return true;
     }
@@ -619,7 +564,7 @@ static bool base_has(const state *s, uint32_t pol, const char *entry)
     char key[BASE_KEY_MAX];
     uint32_t v;
     allow_key(key, sizeof key, pol, entry);
-    return smap_get(&s->map, key, &v);
+    return str_get(&s->map, key, &v);
 }
 
 static uint16_t port_class(int port)
@@ -991,14 +936,14 @@ static void base_keyword(state *s, uint32_t pol, const char *keyword, const char
         char text[EI_ADDR_STRLEN];
         if (ei_prefix_parse(arg, strlen(arg), &net, &bits) == EI_PREFIX_OK) {
             snprintf(key, sizeof key, "B" SEP "%s/%u", ei_addr_format(&net, text), bits);
-            if (!smap_set(&s->map, key, pol))
+            if (!str_set(&s->map, key, pol))
                 s->oom = true;
         }
         if (!strlist_add(&p->sources, arg))
             s->oom = true;
     } else if (strcmp(keyword, "allow") == 0) {
         allow_key(key, sizeof key, pol, arg);
-        if (!strlist_add(&p->allows, arg) || !smap_set(&s->map, key, 1))
+        if (!strlist_add(&p->allows, arg) || !str_set(&s->map, key, 1))
             s->oom = true;
     }
 }
@@ -1132,23 +1077,23 @@ static int via_port(const state *s, const record *r)
     char key[KEY_MAX];
     uint32_t v;
     snprintf(key, sizeof key, "Y" SEP "%.64s" SEP "%u", r->via, r->port);
-    if (smap_get(&s->map, key, &v))
+    if (str_get(&s->map, key, &v))
         return (int)v;
     return r->socks ? -1 : r->port;
 }
 
 /* Names merge by port: 443 and 80 into one entry (a bare name allows both). */
-static bool gather_name(const state *s, sugg_list *l, smap *seen, const record *r)
+static bool gather_name(const state *s, sugg_list *l, ei_map *seen, const record *r)
 {
     int judged = r->via != NULL ? via_port(s, r) : r->port;
     uint16_t port = judged < 0 ? r->port : port_class(judged);
     char key[EI_NAME_MAX + EI_ADDR_STRLEN + 16];
     snprintf(key, sizeof key, "%s%u" SEP "%s", judged < 0 ? "?" : "", port, r->text);
     uint32_t i;
-    if (!smap_get(seen, key, &i)) {
+    if (!str_get(seen, key, &i)) {
         i = (uint32_t)l->n;
         sugg *g = sugg_add(l, R_NAME, r->text, port);
-        if (g == NULL || !smap_set(seen, key, i))
+        if (g == NULL || !str_set(seen, key, i))
             return false;
         g->fate = judged < 0 ? NO_PORT : KEEP;
     }
@@ -1165,7 +1110,7 @@ static bool gather_name(const state *s, sugg_list *l, smap *seen, const record *
 
 static bool gather(const state *s, uint32_t pol, sugg_list *l)
 {
-    smap seen = { 0 };
+    ei_map seen = { 0 };
     bool ok = true;
     for (uint32_t i = s->pol[pol].last; ok && i != NO_INDEX; i = s->rec[i].next) {
         const record *r = &s->rec[i];
@@ -1180,7 +1125,7 @@ static bool gather(const state *s, uint32_t pol, sugg_list *l)
             }
         }
     }
-    smap_free(&seen);
+    ei_map_free(&seen);
     return ok;
 }
 
@@ -1194,7 +1139,7 @@ static bool psl_parent_ok(const psl_ctx_t *psl, const char *parent)
 
 /* Counts each parent's direct children ("N" port parent) and marks the ancestors of a
  * name that is itself a public suffix ("X" parent): no wildcard may cover it. */
-static bool count_parents(const state *s, const sugg_list *l, smap *m)
+static bool count_parents(const state *s, const sugg_list *l, ei_map *m)
 {
     char key[EI_NAME_MAX + 16];
     for (size_t i = 0; i < l->n; i++) {
@@ -1205,14 +1150,14 @@ static bool count_parents(const state *s, const sugg_list *l, smap *m)
         uint32_t n = 0;
         snprintf(key, sizeof key, "N" SEP "%u" SEP "%s", g->port, dot != NULL ? dot + 1 : "");
         if (dot != NULL) {
-            (void)smap_get(m, key, &n);
-            if (!smap_set(m, key, n + 1))
+            (void)str_get(m, key, &n);
+            if (!str_set(m, key, n + 1))
                 return false;
         }
         bool suffix = psl_is_public_suffix(s->psl, g->name) != 0;
         for (const char *a = dot; suffix && a != NULL; a = strchr(a + 1, '.')) {
             snprintf(key, sizeof key, "X" SEP "%s", a + 1);
-            if (!smap_set(m, key, 1))
+            if (!str_set(m, key, 1))
                 return false;
         }
     }
@@ -1220,24 +1165,24 @@ static bool count_parents(const state *s, const sugg_list *l, smap *m)
 }
 
 /* The highest ancestor of name that becomes a wildcard, or NULL. */
-static const char *wildcard_parent(const state *s, const smap *m, const char *name, uint16_t port)
+static const char *wildcard_parent(const state *s, const ei_map *m, const char *name, uint16_t port)
 {
     const char *best = NULL;
     char key[EI_NAME_MAX + 16];
     for (const char *a = strchr(name, '.'); a != NULL; a = strchr(a + 1, '.')) {
         uint32_t n = 0, bad;
         snprintf(key, sizeof key, "N" SEP "%u" SEP "%s", port, a + 1);
-        if (!smap_get(m, key, &n) || n < s->min_siblings)
+        if (!str_get(m, key, &n) || n < s->min_siblings)
             continue;
         snprintf(key, sizeof key, "X" SEP "%s", a + 1);
-        if (!smap_get(m, key, &bad) && psl_parent_ok(s->psl, a + 1))
+        if (!str_get(m, key, &bad) && psl_parent_ok(s->psl, a + 1))
             best = a + 1;
     }
     return best;
 }
 
 /* Folds name i into its wildcard ("W" port parent), made at the first. */
-static bool fold(const state *s, sugg_list *l, smap *m, size_t i)
+static bool fold(const state *s, sugg_list *l, ei_map *m, size_t i)
 {
     const char *parent = wildcard_parent(s, m, l->v[i].name, l->v[i].port);
     if (parent == NULL)
@@ -1245,10 +1190,10 @@ static bool fold(const state *s, sugg_list *l, smap *m, size_t i)
     char key[EI_NAME_MAX + 16];
     uint32_t w;
     snprintf(key, sizeof key, "W" SEP "%u" SEP "%s", l->v[i].port, parent);
-    if (!smap_get(m, key, &w)) {
+    if (!str_get(m, key, &w)) {
         w = (uint32_t)l->n;
         sugg *g = sugg_add(l, R_NAME, parent, l->v[i].port);
-        if (g == NULL || !smap_set(m, key, w))
+        if (g == NULL || !str_set(m, key, w))
             return false;
         g->wildcard = true;
     }
@@ -1265,12 +1210,12 @@ static bool collapse(const state *s, sugg_list *l)
 {
     if (s->psl == NULL || s->min_siblings == 0)
         return true;
-    smap m = { 0 };
+    ei_map m = { 0 };
     bool ok = count_parents(s, l, &m);
     for (size_t i = 0, n = l->n; ok && i < n; i++)
         if (l->v[i].kind == R_NAME && l->v[i].fate == KEEP && !l->v[i].wildcard)
             ok = fold(s, l, &m, i);
-    smap_free(&m);
+    ei_map_free(&m);
     return ok;
 }
 
@@ -1616,20 +1561,20 @@ static bool entry_url(const char *entry, char *url, size_t size, const char **wh
 }
 
 /* Appends text to the JSON list (once: seen remembers). false: out of memory. */
-static bool add_string(json_object *list, smap *seen, const char *text)
+static bool add_string(json_object *list, ei_map *seen, const char *text)
 {
     uint32_t v;
-    if (smap_get(seen, text, &v))
+    if (str_get(seen, text, &v))
         return true;
     json_object *str = json_object_new_string(text);
     if (str == NULL || json_object_array_add(list, str) != 0) {
         json_object_put(str);
         return false;
     }
-    return smap_set(seen, text, 1);
+    return str_set(seen, text, 1);
 }
 
-static bool add_entry_url(const state *s, uint32_t pol, json_object *list, smap *seen,
+static bool add_entry_url(const state *s, uint32_t pol, json_object *list, ei_map *seen,
                           const char *entry, strlist *narrowed)
 {
     char url[BASE_KEY_MAX];
@@ -1642,7 +1587,7 @@ static bool add_entry_url(const state *s, uint32_t pol, json_object *list, smap 
     return add_string(list, seen, url) && (!narrow || strlist_add(narrowed, entry));
 }
 
-static bool add_sugg_url(const state *s, uint32_t pol, json_object *list, smap *seen, const sugg *g)
+static bool add_sugg_url(const state *s, uint32_t pol, json_object *list, ei_map *seen, const sugg *g)
 {
     char url[EI_NAME_MAX + 32];
     strlist none = { 0 };
@@ -1666,7 +1611,7 @@ static bool add_sugg_url(const state *s, uint32_t pol, json_object *list, smap *
 static json_object *allowlist(const state *s, uint32_t pol, const sugg_list *l)
 {
     json_object *list = json_object_new_array();
-    smap seen = { 0 };
+    ei_map seen = { 0 };
     strlist narrowed = { 0 };
     bool ok = list != NULL;
     const strlist *allows = &s->pol[pol].allows;
@@ -1675,7 +1620,7 @@ static json_object *allowlist(const state *s, uint32_t pol, const sugg_list *l)
     for (size_t i = 0; ok && i < l->n; i++)
         if (l->v[i].fate == KEEP)
             ok = add_sugg_url(s, pol, list, &seen, &l->v[i]);
-    smap_free(&seen);
+    ei_map_free(&seen);
     if (narrowed.n > 0) {
         char label[POLICY_NAME_MAX + 160];
         snprintf(label, sizeof label, "portarium: policy %s: as https:// URLs these names allow "
@@ -1701,16 +1646,16 @@ static bool assign_workloads(state *s)
         if (r->kind != R_SRC)
             continue;
         snprintf(key, sizeof key, "S" SEP "%s", r->text);
-        if (smap_get(&s->winners, key, &best) && s->rec[best].count >= r->count)
+        if (str_get(&s->winners, key, &best) && s->rec[best].count >= r->count)
             continue;
-        if (!smap_set(&s->winners, key, (uint32_t)i))
+        if (!str_set(&s->winners, key, (uint32_t)i))
             return false;
     }
     return true;
 }
 
 /* Host routes for the workloads seen under pol that are no other policy's. */
-static bool seen_sources(const state *s, uint32_t pol, json_object *list, smap *seen)
+static bool seen_sources(const state *s, uint32_t pol, json_object *list, ei_map *seen)
 {
     char key[EI_ADDR_STRLEN + 16], route[EI_ADDR_STRLEN + 8];
     for (uint32_t i = s->pol[pol].last; i != NO_INDEX; i = s->rec[i].next) {
@@ -1721,10 +1666,10 @@ static bool seen_sources(const state *s, uint32_t pol, json_object *list, smap *
         snprintf(key, sizeof key, "S" SEP "%s", r->text);
         snprintf(route, sizeof route, "%s/%u", r->text, strchr(r->text, ':') != NULL ? 128u : 32u);
         v = i;
-        bool mine = !smap_get(&s->winners, key, &v) || v == i;
+        bool mine = !str_get(&s->winners, key, &v) || v == i;
         const char *other = mine ? NULL : s->pol[s->rec[v].policy].name;
         snprintf(key, sizeof key, "B" SEP "%s", route);
-        if (mine && smap_get(&s->map, key, &v))
+        if (mine && str_get(&s->map, key, &v))
             other = s->pol[v].name;
         if (other != NULL) {
             fprintf(stderr, "# portarium: policy %s: workload %s is a source of policy %s (a "
@@ -1742,7 +1687,7 @@ static json_object *sources_of(const state *s, uint32_t pol)
 {
     const policy *p = &s->pol[pol];
     json_object *list = json_object_new_array();
-    smap seen = { 0 };
+    ei_map seen = { 0 };
     bool ok = list != NULL;
     for (size_t i = 0; ok && i < p->sources.n; i++)
         ok = add_string(list, &seen, p->sources.v[i]);
@@ -1756,7 +1701,7 @@ static json_object *sources_of(const state *s, uint32_t pol)
                            : p->in_base ? "it has no source lines" : "no --rules names its sources");
         ok = seen_sources(s, pol, list, &seen);
     }
-    smap_free(&seen);
+    ei_map_free(&seen);
     if (!ok) {
         json_object_put(list);
         return NULL;
@@ -1990,8 +1935,8 @@ static void state_free(state *s)
     for (size_t i = 0; i < s->nkinds; i++)
         free(s->kinds[i].host);
     free(s->kinds);
-    smap_free(&s->map);
-    smap_free(&s->winners);
+    ei_map_free(&s->map);
+    ei_map_free(&s->winners);
     free(s->base);
     free(s->default_doc);
     if (s->tok != NULL)

@@ -7,97 +7,8 @@
 #include "policy/policy_impl.h"
 
 enum {
-    MAP_MIN_SLOTS = 16,
     PREFIX_KEY_MAX = 1 + 16, /* length byte, then the masked address */
 };
-
-/* FNV-1a over the key read from its last byte to its first. Read that way, the hash of a
- * name's suffix extends to the next longer suffix, so the wildcard walk hashes each byte
- * of a name once instead of once per label. */
-static uint32_t hash_key(const uint8_t *key, size_t len)
-{
-    uint64_t h = EI_HASH_BASIS;
-    while (len > 0)
-        h = ei_hash_byte(h, key[--len]);
-    return ei_hash_fold(h);
-}
-
-/* ---- hash map ---- */
-
-#define NO_SLOT UINT32_MAX
-
-/* The index of key's slot, or NO_SLOT. */
-static uint32_t map_index(const ei_map *m, const uint8_t *key, size_t len, uint32_t hash)
-{
-    if (m->count == 0)
-        return NO_SLOT;
-    for (uint32_t i = hash & m->mask;; i = (i + 1) & m->mask) {
-        const ei_slot *s = &m->slots[i];
-        if (s->key == NULL)
-            return NO_SLOT;
-        if (s->hash == hash && s->len == len && memcmp(s->key, key, len) == 0)
-            return i;
-    }
-}
-
-static const ei_slot *map_find(const ei_map *m, const uint8_t *key, size_t len, uint32_t hash)
-{
-    uint32_t i = map_index(m, key, len, hash);
-    return i != NO_SLOT ? &m->slots[i] : NULL;
-}
-
-static bool map_grow(ei_map *m)
-{
-    uint32_t nslots = m->slots != NULL ? (m->mask + 1) * 2 : MAP_MIN_SLOTS;
-    ei_slot *slots = calloc(nslots, sizeof *slots);
-    if (slots == NULL)
-        return false;
-    for (uint32_t i = 0; m->slots != NULL && i <= m->mask; i++) {
-        if (m->slots[i].key == NULL)
-            continue;
-        uint32_t j = m->slots[i].hash & (nslots - 1);
-        while (slots[j].key != NULL)
-            j = (j + 1) & (nslots - 1);
-        slots[j] = m->slots[i];
-    }
-    free(m->slots);
-    m->slots = slots;
-    m->mask = nslots - 1;
-    return true;
-}
-
-/* The slot for key (never empty): the existing one, or a new one whose value is
- * EI_NO_VALUE. NULL when memory runs out. */
-static ei_slot *map_put(ei_map *m, const uint8_t *key, size_t len)
-{
-    uint32_t hash = hash_key(key, len);
-    uint32_t found = map_index(m, key, len, hash);
-    if (found != NO_SLOT)
-        return &m->slots[found];
-    if ((m->slots == NULL || (m->count + 1) * 2 > m->mask + 1) && !map_grow(m))
-        return NULL;
-    uint32_t i = hash & m->mask;
-    while (m->slots[i].key != NULL)
-        i = (i + 1) & m->mask;
-    uint8_t *copy = malloc(len);
-    if (copy == NULL)
-        return NULL;
-    memcpy(copy, key, len);
-    ei_slot *s = &m->slots[i];
-    s->key = copy;
-    s->len = (uint32_t)len;
-    s->hash = hash;
-    s->value = EI_NO_VALUE;
-    m->count++;
-    return s;
-}
-
-static void map_free(ei_map *m)
-{
-    for (uint32_t i = 0; m->slots != NULL && i <= m->mask; i++)
-        free(m->slots[i].key);
-    free(m->slots);
-}
 
 /* ---- port lists ---- */
 
@@ -199,7 +110,7 @@ static ei_slot *prefixes_put(ei_prefixes *px, const ei_addr *a, unsigned bits)
 {
     uint8_t key[PREFIX_KEY_MAX];
     size_t len = prefix_key(a, bits, key);
-    ei_slot *s = map_put(&px->map, key, len);
+    ei_slot *s = ei_map_put(&px->map, key, len);
     if (s != NULL)
         px->lengths[bits / 64] |= UINT64_C(1) << (bits % 64);
     return s;
@@ -225,7 +136,7 @@ static const ei_slot *prefixes_at(const ei_prefixes *px, const ei_addr *a, unsig
 {
     uint8_t key[PREFIX_KEY_MAX];
     size_t len = prefix_key(a, bits, key);
-    return map_find(&px->map, key, len, hash_key(key, len));
+    return ei_map_find(&px->map, key, len, ei_map_hash(key, len));
 }
 
 /* ---- building ---- */
@@ -233,7 +144,7 @@ static const ei_slot *prefixes_at(const ei_prefixes *px, const ei_addr *a, unsig
 bool ei_policy_add_name(ei_policy *policy, bool wildcard, const char *name, size_t len,
                         uint16_t port, uint32_t rule)
 {
-    ei_slot *s = map_put(wildcard ? &policy->wildcard : &policy->exact, (const uint8_t *)name, len);
+    ei_slot *s = ei_map_put(wildcard ? &policy->wildcard : &policy->exact, (const uint8_t *)name, len);
     ei_ports *ps = s != NULL ? policy_ports(policy, s) : NULL;
     return ps != NULL && ports_add(ps, port, rule);
 }
@@ -241,7 +152,7 @@ bool ei_policy_add_name(ei_policy *policy, bool wildcard, const char *name, size
 bool ei_policy_add_tcp_name(ei_policy *policy, bool wildcard, const char *name, size_t len,
                             uint16_t port, uint32_t rule)
 {
-    ei_slot *s = map_put(wildcard ? &policy->tcp_wildcard : &policy->tcp_exact,
+    ei_slot *s = ei_map_put(wildcard ? &policy->tcp_wildcard : &policy->tcp_exact,
                          (const uint8_t *)name, len);
     ei_ports *ps = s != NULL ? policy_ports(policy, s) : NULL;
     if (ps == NULL || !ports_add(ps, port, rule))
@@ -295,12 +206,12 @@ void ei_policy_set_free(ei_policy_set *set)
     for (size_t i = 0; i < set->npolicies; i++) {
         ei_policy *p = &set->policies[i];
         free(p->name);
-        map_free(&p->exact);
-        map_free(&p->wildcard);
-        map_free(&p->cidr[0].map);
-        map_free(&p->cidr[1].map);
-        map_free(&p->tcp_exact);
-        map_free(&p->tcp_wildcard);
+        ei_map_free(&p->exact);
+        ei_map_free(&p->wildcard);
+        ei_map_free(&p->cidr[0].map);
+        ei_map_free(&p->cidr[1].map);
+        ei_map_free(&p->tcp_exact);
+        ei_map_free(&p->tcp_wildcard);
         for (uint32_t j = 0; j < p->ntcp_names; j++)
             free(p->tcp_names[j].name);
         free(p->tcp_names);
@@ -312,8 +223,8 @@ void ei_policy_set_free(ei_policy_set *set)
     }
     free(set->policies);
     free(set->selecting);
-    map_free(&set->sources[0].map);
-    map_free(&set->sources[1].map);
+    ei_map_free(&set->sources[0].map);
+    ei_map_free(&set->sources[1].map);
     for (size_t i = 0; i < set->nrules; i++) {
         free(set->rules[i].text);
         free(set->rules[i].key);
@@ -460,7 +371,7 @@ static ei_match match_name_in(const ei_policy *policy, const ei_map *exact,
                               uint16_t port)
 {
     const uint8_t *n = (const uint8_t *)name;
-    const ei_slot *s = map_find(exact, n, len, hash_key(n, len));
+    const ei_slot *s = ei_map_find(exact, n, len, ei_map_hash(n, len));
     uint32_t rule = s != NULL ? ports_find(&policy->ports[s->value], port, false) : EI_NO_RULE;
     if (rule != EI_NO_RULE || wildcard->count == 0)
         return match_of(policy, rule);
@@ -470,7 +381,7 @@ static ei_match match_name_in(const ei_policy *policy, const ei_map *exact,
     uint64_t h = EI_HASH_BASIS;
     for (size_t i = len; i-- > 0;) {
         if (n[i] == '.') {
-            s = map_find(wildcard, n + i + 1, len - i - 1, ei_hash_fold(h));
+            s = ei_map_find(wildcard, n + i + 1, len - i - 1, ei_hash_fold(h));
             uint32_t r = s != NULL ? ports_find(&policy->ports[s->value], port, false) : EI_NO_RULE;
             if (r != EI_NO_RULE)
                 rule = r;

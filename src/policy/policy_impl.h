@@ -5,11 +5,11 @@
 
 #include "egress_inspector/policy.h"
 #include "egress_inspector/selector.h"
+#include "map.h" /* name and address tables; EI_NO_VALUE: a slot not yet tied to a port list or a policy */
 
 /* An entry written without a port: for a name, ports 443 and 80; for an address, any. */
 #define EI_PORT_UNSET 0
 #define EI_NO_RULE UINT32_MAX
-#define EI_NO_VALUE UINT32_MAX /* a map slot not yet tied to a port list or a policy */
 
 typedef struct {
     uint16_t port;
@@ -26,21 +26,6 @@ typedef struct {
     ei_port_rule *items;
 } ei_ports;
 
-/* Open addressing with linear probing, load at most 1/2: byte string -> uint32. Lookups
- * carry attacker-chosen keys, but only the operator's keys are ever inserted, so the
- * longest probe run is fixed when the file is loaded. */
-typedef struct {
-    uint8_t *key; /* NULL: an empty slot */
-    uint32_t len;
-    uint32_t hash;
-    uint32_t value;
-} ei_slot;
-
-typedef struct {
-    ei_slot *slots;
-    uint32_t mask; /* slot count - 1, a power of two minus one */
-    uint32_t count;
-} ei_map;
 
 /* Prefixes of one family, as one hash keyed by (length, address with the host bits
  * cleared). A longest-prefix lookup probes each length in use, longest first: at most 33
