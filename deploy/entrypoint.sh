@@ -109,16 +109,19 @@ esac
 egress-inspector run $RUN $SHARED &
 pid=$!
 for sig in TERM INT HUP USR1 USR2; do trap "kill -$sig $pid 2>/dev/null" "$sig"; done
+# exit_if_gone WHAT: a daemon that died before WHAT ends the start, its status ours
+exit_if_gone() {
+    kill -0 "$pid" 2>/dev/null && return 0
+    set +e; wait "$pid"; st=$?; set -e
+    say "outcome\":\"not_started\",\"why\":\"the daemon exited ($st) before $1; no node rule applied"
+    exit "$st"
+}
 want=$((QLAST - QFIRST + 2)) # the flow queues and the answer queue
 bound() { awk -v a="$QFIRST" -v b="$((QLAST + 1))" '$1 >= a && $1 <= b' \
               /proc/net/netfilter/nfnetlink_queue 2>/dev/null | wc -l; }
 waited=0
 while [ "$(bound)" -lt "$want" ]; do
-    if ! kill -0 "$pid" 2>/dev/null; then
-        set +e; wait "$pid"; st=$?; set -e
-        say "outcome\":\"not_started\",\"why\":\"the daemon exited ($st) before binding its queues; no node rule applied"
-        exit "$st"
-    fi
+    exit_if_gone "binding its queues"
     waited=$((waited + 1))
     if [ "$waited" -gt $((EI_START_TIMEOUT * 10)) ]; then
         say 'outcome":"not_started","why":"the queues were not bound in time; no node rule applied'
@@ -136,11 +139,7 @@ done
 if [ "${EI_KUBE:-off}" != off ] && [ "$EI_CONTROL" != off ]; then
     waited=0
     until egress-inspector status --control "$EI_CONTROL" 2>/dev/null | grep -q '"kube_synced":true'; do
-        if ! kill -0 "$pid" 2>/dev/null; then
-            set +e; wait "$pid"; st=$?; set -e
-            say "outcome\":\"not_started\",\"why\":\"the daemon exited ($st) before listing the pods; no node rule applied"
-            exit "$st"
-        fi
+        exit_if_gone "listing the pods"
         waited=$((waited + 1))
         if [ "$waited" -gt $((EI_VIEW_TIMEOUT * 10)) ]; then
             say "warning\":\"the pods were not listed within ${EI_VIEW_TIMEOUT} s; node rules applied: flows of pods not known yet are denied workload_unknown after their wait"

@@ -146,8 +146,8 @@ static uint32_t kind_hash(const ei_flow_event *ev, size_t host_len)
     h = ei_hash_bytes(h, ev->host, host_len);
     if (host_len == 0) /* no name: the address it went to tells kinds apart */
         h = ei_hash_bytes(h, ev->dst.bytes, sizeof ev->dst.bytes) ^ ev->proto;
-    h = ei_hash_word(h, (uint64_t)ev->dport | (uint64_t)ev->target_port << 40 | (ev->enforced ? 0x10000u : 0u) |
-                            (uint64_t)ev->decision.reason << 32);
+    h = ei_hash_word(h, (uint64_t)ev->dport | (ev->enforced ? 0x10000u : 0u) | (uint64_t)ev->decision.reason << 32 |
+                            (uint64_t)ev->target_port << 40);
     return ei_hash_fold(h);
 }
 
@@ -225,9 +225,9 @@ void ei_audit_decision(ei_audit *a, const ei_flow_event *ev)
             pthread_mutex_unlock(&a->lock);
             return;
         }
-        if (k->dport == ev->dport && k->target_port == ev->target_port && k->reason == ev->decision.reason && k->enforced == ev->enforced &&
-            memcmp(&k->src, &ev->src, sizeof k->src) == 0 && strlen(k->host) == host_len &&
-            memcmp(k->host, ev->host != NULL ? ev->host : "", host_len) == 0 &&
+        if (k->dport == ev->dport && k->target_port == ev->target_port && k->reason == ev->decision.reason &&
+            k->enforced == ev->enforced && memcmp(&k->src, &ev->src, sizeof k->src) == 0 &&
+            strlen(k->host) == host_len && memcmp(k->host, ev->host != NULL ? ev->host : "", host_len) == 0 &&
             (host_len > 0 || (k->proto == ev->proto && memcmp(&k->dst, &ev->dst, sizeof k->dst) == 0))) {
             k->suppressed++;
             pthread_mutex_unlock(&a->lock);
